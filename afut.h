@@ -1,0 +1,4478 @@
+/* afut.h - Python asyncio's model for C: futures, tasks, sleep, gather,
+ * cancellation that propagates.  Single header, C11, no dependencies
+ * beyond POSIX (poll, pthreads).
+ *
+ * SPDX-License-Identifier: MIT
+ *
+ * USAGE
+ *   In exactly one C (or C++) file, define AFUT_IMPLEMENTATION before the
+ *   include; every other file includes the header alone:
+ *
+ *     #define AFUT_IMPLEMENTATION
+ *     #include "afut.h"
+ *
+ * COMPILE-TIME OPTIONS (define before the implementing #include)
+ *   AFUT_MALLOC(size) / AFUT_FREE(ptr)   allocator; define both or neither.
+ *                                        AFUT_REALLOC(ptr, size) goes with
+ *                                        them (defaults to realloc).
+ *   AFUT_ASSERT(expr)                    internal invariants (default: assert)
+ *   AFUT_API                             decoration of every public function
+ *                                        (default: extern)
+ *
+ * RUN-TIME OPTIONS (environment)
+ *   AFUT_CLOCK=virtual     afut_run() uses a virtual clock: when nothing is
+ *                          ready, time jumps to the next timer, so sleeps
+ *                          take no wall time (for tests of whole programs).
+ *   AFUT_DEBUG=fatal-criticals   abort() after a critical (a programmer
+ *                          error reported by an argument check).
+ *
+ * EXAMPLE (asyncio's "three cooks" in C)
+ *
+ *   typedef struct { AfutTask task; const char *order; } Cook;
+ *
+ *   static void
+ *   cook (AfutTask *task)
+ *   {
+ *     Cook *self = (Cook *) task;
+ *     AFUT_BEGIN (task);
+ *     printf ("Started cooking %s\n", self->order);
+ *     AFUT_AWAIT (task, afut_sleep (2.0));
+ *     printf ("Finished %s\n", self->order);
+ *     AFUT_END (task);
+ *   }
+ *
+ *   static void
+ *   amain (AfutTask *task)
+ *   {
+ *     AFUT_BEGIN (task);
+ *     AFUT_AWAIT (task, afut_gather (AFUT_SPAWN (Cook, cook, .order = "Pasta"),
+ *                                    AFUT_SPAWN (Cook, cook, .order = "Pizza"),
+ *                                    NULL));
+ *     AFUT_END (task);
+ *   }
+ *
+ *   int main (void) { return AFUT_RUN (AfutTask, amain); }
+ *
+ * COROUTINE CAVEATS (afut tasks are stackless, like Protothreads)
+ *   - A task's step function is re-entered from the top at every resume and
+ *     jumps to the await it left.  Plain locals do NOT survive an await:
+ *     keep what must live across one in the task's struct.
+ *   - AFUT_BEGIN opens a `switch`.  Do not put an await inside a `switch`
+ *     statement of your own, and put at most one await on a source line.
+ *   - In C++, a local declared with an initializer between two awaits is a
+ *     compile error ("jump to case label crosses initialization"): declare
+ *     it before AFUT_BEGIN or in its own block.
+ *   - Everything afut does with a loop happens on the loop's thread.  The
+ *     only functions callable from other threads are the ones named
+ *     *_threadsafe and afut_loop_ref()/afut_loop_unref() (not the last
+ *     unref).
+ *
+ * OWNERSHIP
+ *   Futures are reference counted.  Functions document (transfer full) or
+ *   (transfer none) on each future argument and return value.  AFUT_AWAIT
+ *   and the varargs gathers consume the reference they are given, so
+ *   `AFUT_AWAIT (task, afut_sleep (1))` leaks nothing.
+ */
+
+/* The implementation needs POSIX 2008 (clock_gettime, poll, pthreads);
+ * strict -std=c11 hides it unless asked for before the first system
+ * header. */
+#if defined(AFUT_IMPLEMENTATION) && !defined(AFUT__IMPLEMENTED)             \
+  && !defined(_POSIX_C_SOURCE) && !defined(_XOPEN_SOURCE)                   \
+  && !defined(_GNU_SOURCE) && !defined(_DEFAULT_SOURCE)
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#ifndef AFUT_H
+#define AFUT_H
+
+#define AFUT_VERSION_MAJOR 0
+#define AFUT_VERSION_MINOR 1
+#define AFUT_VERSION_MICRO 0
+
+/**
+ * AFUT_CHECK_VERSION:
+ * @major: required major version
+ * @minor: required minor version
+ * @micro: required micro version
+ *
+ * Compile-time check: true when this afut.h is at least the given version.
+ */
+#define AFUT_CHECK_VERSION(major, minor, micro)                               \
+  (AFUT_VERSION_MAJOR > (major)                                               \
+   || (AFUT_VERSION_MAJOR == (major) && AFUT_VERSION_MINOR > (minor))         \
+   || (AFUT_VERSION_MAJOR == (major) && AFUT_VERSION_MINOR == (minor)         \
+       && AFUT_VERSION_MICRO >= (micro)))
+
+#ifndef AFUT_API
+#define AFUT_API extern
+#endif
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define AFUT__PRINTF(fmt_idx, arg_idx)                                        \
+  __attribute__ ((format (printf, fmt_idx, arg_idx)))
+#define AFUT__SENTINEL __attribute__ ((sentinel))
+#define AFUT__WARN_UNUSED __attribute__ ((warn_unused_result))
+#else
+#define AFUT__PRINTF(fmt_idx, arg_idx)
+#define AFUT__SENTINEL
+#define AFUT__WARN_UNUSED
+#endif
+
+/* The case labels AFUT_AWAIT plants are reached by falling through from the
+ * statement before them; say so to -Wimplicit-fallthrough. */
+#if defined(__cplusplus) && __cplusplus >= 201703L
+#define AFUT__FALLTHROUGH [[fallthrough]]
+#elif defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 7
+#define AFUT__FALLTHROUGH __attribute__ ((fallthrough))
+#elif defined(__clang__) && defined(__has_attribute)
+#if __has_attribute(fallthrough)
+#define AFUT__FALLTHROUGH __attribute__ ((fallthrough))
+#else
+#define AFUT__FALLTHROUGH ((void) 0)
+#endif
+#else
+#define AFUT__FALLTHROUGH ((void) 0)
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- basic types ---- */
+
+typedef struct AfutLoop AfutLoop;
+typedef struct AfutFuture AfutFuture;
+typedef struct AfutTask AfutTask;
+typedef struct AfutError AfutError;
+typedef struct AfutBackend AfutBackend;
+typedef struct AfutFdWatch AfutFdWatch;
+
+/**
+ * AfutQuark:
+ *
+ * An interned string naming an error domain, as GLib's GQuark.  Zero is no
+ * quark.
+ */
+typedef uint32_t AfutQuark;
+
+/**
+ * AfutDestroyNotify:
+ * @data: the data to release
+ *
+ * Releases a value stored in a future, or user data.
+ */
+typedef void (*AfutDestroyNotify) (void *data);
+
+/**
+ * AfutCallback:
+ * @data: the user data given with the callback
+ *
+ * A function queued on the loop with afut_loop_call_soon().
+ */
+typedef void (*AfutCallback) (void *data);
+
+/**
+ * AfutFutureCallback:
+ * @future: (transfer none): the future that completed
+ * @data: the user data given to afut_future_add_done_callback()
+ *
+ * A done callback.  It runs from the loop's ready queue, never inside the
+ * call that completed @future.
+ */
+typedef void (*AfutFutureCallback) (AfutFuture *future, void *data);
+
+/**
+ * AfutTaskFunc:
+ * @task: the task being stepped
+ *
+ * A task's step function: the body of a coroutine, written between
+ * AFUT_BEGIN() and AFUT_END().  It is called once per resume.
+ */
+typedef void (*AfutTaskFunc) (AfutTask *task);
+
+/**
+ * AfutTaskFinalize:
+ * @task: the task being freed
+ *
+ * Releases what the task's own struct owns.  Runs once, when the last
+ * reference to the task goes, whether the task ran, failed or was cancelled
+ * before its first step.
+ */
+typedef void (*AfutTaskFinalize) (AfutTask *task);
+
+/* ---- errors ---- */
+
+/**
+ * AfutError:
+ * @domain: the error domain, a quark
+ * @code: the error code within the domain
+ * @message: a human readable message (never %NULL)
+ *
+ * A runtime failure carried by a future.  Laid out as GLib's GError, so
+ * the GLib adapter can hand GErrors through unchanged.
+ */
+struct AfutError
+{
+  AfutQuark domain;
+  int code;
+  char *message;
+};
+
+/* One table yields the codes, their names and their descriptions. */
+#define AFUT_ERROR_CODES(X)                                                   \
+  X (FAILED, "failed", "Operation failed")                                    \
+  X (CANCELLED, "cancelled", "Operation was cancelled")                       \
+  X (TIMEOUT, "timeout", "Operation timed out")                               \
+  X (INVALID_STATE, "invalid-state", "Invalid state")                         \
+  X (INVALID_ARGUMENT, "invalid-argument", "Invalid argument")                \
+  X (CLOSED, "closed", "Event loop is closed")
+
+/**
+ * AfutErrorCode:
+ * @AFUT_ERROR_FAILED: a generic failure
+ * @AFUT_ERROR_CANCELLED: the operation was cancelled (asyncio's
+ *   CancelledError); a future failed with this code is in the
+ *   %AFUT_FUTURE_CANCELLED state
+ * @AFUT_ERROR_TIMEOUT: the operation timed out
+ * @AFUT_ERROR_INVALID_STATE: asyncio's InvalidStateError
+ * @AFUT_ERROR_INVALID_ARGUMENT: a bad argument reached a task
+ * @AFUT_ERROR_CLOSED: the loop was closed
+ *
+ * Codes of the %AFUT_ERROR domain.
+ */
+typedef enum
+{
+#define AFUT__ERROR_ENUM(name, nick, text) AFUT_ERROR_##name,
+  AFUT_ERROR_CODES (AFUT__ERROR_ENUM)
+#undef AFUT__ERROR_ENUM
+} AfutErrorCode;
+
+/**
+ * AFUT_ERROR:
+ *
+ * The error domain of afut's own errors (quark "afut-error-quark").
+ */
+#define AFUT_ERROR (afut_error_quark ())
+
+/**
+ * afut_error_quark:
+ *
+ * Returns: the quark of the %AFUT_ERROR domain
+ * Since: 0.1
+ */
+AFUT_API AfutQuark afut_error_quark (void);
+
+/**
+ * afut_quark_from_string:
+ * @string: (nullable): a string
+ *
+ * Interns @string (copying it).  Thread-safe.
+ *
+ * Returns: the quark naming @string, 0 for %NULL
+ * Since: 0.1
+ */
+AFUT_API AfutQuark afut_quark_from_string (const char *string);
+
+/**
+ * afut_quark_from_static_string:
+ * @string: (nullable): a string that lives as long as the program
+ *
+ * As afut_quark_from_string(), without copying @string.
+ *
+ * Returns: the quark naming @string, 0 for %NULL
+ * Since: 0.1
+ */
+AFUT_API AfutQuark afut_quark_from_static_string (const char *string);
+
+/**
+ * afut_quark_to_string:
+ * @quark: a quark
+ *
+ * Returns: (nullable): the string @quark names, %NULL for an unknown quark
+ * Since: 0.1
+ */
+AFUT_API const char *afut_quark_to_string (AfutQuark quark);
+
+/**
+ * afut_error_new:
+ * @domain: the error domain
+ * @code: the error code
+ * @format: printf() format of the message
+ * @...: its arguments
+ *
+ * Returns: (transfer full): a new error, for afut_future_fail() or
+ *   AFUT_THROW(); %NULL if @domain is 0 or @format is %NULL
+ * Since: 0.1
+ */
+AFUT_API AfutError *afut_error_new (AfutQuark domain, int code,
+                                    const char *format, ...)
+  AFUT__PRINTF (3, 4);
+
+/**
+ * afut_error_new_literal:
+ * @domain: the error domain
+ * @code: the error code
+ * @message: the message, copied
+ *
+ * Returns: (transfer full): a new error; %NULL if @domain is 0 or @message
+ *   is %NULL
+ * Since: 0.1
+ */
+AFUT_API AfutError *afut_error_new_literal (AfutQuark domain, int code,
+                                            const char *message);
+
+/**
+ * afut_error_copy:
+ * @error: an error
+ *
+ * Returns: (transfer full): a copy of @error
+ * Since: 0.1
+ */
+AFUT_API AfutError *afut_error_copy (const AfutError *error);
+
+/**
+ * afut_error_free:
+ * @error: (nullable) (transfer full): an error
+ *
+ * Frees @error.  %NULL is ignored.
+ *
+ * Since: 0.1
+ */
+AFUT_API void afut_error_free (AfutError *error);
+
+/**
+ * afut_error_matches:
+ * @error: (nullable): an error
+ * @domain: a domain
+ * @code: a code
+ *
+ * Returns: whether @error is not %NULL and has @domain and @code
+ * Since: 0.1
+ */
+AFUT_API bool afut_error_matches (const AfutError *error, AfutQuark domain,
+                                  int code);
+
+/**
+ * afut_error_is_cancelled:
+ * @error: (nullable): an error
+ *
+ * Returns: whether @error is a cancellation (%AFUT_ERROR_CANCELLED)
+ * Since: 0.1
+ */
+AFUT_API bool afut_error_is_cancelled (const AfutError *error);
+
+/**
+ * afut_error_code_to_string:
+ * @code: an #AfutErrorCode
+ *
+ * Returns: the short name of @code ("cancelled", "timeout", ...), or
+ *   "unknown"
+ * Since: 0.1
+ */
+AFUT_API const char *afut_error_code_to_string (int code);
+
+/* ---- logging of programmer errors ---- */
+
+/**
+ * AfutLogLevel:
+ * @AFUT_LOG_CRITICAL: a programmer error (bad argument, invalid state)
+ * @AFUT_LOG_WARNING: something went wrong that afut recovered from
+ *
+ * Severity of a message afut logs.
+ */
+typedef enum
+{
+  AFUT_LOG_CRITICAL,
+  AFUT_LOG_WARNING
+} AfutLogLevel;
+
+/**
+ * AfutLogFunc:
+ * @level: the severity
+ * @message: the message, without trailing newline
+ * @data: user data
+ *
+ * Receives afut's log messages.
+ */
+typedef void (*AfutLogFunc) (AfutLogLevel level, const char *message,
+                             void *data);
+
+/**
+ * afut_set_log_func:
+ * @func: (nullable): the new log function, %NULL for the default
+ * @data: user data for @func
+ *
+ * Replaces the process-wide function that reports criticals (failed
+ * argument checks, invalid states) and warnings.  The default prints
+ * `afut-CRITICAL **: ...` to stderr, and aborts when the environment has
+ * AFUT_DEBUG=fatal-criticals.  The GLib adapter routes them to g_log().
+ *
+ * Since: 0.1
+ */
+AFUT_API void afut_set_log_func (AfutLogFunc func, void *data);
+
+/* ---- the loop ---- */
+
+/**
+ * AfutLoopFlags:
+ * @AFUT_LOOP_NONE: a real-time loop
+ * @AFUT_LOOP_VIRTUAL_CLOCK: the clock starts at 0 and, whenever nothing is
+ *   ready to run, jumps straight to the next timer's deadline: sleeps take
+ *   no wall time.  For tests.
+ *
+ * Flags for afut_loop_new().
+ */
+typedef enum
+{
+  AFUT_LOOP_NONE = 0,
+  AFUT_LOOP_VIRTUAL_CLOCK = 1 << 0
+} AfutLoopFlags;
+
+/**
+ * AfutIOEvents:
+ * @AFUT_IO_IN: readable
+ * @AFUT_IO_OUT: writable
+ * @AFUT_IO_ERR: error condition (reported, never requested)
+ * @AFUT_IO_HUP: hung up (reported, never requested)
+ *
+ * File descriptor conditions, numerically equal to poll()'s and GLib's
+ * GIOCondition values.
+ */
+typedef enum
+{
+  AFUT_IO_IN = 0x001,
+  AFUT_IO_OUT = 0x004,
+  AFUT_IO_ERR = 0x008,
+  AFUT_IO_HUP = 0x010
+} AfutIOEvents;
+
+/**
+ * AfutFdWatch:
+ * @fd: the file descriptor
+ * @events: the #AfutIOEvents waited for
+ * @backend_data: the backend's own handle for this watch
+ *
+ * One pending wait for fd readiness, as a backend sees it.  afut owns it;
+ * a backend reports readiness with afut_loop_fd_ready().
+ */
+struct AfutFdWatch
+{
+  int fd;
+  unsigned events;
+  void *backend_data;
+};
+
+/**
+ * AfutBackend:
+ * @now: monotonic time in nanoseconds
+ * @wait: block until a watched fd is ready, afut_loop_wakeup() is called
+ *   or @timeout_ns passes (-1: no timeout, 0: do not block); report ready
+ *   fds with afut_loop_fd_ready()
+ * @wakeup: make a @wait in progress return; called from any thread
+ * @watch_fd: start watching @watch; return false on failure
+ * @unwatch_fd: stop watching @watch
+ * @free: release @backend_data when the loop is freed
+ *
+ * What afut needs from whatever runs it.  afut.h brings the embedded
+ * backend (poll() and an eventfd); the GLib adapter brings one on a
+ * GMainContext.  Every function gets the `backend_data` given to
+ * afut_loop_new_with_backend().
+ */
+struct AfutBackend
+{
+  int64_t (*now) (void *backend_data);
+  void (*wait) (void *backend_data, AfutLoop *loop, int64_t timeout_ns);
+  void (*wakeup) (void *backend_data);
+  bool (*watch_fd) (void *backend_data, AfutFdWatch *watch);
+  void (*unwatch_fd) (void *backend_data, AfutFdWatch *watch);
+  void (*free) (void *backend_data);
+};
+
+/**
+ * afut_loop_new:
+ * @flags: #AfutLoopFlags
+ *
+ * Creates a loop on the embedded poll() backend.
+ *
+ * Returns: (transfer full): a new loop, or %NULL if the wakeup fd could
+ *   not be created
+ * Since: 0.1
+ */
+AFUT_API AfutLoop *afut_loop_new (unsigned flags);
+
+/**
+ * afut_loop_new_with_backend:
+ * @backend: the backend's functions (must outlive the loop)
+ * @backend_data: (nullable): passed to each of them
+ * @flags: #AfutLoopFlags
+ *
+ * Creates a loop run by another backend (the GLib adapter's, a test's).
+ * With %AFUT_LOOP_VIRTUAL_CLOCK, @backend's @now is not used.
+ *
+ * Returns: (transfer full): a new loop
+ * Since: 0.1
+ */
+AFUT_API AfutLoop *afut_loop_new_with_backend (const AfutBackend *backend,
+                                               void *backend_data,
+                                               unsigned flags);
+
+/**
+ * afut_loop_ref:
+ * @loop: a loop
+ *
+ * Thread-safe.
+ *
+ * Returns: (transfer full): @loop
+ * Since: 0.1
+ */
+AFUT_API AfutLoop *afut_loop_ref (AfutLoop *loop);
+
+/**
+ * afut_loop_unref:
+ * @loop: (transfer full): a loop
+ *
+ * Drops a reference.  The last one must be dropped on the loop's thread,
+ * with the loop not running: it shuts the loop down as afut_run() does
+ * (pending tasks are cancelled and run until they end, remaining
+ * callbacks are run), then closes it.  Futures that outlive the loop keep
+ * its memory until they go, but can no longer schedule anything.
+ *
+ * Since: 0.1
+ */
+AFUT_API void afut_loop_unref (AfutLoop *loop);
+
+/**
+ * afut_loop_get_running:
+ *
+ * Returns: (nullable) (transfer none): the loop running on this thread
+ *   (asyncio's get_running_loop()), %NULL outside a running loop
+ * Since: 0.1
+ */
+AFUT_API AfutLoop *afut_loop_get_running (void);
+
+/**
+ * afut_loop_time_ns:
+ * @loop: a loop
+ *
+ * Returns: the loop's monotonic clock in nanoseconds (virtual time for a
+ *   virtual-clock loop)
+ * Since: 0.1
+ */
+AFUT_API int64_t afut_loop_time_ns (AfutLoop *loop);
+
+/**
+ * afut_loop_time:
+ * @loop: a loop
+ *
+ * Returns: the loop's clock in seconds, as asyncio's loop.time()
+ * Since: 0.1
+ */
+AFUT_API double afut_loop_time (AfutLoop *loop);
+
+/**
+ * afut_loop_call_soon:
+ * @loop: a loop
+ * @func: the function to call
+ * @data: its argument
+ *
+ * Queues @func at the back of the ready queue; it runs in the next batch.
+ * Loop thread only.
+ *
+ * Returns: false if @loop is closed or an argument is bad (reported)
+ * Since: 0.1
+ */
+AFUT_API bool afut_loop_call_soon (AfutLoop *loop, AfutCallback func,
+                                   void *data);
+
+/**
+ * afut_loop_call_soon_threadsafe:
+ * @loop: a loop
+ * @func: the function to call on the loop's thread
+ * @data: its argument
+ *
+ * From any thread: queues @func on @loop and wakes it up.  Calls from one
+ * thread run in the order they were made.
+ *
+ * Returns: false if @loop is closed or an argument is bad (reported)
+ * Since: 0.1
+ */
+AFUT_API bool afut_loop_call_soon_threadsafe (AfutLoop *loop,
+                                              AfutCallback func, void *data);
+
+/**
+ * afut_loop_iterate:
+ * @loop: a loop, not running
+ * @may_block: whether to wait for a timer, fd or wakeup when nothing is
+ *   ready
+ *
+ * Runs one iteration, as asyncio's _run_once: collects ready fds and
+ * expired timers, then runs the callbacks that were ready when the batch
+ * started (what they schedule runs in the next iteration).
+ *
+ * Returns: false if the loop could not run (closed, already running, or
+ *   another loop runs on this thread), true otherwise
+ * Since: 0.1
+ */
+AFUT_API bool afut_loop_iterate (AfutLoop *loop, bool may_block);
+
+/**
+ * afut_loop_run_until_complete:
+ * @loop: a loop, not running
+ * @future: (transfer none): a future of @loop
+ *
+ * Runs @loop until @future is done (asyncio's run_until_complete).
+ * Calling it while any loop runs on this thread is a reported error, not
+ * a hang.
+ *
+ * Returns: true once @future is done, false on a reported error
+ * Since: 0.1
+ */
+AFUT_API bool afut_loop_run_until_complete (AfutLoop *loop,
+                                            AfutFuture *future);
+
+/**
+ * afut_loop_shutdown:
+ * @loop: a loop, not running
+ *
+ * What asyncio.run() does after the main coroutine: cancels every pending
+ * task, runs the loop until they all end, reports those that ended with an
+ * error through the exception handler, then runs what is left in the
+ * ready queue.  The loop stays usable.
+ *
+ * Since: 0.1
+ */
+AFUT_API void afut_loop_shutdown (AfutLoop *loop);
+
+/**
+ * afut_loop_get_n_tasks:
+ * @loop: a loop
+ *
+ * Returns: how many tasks of @loop have not completed yet
+ * Since: 0.1
+ */
+AFUT_API size_t afut_loop_get_n_tasks (AfutLoop *loop);
+
+/**
+ * AfutExceptionContext:
+ * @message: what happened ("Future exception was never retrieved", ...)
+ * @error: (nullable): the error concerned
+ * @task_name: (nullable): the name of the task concerned
+ *
+ * What an #AfutExceptionHandler is told; asyncio's context dict.
+ */
+typedef struct
+{
+  const char *message;
+  const AfutError *error;
+  const char *task_name;
+} AfutExceptionContext;
+
+/**
+ * AfutExceptionHandler:
+ * @loop: the loop
+ * @context: what happened
+ * @data: user data
+ *
+ * Receives errors nobody retrieved (asyncio's exception handler).
+ */
+typedef void (*AfutExceptionHandler) (AfutLoop *loop,
+                                      const AfutExceptionContext *context,
+                                      void *data);
+
+/**
+ * afut_loop_set_exception_handler:
+ * @loop: a loop
+ * @handler: (nullable): the handler, %NULL for the default
+ * @data: user data for @handler
+ *
+ * Replaces the function told about a failed future whose error nobody
+ * retrieved (reported when the future is freed) and about tasks that
+ * failed during shutdown.
+ *
+ * Since: 0.1
+ */
+AFUT_API void afut_loop_set_exception_handler (AfutLoop *loop,
+                                               AfutExceptionHandler handler,
+                                               void *data);
+
+/**
+ * afut_loop_default_exception_handler:
+ * @loop: a loop
+ * @context: what happened
+ *
+ * The default handler: prints `afut: MESSAGE: task 'NAME': DOMAIN:CODE:
+ * TEXT` to stderr.
+ *
+ * Since: 0.1
+ */
+AFUT_API void afut_loop_default_exception_handler (
+  AfutLoop *loop, const AfutExceptionContext *context);
+
+/**
+ * afut_loop_fd_ready:
+ * @loop: the loop
+ * @watch: a watch the backend was given
+ * @revents: the #AfutIOEvents that happened
+ *
+ * For backends: reports @watch ready.  The watch ends (afut calls
+ * @unwatch_fd) and its future resolves with @revents.
+ *
+ * Since: 0.1
+ */
+AFUT_API void afut_loop_fd_ready (AfutLoop *loop, AfutFdWatch *watch,
+                                  unsigned revents);
+
+/**
+ * afut_loop_wakeup:
+ * @loop: a loop
+ *
+ * From any thread: makes a blocking wait of @loop's backend return.
+ *
+ * Since: 0.1
+ */
+AFUT_API void afut_loop_wakeup (AfutLoop *loop);
+
+/* ---- futures ---- */
+
+/**
+ * AfutFutureState:
+ * @AFUT_FUTURE_PENDING: not completed yet
+ * @AFUT_FUTURE_DONE: completed with a value
+ * @AFUT_FUTURE_FAILED: completed with an error
+ * @AFUT_FUTURE_CANCELLED: cancelled; its error is an %AFUT_ERROR_CANCELLED
+ *   carrying the cancel message
+ *
+ * The state of a future.
+ */
+typedef enum
+{
+  AFUT_FUTURE_PENDING,
+  AFUT_FUTURE_DONE,
+  AFUT_FUTURE_FAILED,
+  AFUT_FUTURE_CANCELLED
+} AfutFutureState;
+
+/**
+ * AfutValueType:
+ * @AFUT_VALUE_NONE: no value (Python's None)
+ * @AFUT_VALUE_POINTER: a pointer, with an optional destroy notify
+ * @AFUT_VALUE_INT: an int64_t
+ * @AFUT_VALUE_DOUBLE: a double
+ *
+ * What a done future holds.
+ */
+typedef enum
+{
+  AFUT_VALUE_NONE,
+  AFUT_VALUE_POINTER,
+  AFUT_VALUE_INT,
+  AFUT_VALUE_DOUBLE
+} AfutValueType;
+
+/**
+ * AfutFuture:
+ *
+ * A reference-counted result that arrives later: asyncio.Future.  Its
+ * fields are private; the struct is public only so a task can embed it.
+ */
+struct AfutFuture
+{
+  /*< private >*/
+  AfutLoop *loop;
+  uint32_t ref_count;
+  uint8_t state;
+  uint8_t kind;
+  uint8_t value_type;
+  uint8_t flags;
+  union
+  {
+    struct
+    {
+      union
+      {
+        void *pointer;
+        int64_t v_int;
+        double v_double;
+      } v;
+      AfutDestroyNotify destroy;
+    } value;
+    AfutError *error;
+    struct
+    {
+      uint64_t seq;
+      uint32_t heap_index;
+    } timer;
+  } u;
+  /* One callback inline; more move to an array that callback_data then
+   * points to. */
+  AfutFutureCallback callback;
+  void *callback_data;
+};
+
+/**
+ * AFUT_FUTURE:
+ * @x: a task, or a struct whose first member is a task or a future
+ *
+ * Casts to #AfutFuture (a task is a future).
+ */
+#define AFUT_FUTURE(x) ((AfutFuture *) (x))
+
+/**
+ * afut_future_new:
+ * @loop: (nullable): the loop, %NULL for the running loop
+ *
+ * Creates a pending future (asyncio's loop.create_future()).
+ *
+ * Returns: (transfer full): a new future, %NULL if @loop is %NULL and no
+ *   loop is running (reported)
+ * Since: 0.1
+ */
+AFUT_API AfutFuture *afut_future_new (AfutLoop *loop);
+
+/**
+ * afut_future_ref:
+ * @future: a future
+ *
+ * Returns: (transfer full): @future
+ * Since: 0.1
+ */
+AFUT_API AfutFuture *afut_future_ref (AfutFuture *future);
+
+/**
+ * afut_future_unref:
+ * @future: (nullable) (transfer full): a future
+ *
+ * Drops a reference; %NULL is ignored.  When the last one goes, the value
+ * is destroyed, and a failed future whose error nobody retrieved is
+ * reported to the loop's exception handler (asyncio's "exception was never
+ * retrieved").
+ *
+ * Since: 0.1
+ */
+AFUT_API void afut_future_unref (AfutFuture *future);
+
+/**
+ * afut_future_get_loop:
+ * @future: a future
+ *
+ * Returns: (transfer none): the loop @future belongs to
+ * Since: 0.1
+ */
+AFUT_API AfutLoop *afut_future_get_loop (AfutFuture *future);
+
+/**
+ * afut_future_get_state:
+ * @future: a future
+ *
+ * Returns: the #AfutFutureState of @future
+ * Since: 0.1
+ */
+AFUT_API AfutFutureState afut_future_get_state (AfutFuture *future);
+
+/**
+ * afut_future_is_done:
+ * @future: a future
+ *
+ * Returns: whether @future completed (with a value, an error, or
+ *   cancelled), as asyncio's done()
+ * Since: 0.1
+ */
+AFUT_API bool afut_future_is_done (AfutFuture *future);
+
+/**
+ * afut_future_is_cancelled:
+ * @future: a future
+ *
+ * Returns: whether @future is %AFUT_FUTURE_CANCELLED
+ * Since: 0.1
+ */
+AFUT_API bool afut_future_is_cancelled (AfutFuture *future);
+
+/**
+ * afut_future_state_to_string:
+ * @state: an #AfutFutureState
+ *
+ * Returns: "pending", "done", "failed" or "cancelled"
+ * Since: 0.1
+ */
+AFUT_API const char *afut_future_state_to_string (AfutFutureState state);
+
+/**
+ * afut_future_resolve:
+ * @future: a pending future
+ *
+ * Completes @future with no value (set_result(None)).  Its done callbacks
+ * are queued, in registration order.  Completing a done future changes
+ * nothing and is reported (asyncio's InvalidStateError).
+ *
+ * Returns: true if @future was pending
+ * Since: 0.1
+ */
+AFUT_API bool afut_future_resolve (AfutFuture *future);
+
+/**
+ * afut_future_resolve_pointer:
+ * @future: a pending future
+ * @pointer: (nullable): the value
+ * @destroy: (nullable): frees @pointer when @future is freed
+ *
+ * Completes @future with @pointer.  If @future is not pending, @pointer
+ * is destroyed at once and the misuse reported.
+ *
+ * Returns: true if @future was pending
+ * Since: 0.1
+ */
+AFUT_API bool afut_future_resolve_pointer (AfutFuture *future, void *pointer,
+                                           AfutDestroyNotify destroy);
+
+/**
+ * afut_future_resolve_int:
+ * @future: a pending future
+ * @value: the value
+ *
+ * Completes @future with an integer.
+ *
+ * Returns: true if @future was pending
+ * Since: 0.1
+ */
+AFUT_API bool afut_future_resolve_int (AfutFuture *future, int64_t value);
+
+/**
+ * afut_future_resolve_double:
+ * @future: a pending future
+ * @value: the value
+ *
+ * Completes @future with a double.
+ *
+ * Returns: true if @future was pending
+ * Since: 0.1
+ */
+AFUT_API bool afut_future_resolve_double (AfutFuture *future, double value);
+
+/**
+ * afut_future_fail:
+ * @future: a pending future
+ * @error: (transfer full): the error
+ *
+ * Completes @future with @error (set_exception).  An %AFUT_ERROR_CANCELLED
+ * error makes it %AFUT_FUTURE_CANCELLED.  If @future is not pending,
+ * @error is freed and the misuse reported.
+ *
+ * Returns: true if @future was pending
+ * Since: 0.1
+ */
+AFUT_API bool afut_future_fail (AfutFuture *future, AfutError *error);
+
+/**
+ * afut_future_cancel:
+ * @future: a future, or a task, a gather, a sleep
+ * @message: (nullable): the cancel message the awaiter can read
+ *
+ * asyncio's cancel(msg).  A plain future or a sleep is cancelled at once
+ * (its error: %AFUT_ERROR_CANCELLED with @message, or "" without one).  A
+ * task cancels what it awaits and resumes there with the cancellation; it
+ * may clean up, awaiting more, and ends cancelled unless it swallows the
+ * cancellation.  A gather cancels each pending child and then ends
+ * cancelled.  Cancelling a done future returns false; it is not an error.
+ *
+ * Returns: true if a cancellation was requested
+ * Since: 0.1
+ */
+AFUT_API bool afut_future_cancel (AfutFuture *future, const char *message);
+
+/**
+ * afut_future_get_value_type:
+ * @future: a done future
+ *
+ * Returns: the #AfutValueType of @future's value
+ * Since: 0.1
+ */
+AFUT_API AfutValueType afut_future_get_value_type (AfutFuture *future);
+
+/**
+ * afut_future_get_pointer:
+ * @future: a future in the %AFUT_FUTURE_DONE state
+ *
+ * Reading the value of a future that is pending, failed or cancelled is a
+ * reported error (it returns %NULL): check afut_future_get_error() first.
+ *
+ * Returns: (transfer none) (nullable): the pointer value, owned by
+ *   @future
+ * Since: 0.1
+ */
+AFUT_API void *afut_future_get_pointer (AfutFuture *future);
+
+/**
+ * afut_future_get_int:
+ * @future: a future in the %AFUT_FUTURE_DONE state with an int value
+ *
+ * Returns: the integer value; 0 on a reported misuse
+ * Since: 0.1
+ */
+AFUT_API int64_t afut_future_get_int (AfutFuture *future);
+
+/**
+ * afut_future_get_double:
+ * @future: a future in the %AFUT_FUTURE_DONE state with a double value
+ *
+ * Returns: the double value; 0 on a reported misuse
+ * Since: 0.1
+ */
+AFUT_API double afut_future_get_double (AfutFuture *future);
+
+/**
+ * afut_future_get_error:
+ * @future: a done future
+ *
+ * Marks the error retrieved: it will not be reported when @future is
+ * freed.  Asking a pending future is a reported error.
+ *
+ * Returns: (nullable) (transfer none): the error of a failed or cancelled
+ *   future, %NULL for a future done with a value
+ * Since: 0.1
+ */
+AFUT_API const AfutError *afut_future_get_error (AfutFuture *future);
+
+/**
+ * afut_future_add_done_callback:
+ * @future: a future
+ * @callback: called once @future is done
+ * @data: passed to @callback
+ *
+ * Adds a done callback.  Callbacks run from the ready queue, never inside
+ * the call that completes @future, in the order they were added; one added
+ * to a future that is already done is queued at once.
+ *
+ * Since: 0.1
+ */
+AFUT_API void afut_future_add_done_callback (AfutFuture *future,
+                                             AfutFutureCallback callback,
+                                             void *data);
+
+/**
+ * afut_future_remove_done_callback:
+ * @future: a future
+ * @callback: a callback
+ * @data: its data
+ *
+ * Removes every registration of @callback with @data.  Once @future is
+ * done its callbacks are already scheduled and nothing is removed.
+ *
+ * Returns: how many were removed
+ * Since: 0.1
+ */
+AFUT_API size_t afut_future_remove_done_callback (AfutFuture *future,
+                                                  AfutFutureCallback callback,
+                                                  void *data);
+
+/* ---- tasks ---- */
+
+/**
+ * AfutTask:
+ *
+ * A stackless coroutine wrapped in a future (asyncio.Task).  Put it first
+ * in your own struct, write the step function with AFUT_BEGIN() ...
+ * AFUT_END(), and create it with AFUT_SPAWN() or afut_task_new().  A task
+ * is a future: await it, gather it, cancel it.  Fields are private.
+ */
+struct AfutTask
+{
+  /*< private >*/
+  AfutFuture future;
+  AfutTaskFunc func;
+  AfutTaskFinalize finalize;
+  AfutFuture *awaiting;
+  AfutError *caught;
+  char *cancel_message;
+  const char *name;
+  AfutTask *prev;
+  AfutTask *next;
+  int resume_point;
+  uint16_t task_flags;
+  uint16_t n_cancel_requests;
+};
+
+/**
+ * afut_task_new:
+ * @loop: (nullable): the loop, %NULL for the running loop
+ * @func: the step function
+ * @struct_size: size of the task's struct, at least sizeof (AfutTask)
+ * @init: (nullable): @struct_size bytes copied into the new task (the
+ *   #AfutTask header part is ignored); %NULL for zeroes
+ * @name: (nullable): the task's name, copied; %NULL for "Task-N"
+ * @finalize: (nullable): releases what the struct owns, when freed
+ *
+ * Creates a task and schedules its first step (asyncio.create_task): it
+ * runs on a later loop iteration, never inside this call.  The loop keeps
+ * the task alive until it completes.
+ *
+ * Returns: (transfer full): the task, as a future; %NULL on bad arguments
+ *   (reported)
+ * Since: 0.1
+ */
+AFUT_API AfutFuture *afut_task_new (AfutLoop *loop, AfutTaskFunc func,
+                                    size_t struct_size, const void *init,
+                                    const char *name,
+                                    AfutTaskFinalize finalize);
+
+/**
+ * afut_coro_new:
+ * @loop: (nullable): the loop, %NULL for the running loop
+ * @func: the step function
+ * @struct_size: size of the task's struct, at least sizeof (AfutTask)
+ * @init: (nullable): initial contents of the struct, as afut_task_new()
+ * @name: (nullable): the name, copied; %NULL for "Task-N"
+ * @finalize: (nullable): releases what the struct owns, when freed
+ *
+ * Creates a coroutine object: a task that does not run yet, as calling
+ * an `async def` in Python.  It starts when it is awaited (its first step
+ * runs at once, inside the await, as `await coro()` does), when a gather
+ * takes it (gathers start their coroutines in input order, whatever order
+ * C evaluated the arguments in), or with afut_task_start().  One that
+ * never starts is reported when freed ("was never awaited").
+ *
+ * Returns: (transfer full): the coroutine, as a future; %NULL on bad
+ *   arguments (reported)
+ * Since: 0.1
+ */
+AFUT_API AfutFuture *afut_coro_new (AfutLoop *loop, AfutTaskFunc func,
+                                    size_t struct_size, const void *init,
+                                    const char *name,
+                                    AfutTaskFinalize finalize);
+
+/**
+ * afut_task_start:
+ * @future: a future
+ *
+ * Schedules the first step of a coroutine made by afut_coro_new()
+ * (asyncio.ensure_future()); anything else is left as it is.
+ *
+ * Returns: (transfer none): @future
+ * Since: 0.1
+ */
+AFUT_API AfutFuture *afut_task_start (AfutFuture *future);
+
+/**
+ * AFUT_SPAWN:
+ * @Type: the task's struct type, whose first member is an #AfutTask
+ * @func: its step function
+ * @...: designated initializers of the struct's other fields
+ *
+ * C only (compound literal): asyncio.create_task() on the running loop,
+ * with a task named after @func: `AFUT_SPAWN (Cook, cook, .order =
+ * "Pasta")`.  The first step is scheduled at once, so tasks start in the
+ * order they are spawned; C evaluates function arguments in no set order,
+ * so hand a gather AFUT_CORO() objects, not spawns, when the order of
+ * their first steps matters.
+ *
+ * Returns: (transfer full): the task, as an #AfutFuture
+ */
+#define AFUT_SPAWN(...)                                                       \
+  AFUT__CAT (AFUT__SPAWN_, AFUT__HAS_INIT (__VA_ARGS__)) (__VA_ARGS__)
+#define AFUT__SPAWN_0(Type, func)                                             \
+  afut_task_new (NULL, (func), sizeof (Type), NULL, #func, NULL)
+#define AFUT__SPAWN_1(Type, func, ...)                                        \
+  afut_task_new (NULL, (func), sizeof (Type), &(Type){ __VA_ARGS__ }, #func,  \
+                 NULL)
+
+/**
+ * AFUT_CORO:
+ * @Type: the task's struct type, whose first member is an #AfutTask
+ * @func: its step function
+ * @...: designated initializers of the struct's other fields
+ *
+ * C only: afut_coro_new() on the running loop: `cook ("Pasta")` in
+ * Python is `AFUT_CORO (Cook, cook, .order = "Pasta")`.
+ *
+ * Returns: (transfer full): the coroutine, as an #AfutFuture
+ */
+#define AFUT_CORO(...)                                                        \
+  AFUT__CAT (AFUT__CORO_, AFUT__HAS_INIT (__VA_ARGS__)) (__VA_ARGS__)
+#define AFUT__CORO_0(Type, func)                                              \
+  afut_coro_new (NULL, (func), sizeof (Type), NULL, #func, NULL)
+#define AFUT__CORO_1(Type, func, ...)                                         \
+  afut_coro_new (NULL, (func), sizeof (Type), &(Type){ __VA_ARGS__ }, #func,  \
+                 NULL)
+
+/* AFUT__HAS_INIT (Type, func, inits...): 1 if any initializer follows
+ * (up to 32), else 0; so a spawn without initializers passes NULL rather
+ * than an empty brace list, which C11 forbids. */
+#define AFUT__CAT(a, b) AFUT__CAT_ (a, b)
+#define AFUT__CAT_(a, b) a##b
+#define AFUT__HAS_INIT(...)                                                   \
+  AFUT__PICK35 (__VA_ARGS__, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0)
+#define AFUT__PICK35(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13,  \
+                     _14, _15, _16, _17, _18, _19, _20, _21, _22, _23, _24,   \
+                     _25, _26, _27, _28, _29, _30, _31, _32, _33, _34, n,     \
+                     ...)                                                     \
+  n
+
+/**
+ * AFUT_TASK:
+ * @future: a future that is a task
+ *
+ * Checked cast: the #AfutTask, or %NULL (reported) if @future is not one.
+ */
+#define AFUT_TASK(future) afut_future_get_task (future)
+
+/**
+ * afut_future_get_task:
+ * @future: a future
+ *
+ * Returns: (nullable) (transfer none): @future as a task, %NULL if it is
+ *   not a task
+ * Since: 0.1
+ */
+AFUT_API AfutTask *afut_future_get_task (AfutFuture *future);
+
+/**
+ * afut_task_get_name:
+ * @task: a task
+ *
+ * Returns: the task's name
+ * Since: 0.1
+ */
+AFUT_API const char *afut_task_get_name (AfutTask *task);
+
+/**
+ * afut_task_set_name:
+ * @task: a task
+ * @name: the new name, copied
+ *
+ * Since: 0.1
+ */
+AFUT_API void afut_task_set_name (AfutTask *task, const char *name);
+
+/**
+ * afut_task_get_current:
+ * @loop: (nullable): a loop, %NULL for the running loop
+ *
+ * Returns: (nullable) (transfer none): the task whose step is running on
+ *   @loop (asyncio.current_task())
+ * Since: 0.1
+ */
+AFUT_API AfutTask *afut_task_get_current (AfutLoop *loop);
+
+/**
+ * afut_task_awaited:
+ * @task: the running task
+ *
+ * Inside a step: the future of the last await, whose value to read
+ * (`x = await f` is AFUT_AWAIT() then afut_future_get_pointer
+ * (afut_task_awaited (task))).  It stays valid until the next await.
+ *
+ * Returns: (nullable) (transfer none): the last awaited future
+ * Since: 0.1
+ */
+AFUT_API AfutFuture *afut_task_awaited (AfutTask *task);
+
+/**
+ * afut_task_caught:
+ * @task: the running task
+ *
+ * After AFUT_AWAIT_TRY() or AFUT_YIELD_TRY(): the error the await raised
+ * (the awaited future's error, or the task's own cancellation), %NULL if
+ * it succeeded.  Re-raise it with AFUT_RERAISE().
+ *
+ * Returns: (nullable) (transfer none): the caught error
+ * Since: 0.1
+ */
+AFUT_API const AfutError *afut_task_caught (AfutTask *task);
+
+/**
+ * AFUT_BEGIN:
+ * @task: the #AfutTask (or a pointer to the struct that starts with one)
+ *
+ * Opens a step function's body.  Code before it runs at every resume.
+ */
+#define AFUT_BEGIN(task)                                                      \
+  switch (afut__task_begin ((AfutTask *) (task)))                             \
+    {                                                                         \
+    case 0:
+
+/**
+ * AFUT_END:
+ * @task: the task
+ *
+ * Closes the body; falling off it completes the task with no value.
+ */
+#define AFUT_END(task)                                                        \
+  afut__task_return_none ((AfutTask *) (task));                               \
+  return;                                                                     \
+  default:                                                                    \
+    afut__task_bad_resume ((AfutTask *) (task));                              \
+    return;                                                                   \
+    }
+
+#define AFUT__AWAIT(task, future, catching)                                   \
+  do                                                                          \
+    {                                                                         \
+      if (afut__task_await ((AfutTask *) (task), (future), __LINE__))         \
+        return;                                                               \
+      AFUT__FALLTHROUGH;                                                      \
+    case __LINE__:                                                            \
+      if (afut__task_resume ((AfutTask *) (task), (catching)))                \
+        return;                                                               \
+    }                                                                         \
+  while (0)
+
+/**
+ * AFUT_AWAIT:
+ * @task: the running task
+ * @future: (transfer full): the future to await
+ *
+ * `await future`: suspends the task until @future is done (a future
+ * already done continues at once, with no loop turn).  If @future failed
+ * or was cancelled, or the task is cancelled meanwhile, the error
+ * propagates: the task ends with it.  Read the value with
+ * afut_task_awaited().
+ */
+#define AFUT_AWAIT(task, future) AFUT__AWAIT (task, future, 0)
+
+/**
+ * AFUT_AWAIT_TRY:
+ * @task: the running task
+ * @future: (transfer full): the future to await
+ *
+ * `try: await future`: as AFUT_AWAIT(), but an error does not end the
+ * task; read it with afut_task_caught().  Catching a cancellation and not
+ * re-raising it swallows it: the task goes on.
+ */
+#define AFUT_AWAIT_TRY(task, future) AFUT__AWAIT (task, future, 1)
+
+#define AFUT__YIELD(task, catching)                                           \
+  do                                                                          \
+    {                                                                         \
+      afut__task_yield ((AfutTask *) (task), __LINE__);                       \
+      return;                                                                 \
+    case __LINE__:                                                            \
+      if (afut__task_resume ((AfutTask *) (task), (catching)))                \
+        return;                                                               \
+    }                                                                         \
+  while (0)
+
+/**
+ * AFUT_YIELD:
+ * @task: the running task
+ *
+ * `await asyncio.sleep(0)` without allocating: the task goes to the back
+ * of the ready queue.  A cancellation requested meanwhile is raised here.
+ */
+#define AFUT_YIELD(task) AFUT__YIELD (task, 0)
+
+/**
+ * AFUT_YIELD_TRY:
+ * @task: the running task
+ *
+ * As AFUT_YIELD(), catching a cancellation in afut_task_caught().
+ */
+#define AFUT_YIELD_TRY(task) AFUT__YIELD (task, 1)
+
+/**
+ * AFUT_RETURN:
+ * @task: the running task
+ *
+ * Completes the task with no value.
+ */
+#define AFUT_RETURN(task)                                                     \
+  do                                                                          \
+    {                                                                         \
+      afut__task_return_none ((AfutTask *) (task));                           \
+      return;                                                                 \
+    }                                                                         \
+  while (0)
+
+/**
+ * AFUT_RETURN_POINTER:
+ * @task: the running task
+ * @pointer: the value
+ * @destroy: (nullable): frees it with the task
+ *
+ * Completes the task with a pointer value.
+ */
+#define AFUT_RETURN_POINTER(task, pointer, destroy)                           \
+  do                                                                          \
+    {                                                                         \
+      afut__task_return_pointer ((AfutTask *) (task), (pointer), (destroy));  \
+      return;                                                                 \
+    }                                                                         \
+  while (0)
+
+/**
+ * AFUT_RETURN_INT:
+ * @task: the running task
+ * @value: the value
+ *
+ * Completes the task with an integer value.
+ */
+#define AFUT_RETURN_INT(task, value)                                          \
+  do                                                                          \
+    {                                                                         \
+      afut__task_return_int ((AfutTask *) (task), (value));                   \
+      return;                                                                 \
+    }                                                                         \
+  while (0)
+
+/**
+ * AFUT_RETURN_DOUBLE:
+ * @task: the running task
+ * @value: the value
+ *
+ * Completes the task with a double value.
+ */
+#define AFUT_RETURN_DOUBLE(task, value)                                       \
+  do                                                                          \
+    {                                                                         \
+      afut__task_return_double ((AfutTask *) (task), (value));                \
+      return;                                                                 \
+    }                                                                         \
+  while (0)
+
+/**
+ * AFUT_THROW:
+ * @task: the running task
+ * @error: (transfer full): the error
+ *
+ * `raise`: the task fails with @error (cancelled, for a cancellation).
+ */
+#define AFUT_THROW(task, error)                                               \
+  do                                                                          \
+    {                                                                         \
+      afut__task_throw ((AfutTask *) (task), (error));                        \
+      return;                                                                 \
+    }                                                                         \
+  while (0)
+
+/**
+ * AFUT_RERAISE:
+ * @task: the running task
+ *
+ * A bare `raise` in an except block: the task ends with the error
+ * afut_task_caught() holds.
+ */
+#define AFUT_RERAISE(task)                                                    \
+  do                                                                          \
+    {                                                                         \
+      afut__task_reraise ((AfutTask *) (task));                               \
+      return;                                                                 \
+    }                                                                         \
+  while (0)
+
+/* Called by the macros above; not for direct use. */
+AFUT_API int afut__task_begin (AfutTask *task);
+AFUT_API int afut__task_await (AfutTask *task, AfutFuture *future, int line);
+AFUT_API int afut__task_resume (AfutTask *task, int catching);
+AFUT_API void afut__task_yield (AfutTask *task, int line);
+AFUT_API void afut__task_return_none (AfutTask *task);
+AFUT_API void afut__task_return_pointer (AfutTask *task, void *pointer,
+                                         AfutDestroyNotify destroy);
+AFUT_API void afut__task_return_int (AfutTask *task, int64_t value);
+AFUT_API void afut__task_return_double (AfutTask *task, double value);
+AFUT_API void afut__task_throw (AfutTask *task, AfutError *error);
+AFUT_API void afut__task_reraise (AfutTask *task);
+AFUT_API void afut__task_bad_resume (AfutTask *task);
+
+/* ---- sleep, gather, fds ---- */
+
+/**
+ * afut_sleep:
+ * @seconds: how long; 0 or less yields once (the task goes to the back
+ *   of the ready queue)
+ *
+ * asyncio.sleep() on the running loop.  Timers with equal deadlines fire
+ * in the order they were created.  Cancelling the future removes its
+ * timer.
+ *
+ * Returns: (transfer full): a future that resolves with no value; %NULL
+ *   outside a running loop (reported)
+ * Since: 0.1
+ */
+AFUT_API AfutFuture *afut_sleep (double seconds);
+
+/**
+ * afut_loop_sleep:
+ * @loop: a loop
+ * @seconds: how long
+ *
+ * As afut_sleep(), on @loop whether or not it runs.
+ *
+ * Returns: (transfer full): a new future
+ * Since: 0.1
+ */
+AFUT_API AfutFuture *afut_loop_sleep (AfutLoop *loop, double seconds);
+
+/**
+ * afut_gather:
+ * @first: (transfer full) (nullable): the first future, or %NULL for none
+ * @...: (transfer full): more futures, then %NULL
+ *
+ * asyncio.gather(): a future done when all the children are, whose items
+ * (afut_gather_get_item()) are the children in input order, whatever the
+ * completion order.  The first child error (or a child's own
+ * cancellation) fails the gather at once; the other children keep
+ * running.  Cancelling the gather cancels every pending child; the gather
+ * ends cancelled.  No children: done at once.  The same future twice is
+ * awaited once and appears twice.  All children must belong to one loop.
+ *
+ * Returns: (transfer full): the gathering future; %NULL on bad arguments
+ *   (reported; the children are released)
+ * Since: 0.1
+ */
+AFUT_API AfutFuture *afut_gather (AfutFuture *first, ...) AFUT__SENTINEL;
+
+/**
+ * afut_gather_return_exceptions:
+ * @first: (transfer full) (nullable): the first future, or %NULL for none
+ * @...: (transfer full): more futures, then %NULL
+ *
+ * asyncio.gather(..., return_exceptions=True): waits for every child;
+ * each item holds a value or an error (a child cancelled on its own: a
+ * cancellation error).  Cancelling the gather still ends it cancelled.
+ *
+ * Returns: (transfer full): the gathering future
+ * Since: 0.1
+ */
+AFUT_API AfutFuture *afut_gather_return_exceptions (AfutFuture *first, ...)
+  AFUT__SENTINEL;
+
+/**
+ * afut_gather_v:
+ * @futures: (array length=n_futures) (transfer none): the children
+ * @n_futures: how many
+ *
+ * Array form of afut_gather(), for bindings; the caller keeps its
+ * references.  With no children, the running loop is used.
+ *
+ * Returns: (transfer full): the gathering future
+ * Since: 0.1
+ */
+AFUT_API AfutFuture *afut_gather_v (AfutFuture *const *futures,
+                                    size_t n_futures);
+
+/**
+ * afut_gather_return_exceptions_v:
+ * @futures: (array length=n_futures) (transfer none): the children
+ * @n_futures: how many
+ *
+ * Array form of afut_gather_return_exceptions().
+ *
+ * Returns: (transfer full): the gathering future
+ * Since: 0.1
+ */
+AFUT_API AfutFuture *afut_gather_return_exceptions_v (
+  AfutFuture *const *futures, size_t n_futures);
+
+/**
+ * afut_gather_get_n_items:
+ * @gather: a future made by a gather
+ *
+ * Returns: how many children were given (duplicates included)
+ * Since: 0.1
+ */
+AFUT_API size_t afut_gather_get_n_items (AfutFuture *gather);
+
+/**
+ * afut_gather_get_item:
+ * @gather: a future made by a gather
+ * @index: which child, in input order
+ *
+ * Returns: (transfer none) (nullable): the child at @index: its value, or
+ *   its error with return_exceptions, is the result slot
+ * Since: 0.1
+ */
+AFUT_API AfutFuture *afut_gather_get_item (AfutFuture *gather, size_t index);
+
+/**
+ * afut_fd_wait:
+ * @fd: a file descriptor
+ * @events: %AFUT_IO_IN, %AFUT_IO_OUT or both
+ *
+ * Waits, on the running loop, until @fd is ready.  Cancelling the future
+ * removes the watch.
+ *
+ * Returns: (transfer full): a future resolving with the #AfutIOEvents
+ *   that happened, as an int; %NULL outside a running loop (reported)
+ * Since: 0.1
+ */
+AFUT_API AfutFuture *afut_fd_wait (int fd, unsigned events);
+
+/**
+ * afut_loop_fd_wait:
+ * @loop: a loop
+ * @fd: a file descriptor
+ * @events: %AFUT_IO_IN, %AFUT_IO_OUT or both
+ *
+ * As afut_fd_wait(), on @loop.
+ *
+ * Returns: (transfer full): a new future
+ * Since: 0.1
+ */
+AFUT_API AfutFuture *afut_loop_fd_wait (AfutLoop *loop, int fd,
+                                        unsigned events);
+
+/* ---- run ---- */
+
+/**
+ * afut_run:
+ * @func: the main task's step function
+ * @struct_size: size of its struct
+ * @init: (nullable): initial contents of the struct
+ * @name: (nullable): the main task's name
+ *
+ * asyncio.run(): creates a fresh loop (virtual clock with
+ * AFUT_CLOCK=virtual in the environment), runs the main task to
+ * completion, cancels what is left and runs it until it ends, then frees
+ * the loop.  Calling it while a loop runs on this thread is a reported
+ * error, not a hang.
+ *
+ * Returns: 0 if the main task completed with a value; 1 if it failed or
+ *   was cancelled (its error is printed on stderr, as an uncaught
+ *   exception would be) or on misuse
+ * Since: 0.1
+ */
+AFUT_API int afut_run (AfutTaskFunc func, size_t struct_size,
+                       const void *init, const char *name);
+
+/**
+ * AFUT_RUN:
+ * @Type: the main task's struct type
+ * @func: its step function
+ * @...: designated initializers of the struct's fields
+ *
+ * C only: afut_run() with a compound literal.  `return AFUT_RUN (Main,
+ * amain);` from main().
+ */
+#define AFUT_RUN(...)                                                         \
+  AFUT__CAT (AFUT__RUN_, AFUT__HAS_INIT (__VA_ARGS__)) (__VA_ARGS__)
+#define AFUT__RUN_0(Type, func) afut_run ((func), sizeof (Type), NULL, #func)
+#define AFUT__RUN_1(Type, func, ...)                                          \
+  afut_run ((func), sizeof (Type), &(Type){ __VA_ARGS__ }, #func)
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AFUT_H */
+
+/* ======================================================================== */
+/* implementation                                                           */
+/* ======================================================================== */
+
+#if defined(AFUT_IMPLEMENTATION) && !defined(AFUT__IMPLEMENTED)
+#define AFUT__IMPLEMENTED
+
+#if defined(AFUT_MALLOC) && defined(AFUT_FREE)
+/* both given */
+#elif !defined(AFUT_MALLOC) && !defined(AFUT_FREE)
+#include <stdlib.h>
+#define AFUT_MALLOC(size) malloc (size)
+#define AFUT_FREE(ptr) free (ptr)
+#else
+#error "define both AFUT_MALLOC and AFUT_FREE, or neither"
+#endif
+#ifndef AFUT_REALLOC
+#include <stdlib.h>
+#define AFUT_REALLOC(ptr, size) realloc ((ptr), (size))
+#endif
+#ifndef AFUT_ASSERT
+#include <assert.h>
+#define AFUT_ASSERT(expr) assert (expr)
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/eventfd.h>
+#endif
+
+#ifndef CLOCK_MONOTONIC
+#error "afut: include afut.h before any system header in the file that defines AFUT_IMPLEMENTATION, or build with -D_POSIX_C_SOURCE=200809L"
+#endif
+
+#ifdef __cplusplus
+#define AFUT__THREAD_LOCAL thread_local
+#else
+#define AFUT__THREAD_LOCAL _Thread_local
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define AFUT__LIKELY(x) __builtin_expect (!!(x), 1)
+#define AFUT__UNLIKELY(x) __builtin_expect (!!(x), 0)
+#else
+#define AFUT__LIKELY(x) (x)
+#define AFUT__UNLIKELY(x) (x)
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- private declarations ---- */
+
+enum
+{
+  AFUT__KIND_PLAIN,
+  AFUT__KIND_TASK,
+  AFUT__KIND_GATHER,
+  AFUT__KIND_SLEEP,
+  AFUT__KIND_YIELD,
+  AFUT__KIND_FD
+};
+
+/* AfutFuture.flags */
+enum
+{
+  AFUT__FUTURE_ERROR_RETRIEVED = 1 << 0,
+  AFUT__FUTURE_GATHER_MARK = 1 << 1, /* transient, while deduplicating */
+  AFUT__FUTURE_YIELD_ARMED = 1 << 2,
+  AFUT__FUTURE_IN_FINALIZE = 1 << 3
+};
+
+/* AfutTask.task_flags */
+enum
+{
+  AFUT__TASK_STARTED = 1 << 0,
+  AFUT__TASK_MUST_CANCEL = 1 << 1,
+  AFUT__TASK_WAITING = 1 << 2,   /* a wakeup callback sits on awaiting */
+  AFUT__TASK_SCHEDULED = 1 << 3, /* a step is in the ready queue */
+  AFUT__TASK_NAME_OWNED = 1 << 4,
+  AFUT__TASK_RUNNING = 1 << 5,
+  AFUT__TASK_LAZY = 1 << 6 /* a coroutine object not started yet */
+};
+
+#define AFUT__NO_HEAP_INDEX UINT32_MAX
+
+typedef struct
+{
+  AfutCallback func;
+  void *data;
+} AfutReadyEntry;
+
+typedef struct
+{
+  int64_t when;
+  AfutFuture *timer; /* a sleep future; its u.timer.seq breaks ties */
+} AfutHeapEntry;
+
+typedef struct
+{
+  AfutFutureCallback func;
+  void *data;
+} AfutCallbackSlot;
+
+typedef struct
+{
+  size_t len;
+  size_t cap;
+  /* AfutCallbackSlot slots[cap] follow */
+} AfutCallbackArray;
+
+typedef struct
+{
+  AfutFuture future;
+  size_t n_items;
+  size_t n_unique;
+  size_t n_finished;
+  bool return_exceptions;
+  bool cancel_requested;
+  AfutFuture **items;
+} AfutGather;
+
+typedef struct AfutFdFuture AfutFdFuture;
+struct AfutFdFuture
+{
+  AfutFuture future;
+  AfutFdWatch watch;
+  unsigned revents;
+  bool watching;
+  AfutFdFuture *prev; /* the loop's list of watching fd futures */
+  AfutFdFuture *next;
+};
+
+typedef struct
+{
+  AfutFuture *future;
+  AfutFutureCallback func;
+  void *data;
+} AfutLateCallback;
+
+struct AfutLoop
+{
+  int ref_count; /* atomic */
+  uint32_t n_futures;
+  unsigned flags;
+  bool closed;
+  bool running;
+  const AfutBackend *backend;
+  void *backend_data;
+  int64_t virtual_now;
+
+  /* ready queue: a ring buffer, capacity a power of two */
+  AfutReadyEntry *ready;
+  size_t ready_head;
+  size_t ready_len;
+  size_t ready_cap;
+
+  /* timer heap: min-heap on (when, seq) */
+  AfutHeapEntry *heap;
+  uint32_t heap_len;
+  uint32_t heap_cap;
+  uint64_t timer_seq;
+
+  /* inbox for call_soon_threadsafe */
+  pthread_mutex_t inbox_lock;
+  AfutReadyEntry *inbox;
+  size_t inbox_len;
+  size_t inbox_cap;
+  int inbox_pending; /* atomic: set when inbox is non-empty */
+
+  AfutTask *tasks;
+  size_t n_tasks;
+  uint64_t task_counter;
+  AfutTask *current_task;
+  AfutFdFuture *fd_watches;
+  size_t n_fd_watches;
+
+  AfutExceptionHandler exception_handler;
+  void *exception_handler_data;
+};
+
+static AFUT__THREAD_LOCAL AfutLoop *afut__running_loop;
+
+static void afut__future_schedule_callbacks (AfutFuture *future);
+static bool afut__future_complete_error (AfutFuture *future, AfutError *error);
+static void afut__task_step (void *data);
+static void afut__task_run_step (AfutTask *task);
+static void afut__task_wakeup (AfutFuture *future, void *data);
+static void afut__task_schedule_step (AfutTask *task);
+static bool afut__task_cancel (AfutTask *task, const char *message);
+static bool afut__gather_cancel (AfutGather *gather, const char *message);
+static void afut__loop_close (AfutLoop *loop);
+static void afut__loop_free_memory (AfutLoop *loop);
+static void afut__heap_remove (AfutLoop *loop, AfutFuture *timer);
+static void afut__fd_stop_watch (AfutFdFuture *fdf);
+
+/* ---- logging ---- */
+
+static AfutLogFunc afut__log_func;
+static void *afut__log_data;
+
+static void
+afut__default_log (AfutLogLevel level, const char *message, void *data)
+{
+  static int fatal = -1;
+  (void) data;
+  fprintf (stderr, "afut-%s **: %s\n",
+           level == AFUT_LOG_CRITICAL ? "CRITICAL" : "WARNING", message);
+  fflush (stderr);
+  if (fatal < 0)
+    {
+      const char *env = getenv ("AFUT_DEBUG");
+      fatal = env != NULL && strstr (env, "fatal-criticals") != NULL;
+    }
+  if (fatal && level == AFUT_LOG_CRITICAL)
+    abort ();
+}
+
+void
+afut_set_log_func (AfutLogFunc func, void *data)
+{
+  afut__log_func = func;
+  afut__log_data = data;
+}
+
+static void afut__log (AfutLogLevel level, const char *format, ...)
+  AFUT__PRINTF (2, 3);
+
+static void
+afut__log (AfutLogLevel level, const char *format, ...)
+{
+  char buf[512];
+  va_list args;
+  va_start (args, format);
+  vsnprintf (buf, sizeof buf, format, args);
+  va_end (args);
+  if (afut__log_func != NULL)
+    afut__log_func (level, buf, afut__log_data);
+  else
+    afut__default_log (level, buf, NULL);
+}
+
+#define AFUT__RETURN_IF_FAIL(expr)                                            \
+  do                                                                          \
+    {                                                                         \
+      if (AFUT__UNLIKELY (!(expr)))                                           \
+        {                                                                     \
+          afut__log (AFUT_LOG_CRITICAL, "%s: assertion '%s' failed",          \
+                     __func__, #expr);                                        \
+          return;                                                             \
+        }                                                                     \
+    }                                                                         \
+  while (0)
+
+#define AFUT__RETURN_VAL_IF_FAIL(expr, val)                                   \
+  do                                                                          \
+    {                                                                         \
+      if (AFUT__UNLIKELY (!(expr)))                                           \
+        {                                                                     \
+          afut__log (AFUT_LOG_CRITICAL, "%s: assertion '%s' failed",          \
+                     __func__, #expr);                                        \
+          return (val);                                                       \
+        }                                                                     \
+    }                                                                         \
+  while (0)
+
+/* ---- memory ---- */
+
+static void *
+afut__alloc (size_t size)
+{
+  void *p = AFUT_MALLOC (size);
+  if (AFUT__UNLIKELY (p == NULL))
+    {
+      fprintf (stderr, "afut: failed to allocate %zu bytes\n", size);
+      abort ();
+    }
+  return p;
+}
+
+static void *
+afut__realloc (void *ptr, size_t size)
+{
+  void *p = AFUT_REALLOC (ptr, size);
+  if (AFUT__UNLIKELY (p == NULL))
+    {
+      fprintf (stderr, "afut: failed to allocate %zu bytes\n", size);
+      abort ();
+    }
+  return p;
+}
+
+static char *
+afut__strdup (const char *s)
+{
+  size_t n = strlen (s) + 1;
+  char *copy = (char *) afut__alloc (n);
+  memcpy (copy, s, n);
+  return copy;
+}
+
+/* ---- quarks ---- */
+
+typedef struct
+{
+  const char *string;
+  bool owned;
+} AfutQuarkEntry;
+
+static pthread_mutex_t afut__quark_lock = PTHREAD_MUTEX_INITIALIZER;
+static AfutQuarkEntry *afut__quarks;
+static uint32_t afut__n_quarks;
+static uint32_t afut__quarks_cap;
+
+static AfutQuark
+afut__quark_intern (const char *string, bool copy)
+{
+  AfutQuark q = 0;
+  uint32_t i;
+  if (string == NULL)
+    return 0;
+  pthread_mutex_lock (&afut__quark_lock);
+  /* Domains are few: a linear scan is fine. */
+  for (i = 0; i < afut__n_quarks; i++)
+    if (strcmp (afut__quarks[i].string, string) == 0)
+      {
+        q = i + 1;
+        break;
+      }
+  if (q == 0)
+    {
+      if (afut__n_quarks == afut__quarks_cap)
+        {
+          afut__quarks_cap = afut__quarks_cap ? afut__quarks_cap * 2 : 16;
+          afut__quarks = (AfutQuarkEntry *) afut__realloc (
+            afut__quarks, afut__quarks_cap * sizeof (AfutQuarkEntry));
+        }
+      afut__quarks[afut__n_quarks].string
+        = copy ? afut__strdup (string) : string;
+      afut__quarks[afut__n_quarks].owned = copy;
+      q = ++afut__n_quarks;
+    }
+  pthread_mutex_unlock (&afut__quark_lock);
+  return q;
+}
+
+AfutQuark
+afut_quark_from_string (const char *string)
+{
+  return afut__quark_intern (string, true);
+}
+
+AfutQuark
+afut_quark_from_static_string (const char *string)
+{
+  return afut__quark_intern (string, false);
+}
+
+const char *
+afut_quark_to_string (AfutQuark quark)
+{
+  const char *s = NULL;
+  pthread_mutex_lock (&afut__quark_lock);
+  if (quark > 0 && quark <= afut__n_quarks)
+    s = afut__quarks[quark - 1].string;
+  pthread_mutex_unlock (&afut__quark_lock);
+  return s;
+}
+
+AfutQuark
+afut_error_quark (void)
+{
+  static AfutQuark q; /* atomic: written once, same value by any racer */
+  AfutQuark v = __atomic_load_n (&q, __ATOMIC_ACQUIRE);
+  if (AFUT__UNLIKELY (v == 0))
+    {
+      v = afut_quark_from_static_string ("afut-error-quark");
+      __atomic_store_n (&q, v, __ATOMIC_RELEASE);
+    }
+  return v;
+}
+
+/* ---- errors ---- */
+
+static AfutError *
+afut__error_take_message (AfutQuark domain, int code, char *message)
+{
+  AfutError *e = (AfutError *) afut__alloc (sizeof (AfutError));
+  e->domain = domain;
+  e->code = code;
+  e->message = message;
+  return e;
+}
+
+AfutError *
+afut_error_new_literal (AfutQuark domain, int code, const char *message)
+{
+  AFUT__RETURN_VAL_IF_FAIL (domain != 0, NULL);
+  AFUT__RETURN_VAL_IF_FAIL (message != NULL, NULL);
+  return afut__error_take_message (domain, code, afut__strdup (message));
+}
+
+AfutError *
+afut_error_new (AfutQuark domain, int code, const char *format, ...)
+{
+  va_list args;
+  int n;
+  char *message;
+  AFUT__RETURN_VAL_IF_FAIL (domain != 0, NULL);
+  AFUT__RETURN_VAL_IF_FAIL (format != NULL, NULL);
+  va_start (args, format);
+  n = vsnprintf (NULL, 0, format, args);
+  va_end (args);
+  if (n < 0)
+    n = 0;
+  message = (char *) afut__alloc ((size_t) n + 1);
+  va_start (args, format);
+  vsnprintf (message, (size_t) n + 1, format, args);
+  va_end (args);
+  return afut__error_take_message (domain, code, message);
+}
+
+AfutError *
+afut_error_copy (const AfutError *error)
+{
+  AFUT__RETURN_VAL_IF_FAIL (error != NULL, NULL);
+  return afut__error_take_message (error->domain, error->code,
+                                   afut__strdup (error->message));
+}
+
+void
+afut_error_free (AfutError *error)
+{
+  if (error == NULL)
+    return;
+  AFUT_FREE (error->message);
+  AFUT_FREE (error);
+}
+
+bool
+afut_error_matches (const AfutError *error, AfutQuark domain, int code)
+{
+  return error != NULL && error->domain == domain && error->code == code;
+}
+
+bool
+afut_error_is_cancelled (const AfutError *error)
+{
+  return afut_error_matches (error, AFUT_ERROR, AFUT_ERROR_CANCELLED);
+}
+
+const char *
+afut_error_code_to_string (int code)
+{
+  switch (code)
+    {
+#define AFUT__ERROR_CASE(name, nick, text)                                    \
+  case AFUT_ERROR_##name:                                                     \
+    return nick;
+      AFUT_ERROR_CODES (AFUT__ERROR_CASE)
+#undef AFUT__ERROR_CASE
+    default:
+      return "unknown";
+    }
+}
+
+static AfutError *
+afut__cancelled_error (const char *message)
+{
+  return afut_error_new_literal (AFUT_ERROR, AFUT_ERROR_CANCELLED,
+                                 message != NULL ? message : "");
+}
+
+/* ---- embedded backend: poll() + eventfd ---- */
+
+typedef struct
+{
+  int wake_read;
+  int wake_write;
+  int wake_pending; /* atomic: a byte is in the wakeup fd */
+  AfutFdWatch **watches;
+  size_t n_watches;
+  size_t watches_cap;
+  struct pollfd *pollfds;
+  AfutFdWatch **polled; /* the watch behind each pollfds[i + 1] */
+  size_t pollfds_cap;
+} AfutPollBackend;
+
+static int64_t
+afut__monotonic_ns (void *data)
+{
+  struct timespec ts;
+  (void) data;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void
+afut__poll_drain_wakeup (AfutPollBackend *pb)
+{
+  char buf[64];
+  while (read (pb->wake_read, buf, sizeof buf) > 0)
+    ;
+  __atomic_store_n (&pb->wake_pending, 0, __ATOMIC_RELEASE);
+}
+
+static void
+afut__poll_wait (void *data, AfutLoop *loop, int64_t timeout_ns)
+{
+  AfutPollBackend *pb = (AfutPollBackend *) data;
+  size_t i, n = pb->n_watches + 1;
+  int timeout_ms, r;
+
+  if (n > pb->pollfds_cap)
+    {
+      pb->pollfds_cap = n * 2;
+      pb->pollfds = (struct pollfd *) afut__realloc (
+        pb->pollfds, pb->pollfds_cap * sizeof (struct pollfd));
+      pb->polled = (AfutFdWatch **) afut__realloc (
+        pb->polled, pb->pollfds_cap * sizeof (AfutFdWatch *));
+    }
+  pb->pollfds[0].fd = pb->wake_read;
+  pb->pollfds[0].events = POLLIN;
+  pb->pollfds[0].revents = 0;
+  for (i = 0; i < pb->n_watches; i++)
+    {
+      pb->polled[i] = pb->watches[i];
+      pb->pollfds[i + 1].fd = pb->watches[i]->fd;
+      pb->pollfds[i + 1].events = (short) pb->watches[i]->events;
+      pb->pollfds[i + 1].revents = 0;
+    }
+  if (timeout_ns < 0)
+    timeout_ms = -1;
+  else if (timeout_ns == 0)
+    timeout_ms = 0;
+  else
+    {
+      /* Round up: waking before the deadline would spin. */
+      int64_t ms = (timeout_ns + 999999) / 1000000;
+      timeout_ms = ms > 86400000 ? 86400000 : (int) ms;
+    }
+  do
+    r = poll (pb->pollfds, (nfds_t) n, timeout_ms);
+  while (r < 0 && errno == EINTR);
+  if (r <= 0)
+    return;
+  if (pb->pollfds[0].revents)
+    afut__poll_drain_wakeup (pb);
+  /* afut_loop_fd_ready() unwatches, which reorders pb->watches: report
+   * through the snapshot taken when polling.  Nothing in between runs user
+   * code, so every watch in it is still alive. */
+  for (i = 1; i < n; i++)
+    if (pb->pollfds[i].revents)
+      afut_loop_fd_ready (loop, pb->polled[i - 1],
+                          (unsigned) pb->pollfds[i].revents);
+}
+
+static void
+afut__poll_wakeup (void *data)
+{
+  AfutPollBackend *pb = (AfutPollBackend *) data;
+  /* One byte in the fd is enough to wake a poll. */
+  if (__atomic_exchange_n (&pb->wake_pending, 1, __ATOMIC_ACQ_REL) == 0)
+    {
+#ifdef __linux__
+      uint64_t one = 1;
+      ssize_t r = write (pb->wake_write, &one, sizeof one);
+#else
+      char one = 1;
+      ssize_t r = write (pb->wake_write, &one, 1);
+#endif
+      (void) r;
+    }
+}
+
+static bool
+afut__poll_watch_fd (void *data, AfutFdWatch *watch)
+{
+  AfutPollBackend *pb = (AfutPollBackend *) data;
+  if (pb->n_watches == pb->watches_cap)
+    {
+      pb->watches_cap = pb->watches_cap ? pb->watches_cap * 2 : 8;
+      pb->watches = (AfutFdWatch **) afut__realloc (
+        pb->watches, pb->watches_cap * sizeof (AfutFdWatch *));
+    }
+  watch->backend_data = (void *) (uintptr_t) pb->n_watches;
+  pb->watches[pb->n_watches++] = watch;
+  return true;
+}
+
+static void
+afut__poll_unwatch_fd (void *data, AfutFdWatch *watch)
+{
+  AfutPollBackend *pb = (AfutPollBackend *) data;
+  size_t i = (size_t) (uintptr_t) watch->backend_data;
+  AFUT_ASSERT (i < pb->n_watches && pb->watches[i] == watch);
+  pb->watches[i] = pb->watches[--pb->n_watches];
+  pb->watches[i]->backend_data = (void *) (uintptr_t) i;
+}
+
+static void
+afut__poll_free (void *data)
+{
+  AfutPollBackend *pb = (AfutPollBackend *) data;
+  close (pb->wake_read);
+  if (pb->wake_write != pb->wake_read)
+    close (pb->wake_write);
+  AFUT_FREE (pb->watches);
+  AFUT_FREE (pb->pollfds);
+  AFUT_FREE (pb->polled);
+  AFUT_FREE (pb);
+}
+
+static const AfutBackend afut__poll_backend = {
+  afut__monotonic_ns, afut__poll_wait,       afut__poll_wakeup,
+  afut__poll_watch_fd, afut__poll_unwatch_fd, afut__poll_free,
+};
+
+static AfutPollBackend *
+afut__poll_backend_new (void)
+{
+  AfutPollBackend *pb = (AfutPollBackend *) afut__alloc (sizeof *pb);
+  memset (pb, 0, sizeof *pb);
+#ifdef __linux__
+  pb->wake_read = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (pb->wake_read < 0)
+    {
+      AFUT_FREE (pb);
+      return NULL;
+    }
+  pb->wake_write = pb->wake_read;
+#else
+  {
+    int fds[2];
+    if (pipe (fds) < 0)
+      {
+        AFUT_FREE (pb);
+        return NULL;
+      }
+    for (int i = 0; i < 2; i++)
+      {
+        fcntl (fds[i], F_SETFL, fcntl (fds[i], F_GETFL) | O_NONBLOCK);
+        fcntl (fds[i], F_SETFD, FD_CLOEXEC);
+      }
+    pb->wake_read = fds[0];
+    pb->wake_write = fds[1];
+  }
+#endif
+  return pb;
+}
+
+/* ---- loop: construction ---- */
+
+AfutLoop *
+afut_loop_new_with_backend (const AfutBackend *backend, void *backend_data,
+                            unsigned flags)
+{
+  AfutLoop *loop;
+  AFUT__RETURN_VAL_IF_FAIL (backend != NULL, NULL);
+  AFUT__RETURN_VAL_IF_FAIL (backend->wait != NULL, NULL);
+  AFUT__RETURN_VAL_IF_FAIL (backend->wakeup != NULL, NULL);
+  AFUT__RETURN_VAL_IF_FAIL (
+    backend->now != NULL || (flags & AFUT_LOOP_VIRTUAL_CLOCK), NULL);
+  AFUT__RETURN_VAL_IF_FAIL ((flags & ~(unsigned) AFUT_LOOP_VIRTUAL_CLOCK)
+                              == 0,
+                            NULL);
+
+  loop = (AfutLoop *) afut__alloc (sizeof (AfutLoop));
+  memset (loop, 0, sizeof *loop);
+  loop->ref_count = 1;
+  loop->flags = flags;
+  loop->backend = backend;
+  loop->backend_data = backend_data;
+  loop->ready_cap = 64;
+  loop->ready
+    = (AfutReadyEntry *) afut__alloc (loop->ready_cap * sizeof (AfutReadyEntry));
+  pthread_mutex_init (&loop->inbox_lock, NULL);
+  return loop;
+}
+
+AfutLoop *
+afut_loop_new (unsigned flags)
+{
+  AfutPollBackend *pb = afut__poll_backend_new ();
+  AfutLoop *loop;
+  if (pb == NULL)
+    {
+      afut__log (AFUT_LOG_CRITICAL, "afut_loop_new: cannot create the "
+                 "wakeup fd: %s", strerror (errno));
+      return NULL;
+    }
+  loop = afut_loop_new_with_backend (&afut__poll_backend, pb, flags);
+  if (loop == NULL)
+    afut__poll_free (pb);
+  return loop;
+}
+
+AfutLoop *
+afut_loop_ref (AfutLoop *loop)
+{
+  AFUT__RETURN_VAL_IF_FAIL (loop != NULL, NULL);
+  __atomic_fetch_add (&loop->ref_count, 1, __ATOMIC_RELAXED);
+  return loop;
+}
+
+void
+afut_loop_unref (AfutLoop *loop)
+{
+  AFUT__RETURN_IF_FAIL (loop != NULL);
+  if (__atomic_fetch_sub (&loop->ref_count, 1, __ATOMIC_ACQ_REL) != 1)
+    return;
+  if (!loop->closed)
+    afut__loop_close (loop);
+  if (loop->n_futures == 0)
+    afut__loop_free_memory (loop);
+}
+
+static void
+afut__loop_free_memory (AfutLoop *loop)
+{
+  AFUT_FREE (loop->ready);
+  AFUT_FREE (loop->heap);
+  AFUT_FREE (loop->inbox);
+  pthread_mutex_destroy (&loop->inbox_lock);
+  if (loop->backend->free != NULL)
+    loop->backend->free (loop->backend_data);
+  AFUT_FREE (loop);
+}
+
+AfutLoop *
+afut_loop_get_running (void)
+{
+  return afut__running_loop;
+}
+
+static AfutLoop *
+afut__resolve_loop (AfutLoop *loop, const char *func)
+{
+  if (loop == NULL)
+    loop = afut__running_loop;
+  if (loop == NULL)
+    afut__log (AFUT_LOG_CRITICAL,
+               "%s: no running loop on this thread: pass a loop, or call it "
+               "from a task",
+               func);
+  else if (loop->closed)
+    {
+      afut__log (AFUT_LOG_CRITICAL, "%s: the loop is closed", func);
+      loop = NULL;
+    }
+  return loop;
+}
+
+/* ---- loop: clock ---- */
+
+int64_t
+afut_loop_time_ns (AfutLoop *loop)
+{
+  AFUT__RETURN_VAL_IF_FAIL (loop != NULL, 0);
+  if (loop->flags & AFUT_LOOP_VIRTUAL_CLOCK)
+    return loop->virtual_now;
+  return loop->backend->now (loop->backend_data);
+}
+
+double
+afut_loop_time (AfutLoop *loop)
+{
+  AFUT__RETURN_VAL_IF_FAIL (loop != NULL, 0.0);
+  return (double) afut_loop_time_ns (loop) / 1e9;
+}
+
+/* ---- loop: ready queue ---- */
+
+static void
+afut__ready_grow (AfutLoop *loop)
+{
+  size_t new_cap = loop->ready_cap * 2, i;
+  AfutReadyEntry *ring
+    = (AfutReadyEntry *) afut__alloc (new_cap * sizeof (AfutReadyEntry));
+  for (i = 0; i < loop->ready_len; i++)
+    ring[i] = loop->ready[(loop->ready_head + i) & (loop->ready_cap - 1)];
+  AFUT_FREE (loop->ready);
+  loop->ready = ring;
+  loop->ready_head = 0;
+  loop->ready_cap = new_cap;
+}
+
+static inline void
+afut__ready_push (AfutLoop *loop, AfutCallback func, void *data)
+{
+  AfutReadyEntry *e;
+  if (AFUT__UNLIKELY (loop->ready_len == loop->ready_cap))
+    afut__ready_grow (loop);
+  e = &loop->ready[(loop->ready_head + loop->ready_len) & (loop->ready_cap - 1)];
+  e->func = func;
+  e->data = data;
+  loop->ready_len++;
+}
+
+bool
+afut_loop_call_soon (AfutLoop *loop, AfutCallback func, void *data)
+{
+  AFUT__RETURN_VAL_IF_FAIL (loop != NULL, false);
+  AFUT__RETURN_VAL_IF_FAIL (func != NULL, false);
+  if (loop->closed)
+    {
+      afut__log (AFUT_LOG_CRITICAL, "afut_loop_call_soon: the loop is closed");
+      return false;
+    }
+  afut__ready_push (loop, func, data);
+  return true;
+}
+
+void
+afut_loop_wakeup (AfutLoop *loop)
+{
+  AFUT__RETURN_IF_FAIL (loop != NULL);
+  loop->backend->wakeup (loop->backend_data);
+}
+
+bool
+afut_loop_call_soon_threadsafe (AfutLoop *loop, AfutCallback func, void *data)
+{
+  bool ok = true;
+  AFUT__RETURN_VAL_IF_FAIL (loop != NULL, false);
+  AFUT__RETURN_VAL_IF_FAIL (func != NULL, false);
+  pthread_mutex_lock (&loop->inbox_lock);
+  if (loop->closed)
+    ok = false;
+  else
+    {
+      if (loop->inbox_len == loop->inbox_cap)
+        {
+          loop->inbox_cap = loop->inbox_cap ? loop->inbox_cap * 2 : 16;
+          loop->inbox = (AfutReadyEntry *) afut__realloc (
+            loop->inbox, loop->inbox_cap * sizeof (AfutReadyEntry));
+        }
+      loop->inbox[loop->inbox_len].func = func;
+      loop->inbox[loop->inbox_len].data = data;
+      loop->inbox_len++;
+      __atomic_store_n (&loop->inbox_pending, 1, __ATOMIC_RELEASE);
+    }
+  pthread_mutex_unlock (&loop->inbox_lock);
+  if (!ok)
+    {
+      afut__log (AFUT_LOG_CRITICAL,
+                 "afut_loop_call_soon_threadsafe: the loop is closed");
+      return false;
+    }
+  loop->backend->wakeup (loop->backend_data);
+  return true;
+}
+
+static void
+afut__loop_drain_inbox (AfutLoop *loop)
+{
+  size_t i;
+  if (!__atomic_load_n (&loop->inbox_pending, __ATOMIC_ACQUIRE))
+    return;
+  pthread_mutex_lock (&loop->inbox_lock);
+  for (i = 0; i < loop->inbox_len; i++)
+    afut__ready_push (loop, loop->inbox[i].func, loop->inbox[i].data);
+  loop->inbox_len = 0;
+  __atomic_store_n (&loop->inbox_pending, 0, __ATOMIC_RELEASE);
+  pthread_mutex_unlock (&loop->inbox_lock);
+}
+
+/* ---- loop: timer heap ---- */
+
+static inline bool
+afut__heap_less (const AfutHeapEntry *a, const AfutHeapEntry *b)
+{
+  if (a->when != b->when)
+    return a->when < b->when;
+  return a->timer->u.timer.seq < b->timer->u.timer.seq;
+}
+
+static inline void
+afut__heap_set (AfutLoop *loop, uint32_t i, AfutHeapEntry e)
+{
+  loop->heap[i] = e;
+  e.timer->u.timer.heap_index = i;
+}
+
+static void
+afut__heap_sift_up (AfutLoop *loop, uint32_t i)
+{
+  AfutHeapEntry e = loop->heap[i];
+  while (i > 0)
+    {
+      uint32_t parent = (i - 1) / 2;
+      if (!afut__heap_less (&e, &loop->heap[parent]))
+        break;
+      afut__heap_set (loop, i, loop->heap[parent]);
+      i = parent;
+    }
+  afut__heap_set (loop, i, e);
+}
+
+static void
+afut__heap_sift_down (AfutLoop *loop, uint32_t i)
+{
+  AfutHeapEntry e = loop->heap[i];
+  for (;;)
+    {
+      uint32_t child = 2 * i + 1;
+      if (child >= loop->heap_len)
+        break;
+      if (child + 1 < loop->heap_len
+          && afut__heap_less (&loop->heap[child + 1], &loop->heap[child]))
+        child++;
+      if (!afut__heap_less (&loop->heap[child], &e))
+        break;
+      afut__heap_set (loop, i, loop->heap[child]);
+      i = child;
+    }
+  afut__heap_set (loop, i, e);
+}
+
+static void
+afut__heap_push (AfutLoop *loop, AfutFuture *timer, int64_t when)
+{
+  AfutHeapEntry e;
+  if (loop->heap_len == loop->heap_cap)
+    {
+      loop->heap_cap = loop->heap_cap ? loop->heap_cap * 2 : 64;
+      loop->heap = (AfutHeapEntry *) afut__realloc (
+        loop->heap, loop->heap_cap * sizeof (AfutHeapEntry));
+    }
+  timer->u.timer.seq = loop->timer_seq++;
+  e.when = when;
+  e.timer = timer;
+  loop->heap[loop->heap_len] = e;
+  afut__heap_sift_up (loop, loop->heap_len++);
+}
+
+static AfutFuture *
+afut__heap_pop (AfutLoop *loop)
+{
+  AfutFuture *top = loop->heap[0].timer;
+  top->u.timer.heap_index = AFUT__NO_HEAP_INDEX;
+  if (--loop->heap_len > 0)
+    {
+      afut__heap_set (loop, 0, loop->heap[loop->heap_len]);
+      afut__heap_sift_down (loop, 0);
+    }
+  return top;
+}
+
+static void
+afut__heap_remove (AfutLoop *loop, AfutFuture *timer)
+{
+  uint32_t i = timer->u.timer.heap_index;
+  AFUT_ASSERT (i < loop->heap_len && loop->heap[i].timer == timer);
+  timer->u.timer.heap_index = AFUT__NO_HEAP_INDEX;
+  if (i != --loop->heap_len)
+    {
+      AfutFuture *moved = loop->heap[loop->heap_len].timer;
+      afut__heap_set (loop, i, loop->heap[loop->heap_len]);
+      afut__heap_sift_up (loop, i);
+      afut__heap_sift_down (loop, moved->u.timer.heap_index);
+    }
+}
+
+/* ---- loop: iteration ---- */
+
+static void afut__sleep_fire (void *data);
+
+static void
+afut__loop_expire_timers (AfutLoop *loop)
+{
+  int64_t now;
+  if (loop->heap_len == 0)
+    return;
+  now = afut_loop_time_ns (loop);
+  /* As asyncio: an expired timer becomes a ready-queue entry, run in this
+   * iteration's batch; the heap's reference moves to the entry. */
+  while (loop->heap_len > 0 && loop->heap[0].when <= now)
+    afut__ready_push (loop, afut__sleep_fire, afut__heap_pop (loop));
+}
+
+static void
+afut__loop_run_batch (AfutLoop *loop)
+{
+  size_t n = loop->ready_len;
+  while (n-- > 0)
+    {
+      AfutReadyEntry e = loop->ready[loop->ready_head];
+      loop->ready_head = (loop->ready_head + 1) & (loop->ready_cap - 1);
+      loop->ready_len--;
+      e.func (e.data);
+    }
+}
+
+static void
+afut__loop_iterate_unlocked (AfutLoop *loop, bool may_block)
+{
+  int64_t timeout = -1;
+
+  afut__loop_drain_inbox (loop);
+  if (loop->ready_len > 0 || !may_block)
+    timeout = 0;
+  else if (loop->heap_len > 0)
+    {
+      if (loop->flags & AFUT_LOOP_VIRTUAL_CLOCK)
+        {
+          /* Nothing ready: jump to the next deadline. */
+          if (loop->heap[0].when > loop->virtual_now)
+            loop->virtual_now = loop->heap[0].when;
+          timeout = 0;
+        }
+      else
+        {
+          timeout = loop->heap[0].when - afut_loop_time_ns (loop);
+          if (timeout < 0)
+            timeout = 0;
+        }
+    }
+  /* A loop with nothing to poll and nothing to wait for skips the
+   * syscall. */
+  if (timeout != 0 || loop->n_fd_watches > 0)
+    loop->backend->wait (loop->backend_data, loop, timeout);
+  afut__loop_drain_inbox (loop);
+  afut__loop_expire_timers (loop);
+  afut__loop_run_batch (loop);
+}
+
+static bool
+afut__loop_enter (AfutLoop *loop, const char *func)
+{
+  if (loop->closed)
+    {
+      afut__log (AFUT_LOG_CRITICAL, "%s: the loop is closed", func);
+      return false;
+    }
+  if (afut__running_loop != NULL)
+    {
+      afut__log (AFUT_LOG_CRITICAL,
+                 afut__running_loop == loop
+                   ? "%s: the loop is already running (nested run)"
+                   : "%s: another loop is running on this thread",
+                 func);
+      return false;
+    }
+  loop->running = true;
+  afut__running_loop = loop;
+  return true;
+}
+
+static void
+afut__loop_leave (AfutLoop *loop)
+{
+  loop->running = false;
+  afut__running_loop = NULL;
+}
+
+bool
+afut_loop_iterate (AfutLoop *loop, bool may_block)
+{
+  AFUT__RETURN_VAL_IF_FAIL (loop != NULL, false);
+  if (!afut__loop_enter (loop, __func__))
+    return false;
+  afut_loop_ref (loop); /* a callback may drop the caller's */
+  afut__loop_iterate_unlocked (loop, may_block);
+  afut__loop_leave (loop);
+  afut_loop_unref (loop);
+  return true;
+}
+
+bool
+afut_loop_run_until_complete (AfutLoop *loop, AfutFuture *future)
+{
+  AFUT__RETURN_VAL_IF_FAIL (loop != NULL, false);
+  AFUT__RETURN_VAL_IF_FAIL (future != NULL, false);
+  AFUT__RETURN_VAL_IF_FAIL (future->loop == loop, false);
+  if (!afut__loop_enter (loop, __func__))
+    return false;
+  afut_loop_ref (loop); /* a callback may drop the caller's */
+  afut_future_ref (future);
+  while (future->state == AFUT_FUTURE_PENDING)
+    afut__loop_iterate_unlocked (loop, true);
+  afut_future_unref (future);
+  afut__loop_leave (loop);
+  afut_loop_unref (loop);
+  return true;
+}
+
+size_t
+afut_loop_get_n_tasks (AfutLoop *loop)
+{
+  AFUT__RETURN_VAL_IF_FAIL (loop != NULL, 0);
+  return loop->n_tasks;
+}
+
+static void
+afut__loop_run_ready_until_empty (AfutLoop *loop)
+{
+  afut__loop_drain_inbox (loop);
+  while (loop->ready_len > 0)
+    {
+      afut__loop_run_batch (loop);
+      afut__loop_drain_inbox (loop);
+    }
+}
+
+static void
+afut__report (AfutLoop *loop, const char *message, const AfutError *error,
+              const char *task_name)
+{
+  AfutExceptionContext ctx;
+  ctx.message = message;
+  ctx.error = error;
+  ctx.task_name = task_name;
+  if (loop->exception_handler != NULL)
+    loop->exception_handler (loop, &ctx, loop->exception_handler_data);
+  else
+    afut_loop_default_exception_handler (loop, &ctx);
+}
+
+static void
+afut__loop_shutdown (AfutLoop *loop)
+{
+  AfutFuture **tasks, *all;
+  size_t i, n;
+  AfutTask *t;
+
+  if (!afut__loop_enter (loop, "afut_loop_shutdown"))
+    return;
+  n = loop->n_tasks;
+  if (n > 0)
+    {
+      tasks = (AfutFuture **) afut__alloc (n * sizeof (AfutFuture *));
+      for (t = loop->tasks, i = 0; t != NULL; t = t->next)
+        tasks[i++] = afut_future_ref (&t->future);
+      for (i = 0; i < n; i++)
+        afut_future_cancel (tasks[i], NULL);
+      all = afut_gather_return_exceptions_v (tasks, n);
+      while (all->state == AFUT_FUTURE_PENDING)
+        afut__loop_iterate_unlocked (loop, true);
+      afut_future_unref (all);
+      for (i = 0; i < n; i++)
+        {
+          if (tasks[i]->state == AFUT_FUTURE_FAILED)
+            afut__report (loop,
+                          "unhandled error during afut_run() shutdown",
+                          afut_future_get_error (tasks[i]),
+                          ((AfutTask *) tasks[i])->name);
+          afut_future_unref (tasks[i]);
+        }
+      AFUT_FREE (tasks);
+    }
+  afut__loop_run_ready_until_empty (loop);
+  afut__loop_leave (loop);
+}
+
+void
+afut_loop_shutdown (AfutLoop *loop)
+{
+  AFUT__RETURN_IF_FAIL (loop != NULL);
+  afut_loop_ref (loop);
+  afut__loop_shutdown (loop);
+  afut_loop_unref (loop);
+}
+
+static void
+afut__loop_close (AfutLoop *loop)
+{
+  AFUT_ASSERT (!loop->running);
+  bool can_run = afut__running_loop == NULL;
+
+  /* A last callback may spawn again: shut down until nothing is left. */
+  if (can_run)
+    do
+      afut__loop_shutdown (loop);
+    while (loop->n_tasks > 0);
+  else if (loop->n_tasks > 0)
+    afut__log (AFUT_LOG_WARNING,
+               "a loop freed from inside another running loop cannot run: "
+               "its %zu pending tasks are left as they are",
+               loop->n_tasks);
+  /* Timers and fd waits that no task awaited: cancel them, run their
+   * callbacks, and drop the references the heap and the watches held. */
+  while (loop->heap_len > 0)
+    {
+      AfutFuture *timer = afut__heap_pop (loop);
+      afut__future_complete_error (timer, afut__cancelled_error ("loop closed"));
+      afut_future_unref (timer);
+    }
+  while (loop->fd_watches != NULL)
+    {
+      AfutFdFuture *fdf = loop->fd_watches;
+      fdf->future.ref_count++;
+      afut_future_cancel (&fdf->future, "loop closed");
+      afut_future_unref (&fdf->future);
+    }
+  if (can_run)
+    {
+      afut__running_loop = loop;
+      afut__loop_run_ready_until_empty (loop);
+      afut__running_loop = NULL;
+    }
+
+  pthread_mutex_lock (&loop->inbox_lock);
+  loop->closed = true;
+  if (loop->inbox_len > 0)
+    afut__log (AFUT_LOG_WARNING,
+               "loop closed with %zu call_soon_threadsafe callbacks that "
+               "never ran",
+               loop->inbox_len);
+  loop->inbox_len = 0;
+  pthread_mutex_unlock (&loop->inbox_lock);
+}
+
+/* ---- exception handler ---- */
+
+void
+afut_loop_set_exception_handler (AfutLoop *loop, AfutExceptionHandler handler,
+                                 void *data)
+{
+  AFUT__RETURN_IF_FAIL (loop != NULL);
+  loop->exception_handler = handler;
+  loop->exception_handler_data = data;
+}
+
+void
+afut_loop_default_exception_handler (AfutLoop *loop,
+                                     const AfutExceptionContext *context)
+{
+  AFUT__RETURN_IF_FAIL (loop != NULL);
+  AFUT__RETURN_IF_FAIL (context != NULL);
+  fprintf (stderr, "afut: %s", context->message);
+  if (context->task_name != NULL)
+    fprintf (stderr, ": task '%s'", context->task_name);
+  if (context->error != NULL)
+    {
+      const char *domain = afut_quark_to_string (context->error->domain);
+      fprintf (stderr, ": %s:%d: %s", domain ? domain : "?",
+               context->error->code, context->error->message);
+    }
+  fputc ('\n', stderr);
+}
+
+/* ---- futures ---- */
+
+static AfutFuture *
+afut__future_init (AfutFuture *f, AfutLoop *loop, uint8_t kind)
+{
+  memset (f, 0, sizeof *f);
+  f->loop = loop;
+  f->ref_count = 1;
+  f->kind = kind;
+  loop->n_futures++;
+  return f;
+}
+
+AfutFuture *
+afut_future_new (AfutLoop *loop)
+{
+  loop = afut__resolve_loop (loop, __func__);
+  if (loop == NULL)
+    return NULL;
+  return afut__future_init ((AfutFuture *) afut__alloc (sizeof (AfutFuture)),
+                            loop, AFUT__KIND_PLAIN);
+}
+
+AfutFuture *
+afut_future_ref (AfutFuture *future)
+{
+  AFUT__RETURN_VAL_IF_FAIL (future != NULL, NULL);
+  AFUT__RETURN_VAL_IF_FAIL (future->ref_count > 0, NULL);
+  future->ref_count++;
+  return future;
+}
+
+static void
+afut__callbacks_array_marker (AfutFuture *future, void *data)
+{
+  (void) future;
+  (void) data;
+}
+
+static inline AfutCallbackSlot *
+afut__callback_slots (AfutCallbackArray *a)
+{
+  return (AfutCallbackSlot *) (void *) (a + 1);
+}
+
+static void afut__task_finalize (AfutTask *task);
+static void afut__gather_finalize (AfutGather *gather);
+
+void
+afut_future_unref (AfutFuture *future)
+{
+  AfutLoop *loop;
+  if (future == NULL)
+    return;
+  AFUT__RETURN_IF_FAIL (future->ref_count > 0);
+  if (--future->ref_count > 0)
+    return;
+
+  loop = future->loop;
+  future->flags |= AFUT__FUTURE_IN_FINALIZE;
+  if (future->state == AFUT_FUTURE_FAILED
+      && !(future->flags & AFUT__FUTURE_ERROR_RETRIEVED))
+    afut__report (loop,
+                  future->kind == AFUT__KIND_TASK
+                    ? "Task exception was never retrieved"
+                    : "Future exception was never retrieved",
+                  future->u.error,
+                  future->kind == AFUT__KIND_TASK
+                    ? ((AfutTask *) future)->name
+                    : NULL);
+
+  switch (future->kind)
+    {
+    case AFUT__KIND_TASK:
+      afut__task_finalize ((AfutTask *) future);
+      break;
+    case AFUT__KIND_GATHER:
+      afut__gather_finalize ((AfutGather *) future);
+      break;
+    default:
+      break;
+    }
+
+  if (future->state == AFUT_FUTURE_FAILED
+      || future->state == AFUT_FUTURE_CANCELLED)
+    afut_error_free (future->u.error);
+  else if (future->state == AFUT_FUTURE_DONE
+           && future->value_type == AFUT_VALUE_POINTER
+           && future->u.value.destroy != NULL)
+    future->u.value.destroy (future->u.value.v.pointer);
+
+  /* Pending callbacks only remain if the future never completed. */
+  if (future->callback == afut__callbacks_array_marker)
+    AFUT_FREE (future->callback_data);
+
+  AFUT_FREE (future);
+  if (--loop->n_futures == 0 && loop->closed
+      && __atomic_load_n (&loop->ref_count, __ATOMIC_ACQUIRE) == 0)
+    afut__loop_free_memory (loop);
+}
+
+AfutLoop *
+afut_future_get_loop (AfutFuture *future)
+{
+  AFUT__RETURN_VAL_IF_FAIL (future != NULL, NULL);
+  return future->loop;
+}
+
+AfutFutureState
+afut_future_get_state (AfutFuture *future)
+{
+  AFUT__RETURN_VAL_IF_FAIL (future != NULL, AFUT_FUTURE_PENDING);
+  return (AfutFutureState) future->state;
+}
+
+bool
+afut_future_is_done (AfutFuture *future)
+{
+  AFUT__RETURN_VAL_IF_FAIL (future != NULL, false);
+  return future->state != AFUT_FUTURE_PENDING;
+}
+
+bool
+afut_future_is_cancelled (AfutFuture *future)
+{
+  AFUT__RETURN_VAL_IF_FAIL (future != NULL, false);
+  return future->state == AFUT_FUTURE_CANCELLED;
+}
+
+const char *
+afut_future_state_to_string (AfutFutureState state)
+{
+  switch (state)
+    {
+    case AFUT_FUTURE_PENDING:
+      return "pending";
+    case AFUT_FUTURE_DONE:
+      return "done";
+    case AFUT_FUTURE_FAILED:
+      return "failed";
+    case AFUT_FUTURE_CANCELLED:
+      return "cancelled";
+    default:
+      return "invalid";
+    }
+}
+
+/* Runs a completed future's callbacks, in registration order.  One entry
+ * per future, not one per callback: the callbacks were consecutive in the
+ * queue anyway, so the order is asyncio's. */
+static void
+afut__future_dispatch (void *data)
+{
+  AfutFuture *future = (AfutFuture *) data;
+  AfutFutureCallback cb = future->callback;
+  void *cb_data = future->callback_data;
+  future->callback = NULL;
+  future->callback_data = NULL;
+  if (cb == afut__callbacks_array_marker)
+    {
+      AfutCallbackArray *a = (AfutCallbackArray *) cb_data;
+      AfutCallbackSlot *slots = afut__callback_slots (a);
+      size_t i;
+      for (i = 0; i < a->len; i++)
+        slots[i].func (future, slots[i].data);
+      AFUT_FREE (a);
+    }
+  else if (cb != NULL)
+    cb (future, cb_data);
+  afut_future_unref (future);
+}
+
+static void
+afut__future_drop_callbacks (AfutFuture *future)
+{
+  if (future->callback == afut__callbacks_array_marker)
+    AFUT_FREE (future->callback_data);
+  future->callback = NULL;
+  future->callback_data = NULL;
+}
+
+static void
+afut__future_schedule_callbacks (AfutFuture *future)
+{
+  AfutLoop *loop = future->loop;
+  if (future->callback == NULL)
+    return;
+  if (AFUT__UNLIKELY (loop->closed))
+    {
+      afut__log (AFUT_LOG_CRITICAL,
+                 "a future completed after its loop was closed: its done "
+                 "callbacks will not run");
+      afut__future_drop_callbacks (future);
+      return;
+    }
+  future->ref_count++;
+  afut__ready_push (loop, afut__future_dispatch, future);
+}
+
+static bool
+afut__future_check_pending (AfutFuture *future, const char *func)
+{
+  if (AFUT__LIKELY (future->state == AFUT_FUTURE_PENDING))
+    return true;
+  afut__log (AFUT_LOG_CRITICAL,
+             "%s: invalid state: the future is already %s (a future "
+             "completes once)",
+             func, afut_future_state_to_string ((AfutFutureState) future->state));
+  return false;
+}
+
+/* Completing anything but a plain future from outside would bypass its
+ * own logic (a task's step, a gather's children, a sleep's timer). */
+static bool
+afut__future_check_settable (AfutFuture *future, const char *func)
+{
+  if (AFUT__LIKELY (future->kind == AFUT__KIND_PLAIN))
+    return true;
+  afut__log (AFUT_LOG_CRITICAL,
+             "%s: this future is a %s: it completes on its own (only cancel "
+             "it)",
+             func,
+             future->kind == AFUT__KIND_TASK     ? "task"
+             : future->kind == AFUT__KIND_GATHER ? "gather"
+             : future->kind == AFUT__KIND_FD     ? "fd wait"
+                                                 : "sleep");
+  return false;
+}
+
+static inline void
+afut__future_complete_value (AfutFuture *future, AfutValueType type)
+{
+  future->state = AFUT_FUTURE_DONE;
+  future->value_type = (uint8_t) type;
+  afut__future_schedule_callbacks (future);
+}
+
+static bool
+afut__future_complete_error (AfutFuture *future, AfutError *error)
+{
+  if (future->state != AFUT_FUTURE_PENDING)
+    {
+      afut_error_free (error);
+      return false;
+    }
+  future->u.error = error;
+  future->state = afut_error_is_cancelled (error) ? AFUT_FUTURE_CANCELLED
+                                                  : AFUT_FUTURE_FAILED;
+  afut__future_schedule_callbacks (future);
+  return true;
+}
+
+bool
+afut_future_resolve (AfutFuture *future)
+{
+  AFUT__RETURN_VAL_IF_FAIL (future != NULL, false);
+  if (!afut__future_check_settable (future, __func__)
+      || !afut__future_check_pending (future, __func__))
+    return false;
+  afut__future_complete_value (future, AFUT_VALUE_NONE);
+  return true;
+}
+
+bool
+afut_future_resolve_pointer (AfutFuture *future, void *pointer,
+                             AfutDestroyNotify destroy)
+{
+  if (future == NULL || !afut__future_check_settable (future, __func__)
+      || !afut__future_check_pending (future, __func__))
+    {
+      if (future == NULL)
+        afut__log (AFUT_LOG_CRITICAL, "%s: assertion '%s' failed", __func__,
+                   "future != NULL");
+      if (destroy != NULL)
+        destroy (pointer);
+      return false;
+    }
+  future->u.value.v.pointer = pointer;
+  future->u.value.destroy = destroy;
+  afut__future_complete_value (future, AFUT_VALUE_POINTER);
+  return true;
+}
+
+bool
+afut_future_resolve_int (AfutFuture *future, int64_t value)
+{
+  AFUT__RETURN_VAL_IF_FAIL (future != NULL, false);
+  if (!afut__future_check_settable (future, __func__)
+      || !afut__future_check_pending (future, __func__))
+    return false;
+  future->u.value.v.v_int = value;
+  afut__future_complete_value (future, AFUT_VALUE_INT);
+  return true;
+}
+
+bool
+afut_future_resolve_double (AfutFuture *future, double value)
+{
+  AFUT__RETURN_VAL_IF_FAIL (future != NULL, false);
+  if (!afut__future_check_settable (future, __func__)
+      || !afut__future_check_pending (future, __func__))
+    return false;
+  future->u.value.v.v_double = value;
+  afut__future_complete_value (future, AFUT_VALUE_DOUBLE);
+  return true;
+}
+
+bool
+afut_future_fail (AfutFuture *future, AfutError *error)
+{
+  if (future == NULL || error == NULL
+      || !afut__future_check_settable (future, __func__)
+      || !afut__future_check_pending (future, __func__))
+    {
+      if (future == NULL || error == NULL)
+        afut__log (AFUT_LOG_CRITICAL, "%s: assertion '%s' failed", __func__,
+                   future == NULL ? "future != NULL" : "error != NULL");
+      afut_error_free (error);
+      return false;
+    }
+  return afut__future_complete_error (future, error);
+}
+
+bool
+afut_future_cancel (AfutFuture *future, const char *message)
+{
+  AFUT__RETURN_VAL_IF_FAIL (future != NULL, false);
+  if (future->state != AFUT_FUTURE_PENDING)
+    return false;
+  switch (future->kind)
+    {
+    case AFUT__KIND_TASK:
+      return afut__task_cancel ((AfutTask *) future, message);
+    case AFUT__KIND_GATHER:
+      return afut__gather_cancel ((AfutGather *) future, message);
+    case AFUT__KIND_SLEEP:
+      if (future->u.timer.heap_index != AFUT__NO_HEAP_INDEX)
+        {
+          afut__heap_remove (future->loop, future);
+          future->ref_count--; /* the heap's; the caller holds another */
+        }
+      break;
+    case AFUT__KIND_FD:
+      afut__fd_stop_watch ((AfutFdFuture *) future);
+      break;
+    default:
+      break;
+    }
+  return afut__future_complete_error (future, afut__cancelled_error (message));
+}
+
+static bool
+afut__future_check_value (AfutFuture *future, AfutValueType type,
+                          const char *func)
+{
+  if (AFUT__UNLIKELY (future->state != AFUT_FUTURE_DONE))
+    {
+      if (future->state == AFUT_FUTURE_PENDING)
+        afut__log (AFUT_LOG_CRITICAL,
+                   "%s: invalid state: the future is pending (result is not "
+                   "set)",
+                   func);
+      else
+        afut__log (AFUT_LOG_CRITICAL,
+                   "%s: the future has no value: it is %s (%s); check "
+                   "afut_future_get_error() first",
+                   func,
+                   afut_future_state_to_string (
+                     (AfutFutureState) future->state),
+                   future->u.error->message);
+      return false;
+    }
+  if (AFUT__UNLIKELY (future->value_type != type))
+    {
+      static const char *const names[] = { "none", "pointer", "int",
+                                           "double" };
+      afut__log (AFUT_LOG_CRITICAL, "%s: the future holds a %s value", func,
+                 names[future->value_type & 3]);
+      return false;
+    }
+  return true;
+}
+
+AfutValueType
+afut_future_get_value_type (AfutFuture *future)
+{
+  AFUT__RETURN_VAL_IF_FAIL (future != NULL, AFUT_VALUE_NONE);
+  if (future->state != AFUT_FUTURE_DONE)
+    {
+      afut__future_check_value (future, AFUT_VALUE_NONE, __func__);
+      return AFUT_VALUE_NONE;
+    }
+  return (AfutValueType) future->value_type;
+}
+
+void *
+afut_future_get_pointer (AfutFuture *future)
+{
+  AFUT__RETURN_VAL_IF_FAIL (future != NULL, NULL);
+  if (!afut__future_check_value (future, AFUT_VALUE_POINTER, __func__))
+    return NULL;
+  return future->u.value.v.pointer;
+}
+
+int64_t
+afut_future_get_int (AfutFuture *future)
+{
+  AFUT__RETURN_VAL_IF_FAIL (future != NULL, 0);
+  if (!afut__future_check_value (future, AFUT_VALUE_INT, __func__))
+    return 0;
+  return future->u.value.v.v_int;
+}
+
+double
+afut_future_get_double (AfutFuture *future)
+{
+  AFUT__RETURN_VAL_IF_FAIL (future != NULL, 0.0);
+  if (!afut__future_check_value (future, AFUT_VALUE_DOUBLE, __func__))
+    return 0.0;
+  return future->u.value.v.v_double;
+}
+
+const AfutError *
+afut_future_get_error (AfutFuture *future)
+{
+  AFUT__RETURN_VAL_IF_FAIL (future != NULL, NULL);
+  if (future->state == AFUT_FUTURE_PENDING)
+    {
+      afut__log (AFUT_LOG_CRITICAL,
+                 "%s: invalid state: the future is pending (exception is not "
+                 "set)",
+                 __func__);
+      return NULL;
+    }
+  if (future->state == AFUT_FUTURE_DONE)
+    return NULL;
+  future->flags |= AFUT__FUTURE_ERROR_RETRIEVED;
+  return future->u.error;
+}
+
+/* A callback added to a done future gets its own queue entry now, behind
+ * whatever is already queued, as asyncio's call_soon at add time. */
+static void
+afut__late_callback_run (void *data)
+{
+  AfutLateCallback *late = (AfutLateCallback *) data;
+  late->func (late->future, late->data);
+  afut_future_unref (late->future);
+  AFUT_FREE (late);
+}
+
+static void afut__yield_fire (void *data);
+
+void
+afut_future_add_done_callback (AfutFuture *future, AfutFutureCallback callback,
+                               void *data)
+{
+  AFUT__RETURN_IF_FAIL (future != NULL);
+  AFUT__RETURN_IF_FAIL (callback != NULL);
+
+  if (future->state != AFUT_FUTURE_PENDING)
+    {
+      AfutLateCallback *late;
+      if (future->loop->closed)
+        {
+          afut__log (AFUT_LOG_CRITICAL, "%s: the loop is closed", __func__);
+          return;
+        }
+      late = (AfutLateCallback *) afut__alloc (sizeof *late);
+      late->future = afut_future_ref (future);
+      late->func = callback;
+      late->data = data;
+      afut__ready_push (future->loop, afut__late_callback_run, late);
+      return;
+    }
+
+  if (future->kind == AFUT__KIND_YIELD
+      && !(future->flags & AFUT__FUTURE_YIELD_ARMED))
+    {
+      /* A sleep(0) that is not awaited directly by a task resolves one
+       * loop turn after it is first watched. */
+      future->flags |= AFUT__FUTURE_YIELD_ARMED;
+      future->ref_count++;
+      afut__ready_push (future->loop, afut__yield_fire, future);
+    }
+
+  if (future->callback == NULL)
+    {
+      future->callback = callback;
+      future->callback_data = data;
+    }
+  else if (future->callback != afut__callbacks_array_marker)
+    {
+      AfutCallbackArray *a = (AfutCallbackArray *) afut__alloc (
+        sizeof (AfutCallbackArray) + 4 * sizeof (AfutCallbackSlot));
+      AfutCallbackSlot *slots = afut__callback_slots (a);
+      a->len = 2;
+      a->cap = 4;
+      slots[0].func = future->callback;
+      slots[0].data = future->callback_data;
+      slots[1].func = callback;
+      slots[1].data = data;
+      future->callback = afut__callbacks_array_marker;
+      future->callback_data = a;
+    }
+  else
+    {
+      AfutCallbackArray *a = (AfutCallbackArray *) future->callback_data;
+      if (a->len == a->cap)
+        {
+          a->cap *= 2;
+          a = (AfutCallbackArray *) afut__realloc (
+            a, sizeof (AfutCallbackArray) + a->cap * sizeof (AfutCallbackSlot));
+          future->callback_data = a;
+        }
+      afut__callback_slots (a)[a->len].func = callback;
+      afut__callback_slots (a)[a->len].data = data;
+      a->len++;
+    }
+}
+
+size_t
+afut_future_remove_done_callback (AfutFuture *future,
+                                  AfutFutureCallback callback, void *data)
+{
+  size_t removed = 0;
+  AFUT__RETURN_VAL_IF_FAIL (future != NULL, 0);
+  AFUT__RETURN_VAL_IF_FAIL (callback != NULL, 0);
+  if (future->state != AFUT_FUTURE_PENDING)
+    return 0;
+  if (future->callback == afut__callbacks_array_marker)
+    {
+      AfutCallbackArray *a = (AfutCallbackArray *) future->callback_data;
+      AfutCallbackSlot *slots = afut__callback_slots (a);
+      size_t i, j = 0;
+      for (i = 0; i < a->len; i++)
+        if (slots[i].func == callback && slots[i].data == data)
+          removed++;
+        else
+          slots[j++] = slots[i];
+      a->len = j;
+      if (j == 0)
+        afut__future_drop_callbacks (future);
+    }
+  else if (future->callback == callback && future->callback_data == data)
+    {
+      future->callback = NULL;
+      future->callback_data = NULL;
+      removed = 1;
+    }
+  return removed;
+}
+
+/* ---- tasks ---- */
+
+static void
+afut__task_unlink (AfutTask *task)
+{
+  AfutLoop *loop = task->future.loop;
+  if (task->prev != NULL)
+    task->prev->next = task->next;
+  else
+    loop->tasks = task->next;
+  if (task->next != NULL)
+    task->next->prev = task->prev;
+  task->prev = task->next = NULL;
+  loop->n_tasks--;
+}
+
+/* Links a task into its loop's list (which holds a reference until it
+ * completes). */
+static void
+afut__task_link (AfutTask *task)
+{
+  AfutLoop *loop = task->future.loop;
+  task->task_flags &= (uint16_t) ~AFUT__TASK_LAZY;
+  task->next = loop->tasks;
+  if (loop->tasks != NULL)
+    loop->tasks->prev = task;
+  loop->tasks = task;
+  loop->n_tasks++;
+  task->future.ref_count++;
+}
+
+static AfutFuture *
+afut__task_create (AfutLoop *loop, AfutTaskFunc func, size_t struct_size,
+                   const void *init, const char *name,
+                   AfutTaskFinalize finalize, bool lazy, const char *caller)
+{
+  AfutTask *task;
+  AFUT__RETURN_VAL_IF_FAIL (func != NULL, NULL);
+  AFUT__RETURN_VAL_IF_FAIL (struct_size >= sizeof (AfutTask), NULL);
+  loop = afut__resolve_loop (loop, caller);
+  if (loop == NULL)
+    return NULL;
+
+  task = (AfutTask *) afut__alloc (struct_size);
+  if (init != NULL)
+    memcpy (task, init, struct_size);
+  else
+    memset (task, 0, struct_size);
+  memset (task, 0, sizeof (AfutTask));
+  afut__future_init (&task->future, loop, AFUT__KIND_TASK);
+  task->func = func;
+  task->finalize = finalize;
+  loop->task_counter++;
+  if (name != NULL)
+    {
+      task->name = afut__strdup (name);
+    }
+  else
+    {
+      char buf[32];
+      snprintf (buf, sizeof buf, "Task-%llu",
+                (unsigned long long) loop->task_counter);
+      task->name = afut__strdup (buf);
+    }
+  task->task_flags = AFUT__TASK_NAME_OWNED;
+  if (lazy)
+    task->task_flags |= AFUT__TASK_LAZY;
+  else
+    {
+      afut__task_link (task);
+      afut__task_schedule_step (task);
+    }
+  return &task->future;
+}
+
+AfutFuture *
+afut_task_new (AfutLoop *loop, AfutTaskFunc func, size_t struct_size,
+               const void *init, const char *name, AfutTaskFinalize finalize)
+{
+  return afut__task_create (loop, func, struct_size, init, name, finalize,
+                            false, __func__);
+}
+
+AfutFuture *
+afut_coro_new (AfutLoop *loop, AfutTaskFunc func, size_t struct_size,
+               const void *init, const char *name, AfutTaskFinalize finalize)
+{
+  return afut__task_create (loop, func, struct_size, init, name, finalize,
+                            true, __func__);
+}
+
+static inline bool
+afut__is_lazy (AfutFuture *future)
+{
+  return future->kind == AFUT__KIND_TASK
+         && (((AfutTask *) future)->task_flags & AFUT__TASK_LAZY);
+}
+
+AfutFuture *
+afut_task_start (AfutFuture *future)
+{
+  AFUT__RETURN_VAL_IF_FAIL (future != NULL, NULL);
+  if (afut__is_lazy (future) && future->state == AFUT_FUTURE_PENDING)
+    {
+      if (future->loop->closed)
+        afut__log (AFUT_LOG_CRITICAL, "%s: the loop is closed", __func__);
+      else
+        {
+          afut__task_link ((AfutTask *) future);
+          afut__task_schedule_step ((AfutTask *) future);
+        }
+    }
+  return future;
+}
+
+static void
+afut__task_finalize (AfutTask *task)
+{
+  if (task->task_flags & AFUT__TASK_LAZY)
+    afut__log (AFUT_LOG_WARNING, "coroutine '%s' was never awaited",
+               task->name);
+  if (task->finalize != NULL)
+    task->finalize (task);
+  afut_future_unref (task->awaiting);
+  afut_error_free (task->caught);
+  AFUT_FREE (task->cancel_message);
+  if (task->task_flags & AFUT__TASK_NAME_OWNED)
+    AFUT_FREE ((char *) task->name);
+}
+
+AfutTask *
+afut_future_get_task (AfutFuture *future)
+{
+  AFUT__RETURN_VAL_IF_FAIL (future != NULL, NULL);
+  AFUT__RETURN_VAL_IF_FAIL (future->kind == AFUT__KIND_TASK, NULL);
+  return (AfutTask *) future;
+}
+
+const char *
+afut_task_get_name (AfutTask *task)
+{
+  AFUT__RETURN_VAL_IF_FAIL (task != NULL, NULL);
+  return task->name;
+}
+
+void
+afut_task_set_name (AfutTask *task, const char *name)
+{
+  AFUT__RETURN_IF_FAIL (task != NULL);
+  AFUT__RETURN_IF_FAIL (name != NULL);
+  if (task->task_flags & AFUT__TASK_NAME_OWNED)
+    AFUT_FREE ((char *) task->name);
+  task->name = afut__strdup (name);
+  task->task_flags |= AFUT__TASK_NAME_OWNED;
+}
+
+AfutTask *
+afut_task_get_current (AfutLoop *loop)
+{
+  if (loop == NULL)
+    loop = afut__running_loop;
+  return loop != NULL ? loop->current_task : NULL;
+}
+
+AfutFuture *
+afut_task_awaited (AfutTask *task)
+{
+  AFUT__RETURN_VAL_IF_FAIL (task != NULL, NULL);
+  return task->awaiting;
+}
+
+const AfutError *
+afut_task_caught (AfutTask *task)
+{
+  AFUT__RETURN_VAL_IF_FAIL (task != NULL, NULL);
+  return task->caught;
+}
+
+/* Ends the task: value or error already stored by the caller. */
+static void
+afut__task_done (AfutTask *task)
+{
+  AfutLoop *loop = task->future.loop;
+  AfutFuture *awaiting = task->awaiting;
+  task->awaiting = NULL;
+  afut_error_free (task->caught);
+  task->caught = NULL;
+  AFUT_FREE (task->cancel_message);
+  task->cancel_message = NULL;
+  task->task_flags &= (uint16_t) ~(AFUT__TASK_MUST_CANCEL | AFUT__TASK_WAITING);
+  afut__task_unlink (task);
+  afut_future_unref (awaiting);
+  (void) loop;
+  afut_future_unref (&task->future); /* the loop's list reference */
+}
+
+/* A task ends through one of these; while its step runs the caller holds
+ * a reference (the step entry's), so the unref in afut__task_done cannot
+ * free it. */
+static bool
+afut__task_check_running (AfutTask *task, const char *func)
+{
+  if (AFUT__LIKELY (task->task_flags & AFUT__TASK_RUNNING))
+    return true;
+  afut__log (AFUT_LOG_CRITICAL,
+             "%s: task '%s' is not running: AFUT_* macros belong in the "
+             "task's own step function, called by the loop",
+             func, task->name);
+  return false;
+}
+
+static bool
+afut__task_cancel_on_return (AfutTask *task)
+{
+  /* asyncio: a task cancelled right before its coroutine returns ends
+   * cancelled. */
+  if (!(task->task_flags & AFUT__TASK_MUST_CANCEL))
+    return false;
+  task->future.u.error = afut__cancelled_error (task->cancel_message);
+  task->future.state = AFUT_FUTURE_CANCELLED;
+  afut__future_schedule_callbacks (&task->future);
+  afut__task_done (task);
+  return true;
+}
+
+void
+afut__task_return_none (AfutTask *task)
+{
+  AFUT__RETURN_IF_FAIL (task != NULL);
+  if (!afut__task_check_running (task, __func__)
+      || task->future.state != AFUT_FUTURE_PENDING)
+    return;
+  if (afut__task_cancel_on_return (task))
+    return;
+  afut__future_complete_value (&task->future, AFUT_VALUE_NONE);
+  afut__task_done (task);
+}
+
+void
+afut__task_return_pointer (AfutTask *task, void *pointer,
+                           AfutDestroyNotify destroy)
+{
+  if (task == NULL || !afut__task_check_running (task, __func__)
+      || task->future.state != AFUT_FUTURE_PENDING
+      || afut__task_cancel_on_return (task))
+    {
+      if (task == NULL)
+        afut__log (AFUT_LOG_CRITICAL, "%s: assertion 'task != NULL' failed",
+                   __func__);
+      if (destroy != NULL)
+        destroy (pointer);
+      return;
+    }
+  task->future.u.value.v.pointer = pointer;
+  task->future.u.value.destroy = destroy;
+  afut__future_complete_value (&task->future, AFUT_VALUE_POINTER);
+  afut__task_done (task);
+}
+
+void
+afut__task_return_int (AfutTask *task, int64_t value)
+{
+  AFUT__RETURN_IF_FAIL (task != NULL);
+  if (!afut__task_check_running (task, __func__)
+      || task->future.state != AFUT_FUTURE_PENDING
+      || afut__task_cancel_on_return (task))
+    return;
+  task->future.u.value.v.v_int = value;
+  afut__future_complete_value (&task->future, AFUT_VALUE_INT);
+  afut__task_done (task);
+}
+
+void
+afut__task_return_double (AfutTask *task, double value)
+{
+  AFUT__RETURN_IF_FAIL (task != NULL);
+  if (!afut__task_check_running (task, __func__)
+      || task->future.state != AFUT_FUTURE_PENDING
+      || afut__task_cancel_on_return (task))
+    return;
+  task->future.u.value.v.v_double = value;
+  afut__future_complete_value (&task->future, AFUT_VALUE_DOUBLE);
+  afut__task_done (task);
+}
+
+void
+afut__task_throw (AfutTask *task, AfutError *error)
+{
+  if (task == NULL)
+    {
+      afut__log (AFUT_LOG_CRITICAL, "AFUT_THROW: assertion 'task != NULL' "
+                 "failed");
+      afut_error_free (error);
+      return;
+    }
+  if (!afut__task_check_running (task, "AFUT_THROW")
+      || task->future.state != AFUT_FUTURE_PENDING)
+    {
+      afut_error_free (error);
+      return;
+    }
+  if (error == NULL)
+    {
+      /* Still end the task, or it would hang. */
+      afut__log (AFUT_LOG_CRITICAL, "AFUT_THROW: assertion 'error != NULL' "
+                 "failed");
+      error = afut_error_new_literal (AFUT_ERROR, AFUT_ERROR_INVALID_ARGUMENT,
+                                      "AFUT_THROW given a NULL error");
+    }
+  afut__future_complete_error (&task->future, error);
+  afut__task_done (task);
+}
+
+void
+afut__task_reraise (AfutTask *task)
+{
+  AfutError *e;
+  AFUT__RETURN_IF_FAIL (task != NULL);
+  if (task->caught == NULL)
+    {
+      afut__log (AFUT_LOG_CRITICAL,
+                 "AFUT_RERAISE: task '%s' caught no error; it ends with an "
+                 "invalid-state error",
+                 task->name);
+      e = afut_error_new_literal (AFUT_ERROR, AFUT_ERROR_INVALID_STATE,
+                                  "AFUT_RERAISE with no caught error");
+    }
+  else
+    {
+      e = task->caught;
+      task->caught = NULL;
+    }
+  afut__task_throw (task, e);
+}
+
+void
+afut__task_bad_resume (AfutTask *task)
+{
+  AFUT__RETURN_IF_FAIL (task != NULL);
+  /* AFUT_BEGIN already reported a step called from outside the loop. */
+  if (!(task->task_flags & AFUT__TASK_RUNNING))
+    return;
+  afut__log (AFUT_LOG_CRITICAL,
+             "task '%s' resumed at unknown point %d: is there an await "
+             "inside a switch?",
+             task->name, task->resume_point);
+  afut__task_throw (task, afut_error_new (AFUT_ERROR, AFUT_ERROR_INVALID_STATE,
+                                          "bad resume point %d",
+                                          task->resume_point));
+}
+
+int
+afut__task_begin (AfutTask *task)
+{
+  AFUT__RETURN_VAL_IF_FAIL (task != NULL, -1);
+  if (!afut__task_check_running (task, "AFUT_BEGIN"))
+    return -1;
+  return task->resume_point;
+}
+
+static void
+afut__task_set_caught_from (AfutTask *task, AfutFuture *future)
+{
+  afut_error_free (task->caught);
+  task->caught = NULL;
+  if (future != NULL && future->state != AFUT_FUTURE_DONE)
+    {
+      future->flags |= AFUT__FUTURE_ERROR_RETRIEVED;
+      task->caught = afut_error_copy (future->u.error);
+    }
+}
+
+/* The scheduler's entry into a task: asyncio's Task.__step. */
+static void
+afut__task_run_step (AfutTask *task)
+{
+  AfutLoop *loop = task->future.loop;
+  AfutTask *prev_current;
+
+  if (task->future.state != AFUT_FUTURE_PENDING)
+    return;
+
+  if (!(task->task_flags & AFUT__TASK_STARTED))
+    {
+      task->task_flags |= AFUT__TASK_STARTED;
+      if (task->task_flags & AFUT__TASK_MUST_CANCEL)
+        {
+          /* Cancelled before it ever ran: the body never starts. */
+          afut__future_complete_error (
+            &task->future, afut__cancelled_error (task->cancel_message));
+          afut__task_done (task);
+          return;
+        }
+    }
+  else
+    afut__task_set_caught_from (task, task->awaiting);
+
+  if (task->task_flags & AFUT__TASK_MUST_CANCEL)
+    {
+      task->task_flags &= (uint16_t) ~AFUT__TASK_MUST_CANCEL;
+      if (!afut_error_is_cancelled (task->caught))
+        {
+          afut_error_free (task->caught);
+          task->caught = afut__cancelled_error (task->cancel_message);
+        }
+    }
+
+  prev_current = loop->current_task;
+  loop->current_task = task;
+  task->task_flags |= AFUT__TASK_RUNNING;
+  task->func (task);
+  task->task_flags &= (uint16_t) ~AFUT__TASK_RUNNING;
+  loop->current_task = prev_current;
+
+  /* A plain `return;` out of the body ends the task as Python's `return`
+   * does: with no value. */
+  if (task->future.state == AFUT_FUTURE_PENDING
+      && !(task->task_flags & (AFUT__TASK_WAITING | AFUT__TASK_SCHEDULED)))
+    {
+      task->task_flags |= AFUT__TASK_RUNNING;
+      afut__task_return_none (task);
+      task->task_flags &= (uint16_t) ~AFUT__TASK_RUNNING;
+    }
+}
+
+static void
+afut__task_step (void *data)
+{
+  AfutTask *task = (AfutTask *) data;
+  task->task_flags &= (uint16_t) ~AFUT__TASK_SCHEDULED;
+  afut__task_run_step (task);
+  afut_future_unref (&task->future); /* the entry's reference */
+}
+
+static void
+afut__task_wakeup (AfutFuture *future, void *data)
+{
+  AfutTask *task = (AfutTask *) data;
+  if (!(task->task_flags & AFUT__TASK_WAITING) || task->awaiting != future)
+    return;
+  task->task_flags &= (uint16_t) ~AFUT__TASK_WAITING;
+  task->future.ref_count++;
+  afut__task_run_step (task);
+  afut_future_unref (&task->future);
+}
+
+static void
+afut__task_schedule_step (AfutTask *task)
+{
+  task->task_flags |= AFUT__TASK_SCHEDULED;
+  task->future.ref_count++;
+  afut__ready_push (task->future.loop, afut__task_step, task);
+}
+
+int
+afut__task_await (AfutTask *task, AfutFuture *future, int line)
+{
+  AfutError *misuse = NULL;
+
+  if (task == NULL || !afut__task_check_running (task, "AFUT_AWAIT"))
+    {
+      if (task == NULL)
+        afut__log (AFUT_LOG_CRITICAL, "AFUT_AWAIT: assertion 'task != NULL' "
+                   "failed");
+      afut_future_unref (future);
+      return 1;
+    }
+
+  afut_future_unref (task->awaiting);
+  task->awaiting = NULL;
+  task->resume_point = line;
+
+  /* Misuses that asyncio raises inside the task become errors raised at
+   * this await. */
+  if (future == NULL)
+    {
+      afut__log (AFUT_LOG_CRITICAL,
+                 "AFUT_AWAIT: task '%s' awaited NULL (line %d)", task->name,
+                 line);
+      misuse = afut_error_new (AFUT_ERROR, AFUT_ERROR_INVALID_ARGUMENT,
+                               "awaited NULL at line %d", line);
+    }
+  else if (future == &task->future)
+    misuse = afut_error_new_literal (AFUT_ERROR, AFUT_ERROR_INVALID_STATE,
+                                     "Task cannot await on itself");
+  else if (future->loop != task->future.loop)
+    misuse = afut_error_new_literal (
+      AFUT_ERROR, AFUT_ERROR_INVALID_STATE,
+      "awaited a future attached to a different loop");
+  if (misuse != NULL)
+    {
+      afut_future_unref (future);
+      afut_error_free (task->caught);
+      task->caught = misuse;
+      return 0;
+    }
+
+  task->awaiting = future;
+  if (afut__is_lazy (future) && future->state == AFUT_FUTURE_PENDING)
+    {
+      /* `await coro()`: the coroutine's first step runs right here. */
+      AfutTask *child = (AfutTask *) future;
+      afut__task_link (child);
+      child->future.ref_count++;
+      afut__task_run_step (child);
+      afut_future_unref (&child->future);
+    }
+  if (future->state != AFUT_FUTURE_PENDING)
+    {
+      /* Already done: continue at once, no loop turn. */
+      afut__task_set_caught_from (task, future);
+      return 0;
+    }
+
+  if (future->kind == AFUT__KIND_YIELD
+      && !(future->flags & AFUT__FUTURE_YIELD_ARMED))
+    {
+      /* sleep(0) awaited directly: a bare yield, one loop turn. */
+      future->state = AFUT_FUTURE_DONE;
+      future->value_type = AFUT_VALUE_NONE;
+      afut__task_schedule_step (task);
+      return 1;
+    }
+
+  afut_future_add_done_callback (future, afut__task_wakeup, task);
+  task->task_flags |= AFUT__TASK_WAITING;
+  if ((task->task_flags & AFUT__TASK_MUST_CANCEL)
+      && afut_future_cancel (future, task->cancel_message))
+    task->task_flags &= (uint16_t) ~AFUT__TASK_MUST_CANCEL;
+  return 1;
+}
+
+void
+afut__task_yield (AfutTask *task, int line)
+{
+  AFUT__RETURN_IF_FAIL (task != NULL);
+  if (!afut__task_check_running (task, "AFUT_YIELD"))
+    return;
+  afut_future_unref (task->awaiting);
+  task->awaiting = NULL;
+  task->resume_point = line;
+  afut__task_schedule_step (task);
+}
+
+int
+afut__task_resume (AfutTask *task, int catching)
+{
+  AfutError *e;
+  AFUT__RETURN_VAL_IF_FAIL (task != NULL, 1);
+  if (task->caught == NULL || catching)
+    return 0;
+  e = task->caught;
+  task->caught = NULL;
+  afut__task_throw (task, e);
+  return 1;
+}
+
+static bool
+afut__task_cancel (AfutTask *task, const char *message)
+{
+  if (task->task_flags & AFUT__TASK_LAZY)
+    {
+      /* Never started, never will: cancelled as it is. */
+      task->task_flags &= (uint16_t) ~AFUT__TASK_LAZY;
+      task->task_flags |= AFUT__TASK_STARTED;
+      return afut__future_complete_error (&task->future,
+                                          afut__cancelled_error (message));
+    }
+  if (task->n_cancel_requests < UINT16_MAX)
+    task->n_cancel_requests++;
+  if ((task->task_flags & AFUT__TASK_WAITING) && task->awaiting != NULL
+      && afut_future_cancel (task->awaiting, message))
+    return true;
+  /* The step is already scheduled: raise at the point it resumes. */
+  task->task_flags |= AFUT__TASK_MUST_CANCEL;
+  AFUT_FREE (task->cancel_message);
+  task->cancel_message = message != NULL ? afut__strdup (message) : NULL;
+  return true;
+}
+
+/* ---- sleep ---- */
+
+static void
+afut__sleep_fire (void *data)
+{
+  AfutFuture *timer = (AfutFuture *) data;
+  if (timer->state == AFUT_FUTURE_PENDING)
+    afut__future_complete_value (timer, AFUT_VALUE_NONE);
+  afut_future_unref (timer);
+}
+
+static void
+afut__yield_fire (void *data)
+{
+  AfutFuture *future = (AfutFuture *) data;
+  if (future->state == AFUT_FUTURE_PENDING)
+    afut__future_complete_value (future, AFUT_VALUE_NONE);
+  afut_future_unref (future);
+}
+
+AfutFuture *
+afut_loop_sleep (AfutLoop *loop, double seconds)
+{
+  AfutFuture *f;
+  int64_t delay_ns;
+  AFUT__RETURN_VAL_IF_FAIL (loop != NULL, NULL);
+  AFUT__RETURN_VAL_IF_FAIL (seconds == seconds, NULL); /* not NaN */
+  if (loop->closed)
+    {
+      afut__log (AFUT_LOG_CRITICAL, "%s: the loop is closed", __func__);
+      return NULL;
+    }
+  f = afut__future_init ((AfutFuture *) afut__alloc (sizeof (AfutFuture)),
+                         loop, AFUT__KIND_YIELD);
+  if (seconds <= 0)
+    return f;
+  f->kind = AFUT__KIND_SLEEP;
+  delay_ns = seconds >= 9.2e9 ? INT64_MAX / 2 : (int64_t) (seconds * 1e9);
+  f->ref_count++; /* the heap's */
+  afut__heap_push (loop, f, afut_loop_time_ns (loop) + delay_ns);
+  return f;
+}
+
+AfutFuture *
+afut_sleep (double seconds)
+{
+  AfutLoop *loop = afut__resolve_loop (NULL, __func__);
+  if (loop == NULL)
+    return NULL;
+  return afut_loop_sleep (loop, seconds);
+}
+
+/* ---- gather ---- */
+
+static void
+afut__gather_finalize (AfutGather *gather)
+{
+  size_t i;
+  for (i = 0; i < gather->n_items; i++)
+    afut_future_unref (gather->items[i]);
+}
+
+static void
+afut__gather_child_done (AfutFuture *child, void *data)
+{
+  AfutGather *g = (AfutGather *) data;
+  AfutFuture *outer = &g->future;
+
+  g->n_finished++;
+  if (outer->state != AFUT_FUTURE_PENDING)
+    {
+      /* Too late to matter: the error counts as retrieved. */
+      if (child->state == AFUT_FUTURE_FAILED)
+        child->flags |= AFUT__FUTURE_ERROR_RETRIEVED;
+    }
+  else if (!g->return_exceptions && child->state != AFUT_FUTURE_DONE)
+    {
+      child->flags |= AFUT__FUTURE_ERROR_RETRIEVED;
+      afut__future_complete_error (outer, afut_error_copy (child->u.error));
+    }
+  else if (g->n_finished == g->n_unique)
+    {
+      size_t i;
+      for (i = 0; i < g->n_items; i++)
+        if (g->items[i]->state == AFUT_FUTURE_FAILED)
+          g->items[i]->flags |= AFUT__FUTURE_ERROR_RETRIEVED;
+      if (g->cancel_requested)
+        {
+          /* asyncio: the cancellation propagates even with
+           * return_exceptions; its message is the last child's. */
+          AfutFuture *last = g->items[g->n_items - 1];
+          afut__future_complete_error (
+            outer, afut__cancelled_error (last->state == AFUT_FUTURE_CANCELLED
+                                            ? last->u.error->message
+                                            : NULL));
+        }
+      else
+        afut__future_complete_value (outer, AFUT_VALUE_NONE);
+    }
+  afut_future_unref (outer); /* the child's callback reference */
+}
+
+static bool
+afut__gather_cancel (AfutGather *g, const char *message)
+{
+  bool any = false;
+  size_t i;
+  for (i = 0; i < g->n_items; i++)
+    if (afut_future_cancel (g->items[i], message))
+      any = true;
+  if (any)
+    g->cancel_requested = true;
+  return any;
+}
+
+/* Takes one reference per item (the caller's). */
+static AfutFuture *
+afut__gather_new (AfutFuture **items, size_t n, bool return_exceptions)
+{
+  AfutLoop *loop = NULL;
+  AfutGather *g;
+  size_t i;
+
+  for (i = 0; i < n; i++)
+    {
+      if (items[i] == NULL)
+        {
+          afut__log (AFUT_LOG_CRITICAL,
+                     "afut_gather: child %zu is NULL", i);
+          loop = NULL;
+          goto bad;
+        }
+      if (loop == NULL)
+        loop = items[i]->loop;
+      else if (items[i]->loop != loop)
+        {
+          afut__log (AFUT_LOG_CRITICAL,
+                     "afut_gather: the children belong to different loops");
+          goto bad;
+        }
+    }
+  if (loop == NULL)
+    loop = afut__resolve_loop (NULL, "afut_gather");
+  if (loop == NULL || loop->closed)
+    goto bad;
+
+  g = (AfutGather *) afut__alloc (sizeof (AfutGather)
+                                  + n * sizeof (AfutFuture *));
+  afut__future_init (&g->future, loop, AFUT__KIND_GATHER);
+  g->n_items = n;
+  g->n_unique = 0;
+  g->n_finished = 0;
+  g->return_exceptions = return_exceptions;
+  g->cancel_requested = false;
+  g->items = (AfutFuture **) (void *) (g + 1);
+  memcpy (g->items, items, n * sizeof (AfutFuture *));
+
+  if (n == 0)
+    {
+      afut__future_complete_value (&g->future, AFUT_VALUE_NONE);
+      return &g->future;
+    }
+  /* Deduplicate with a mark bit: O(n), no hash table. */
+  for (i = 0; i < n; i++)
+    {
+      AfutFuture *child = items[i];
+      if (child->flags & AFUT__FUTURE_GATHER_MARK)
+        continue;
+      afut_task_start (child);
+      child->flags |= AFUT__FUTURE_GATHER_MARK;
+      g->n_unique++;
+      g->future.ref_count++;
+      afut_future_add_done_callback (child, afut__gather_child_done, g);
+    }
+  for (i = 0; i < n; i++)
+    items[i]->flags &= (uint8_t) ~AFUT__FUTURE_GATHER_MARK;
+  return &g->future;
+
+bad:
+  for (i = 0; i < n; i++)
+    afut_future_unref (items[i]);
+  return NULL;
+}
+
+static AfutFuture *
+afut__gather_valist (AfutFuture *first, va_list args, bool return_exceptions)
+{
+  AfutFuture *stack_items[16];
+  AfutFuture **items = stack_items;
+  size_t n = 0, cap = 16;
+  AfutFuture *f, *result;
+
+  for (f = first; f != NULL; f = va_arg (args, AfutFuture *))
+    {
+      if (n == cap)
+        {
+          cap *= 2;
+          if (items == stack_items)
+            {
+              items = (AfutFuture **) afut__alloc (cap * sizeof *items);
+              memcpy (items, stack_items, sizeof stack_items);
+            }
+          else
+            items = (AfutFuture **) afut__realloc (items, cap * sizeof *items);
+        }
+      items[n++] = f;
+    }
+  result = afut__gather_new (items, n, return_exceptions);
+  if (items != stack_items)
+    AFUT_FREE (items);
+  return result;
+}
+
+AfutFuture *
+afut_gather (AfutFuture *first, ...)
+{
+  va_list args;
+  AfutFuture *result;
+  va_start (args, first);
+  result = afut__gather_valist (first, args, false);
+  va_end (args);
+  return result;
+}
+
+AfutFuture *
+afut_gather_return_exceptions (AfutFuture *first, ...)
+{
+  va_list args;
+  AfutFuture *result;
+  va_start (args, first);
+  result = afut__gather_valist (first, args, true);
+  va_end (args);
+  return result;
+}
+
+static AfutFuture *
+afut__gather_array (AfutFuture *const *futures, size_t n,
+                    bool return_exceptions)
+{
+  AfutFuture **items;
+  AfutFuture *result;
+  size_t i;
+  AFUT__RETURN_VAL_IF_FAIL (futures != NULL || n == 0, NULL);
+  for (i = 0; i < n; i++)
+    AFUT__RETURN_VAL_IF_FAIL (futures[i] != NULL, NULL);
+  items = (AfutFuture **) afut__alloc ((n ? n : 1) * sizeof *items);
+  for (i = 0; i < n; i++)
+    items[i] = afut_future_ref (futures[i]);
+  result = afut__gather_new (items, n, return_exceptions);
+  AFUT_FREE (items);
+  return result;
+}
+
+AfutFuture *
+afut_gather_v (AfutFuture *const *futures, size_t n_futures)
+{
+  return afut__gather_array (futures, n_futures, false);
+}
+
+AfutFuture *
+afut_gather_return_exceptions_v (AfutFuture *const *futures, size_t n_futures)
+{
+  return afut__gather_array (futures, n_futures, true);
+}
+
+size_t
+afut_gather_get_n_items (AfutFuture *gather)
+{
+  AFUT__RETURN_VAL_IF_FAIL (gather != NULL, 0);
+  AFUT__RETURN_VAL_IF_FAIL (gather->kind == AFUT__KIND_GATHER, 0);
+  return ((AfutGather *) gather)->n_items;
+}
+
+AfutFuture *
+afut_gather_get_item (AfutFuture *gather, size_t index)
+{
+  AfutGather *g;
+  AFUT__RETURN_VAL_IF_FAIL (gather != NULL, NULL);
+  AFUT__RETURN_VAL_IF_FAIL (gather->kind == AFUT__KIND_GATHER, NULL);
+  g = (AfutGather *) gather;
+  AFUT__RETURN_VAL_IF_FAIL (index < g->n_items, NULL);
+  return g->items[index];
+}
+
+/* ---- fd readiness ---- */
+
+static void
+afut__fd_stop_watch (AfutFdFuture *fdf)
+{
+  AfutLoop *loop = fdf->future.loop;
+  if (!fdf->watching)
+    return;
+  fdf->watching = false;
+  if (fdf->prev != NULL)
+    fdf->prev->next = fdf->next;
+  else
+    loop->fd_watches = fdf->next;
+  if (fdf->next != NULL)
+    fdf->next->prev = fdf->prev;
+  fdf->prev = fdf->next = NULL;
+  loop->n_fd_watches--;
+  if (loop->backend->unwatch_fd != NULL)
+    loop->backend->unwatch_fd (loop->backend_data, &fdf->watch);
+  fdf->future.ref_count--; /* the watch's; a caller holds another */
+}
+
+static void
+afut__fd_fire (void *data)
+{
+  AfutFdFuture *fdf = (AfutFdFuture *) data;
+  if (fdf->future.state == AFUT_FUTURE_PENDING)
+    {
+      fdf->future.u.value.v.v_int = (int64_t) fdf->revents;
+      afut__future_complete_value (&fdf->future, AFUT_VALUE_INT);
+    }
+  afut_future_unref (&fdf->future);
+}
+
+void
+afut_loop_fd_ready (AfutLoop *loop, AfutFdWatch *watch, unsigned revents)
+{
+  AfutFdFuture *fdf;
+  AFUT__RETURN_IF_FAIL (loop != NULL);
+  AFUT__RETURN_IF_FAIL (watch != NULL);
+  fdf = (AfutFdFuture *) (void *) ((char *) watch
+                                   - offsetof (AfutFdFuture, watch));
+  if (!fdf->watching)
+    return;
+  fdf->future.ref_count++; /* for the queued entry */
+  afut__fd_stop_watch (fdf);
+  fdf->revents = revents;
+  afut__ready_push (loop, afut__fd_fire, fdf);
+}
+
+AfutFuture *
+afut_loop_fd_wait (AfutLoop *loop, int fd, unsigned events)
+{
+  AfutFdFuture *fdf;
+  AFUT__RETURN_VAL_IF_FAIL (loop != NULL, NULL);
+  AFUT__RETURN_VAL_IF_FAIL (fd >= 0, NULL);
+  AFUT__RETURN_VAL_IF_FAIL (events != 0, NULL);
+  AFUT__RETURN_VAL_IF_FAIL ((events & ~(unsigned) (AFUT_IO_IN | AFUT_IO_OUT))
+                              == 0,
+                            NULL);
+  AFUT__RETURN_VAL_IF_FAIL (loop->backend->watch_fd != NULL, NULL);
+  if (loop->closed)
+    {
+      afut__log (AFUT_LOG_CRITICAL, "%s: the loop is closed", __func__);
+      return NULL;
+    }
+  fdf = (AfutFdFuture *) afut__alloc (sizeof (AfutFdFuture));
+  afut__future_init (&fdf->future, loop, AFUT__KIND_FD);
+  fdf->watch.fd = fd;
+  fdf->watch.events = events;
+  fdf->watch.backend_data = NULL;
+  fdf->revents = 0;
+  fdf->watching = false;
+  fdf->prev = fdf->next = NULL;
+  if (!loop->backend->watch_fd (loop->backend_data, &fdf->watch))
+    {
+      afut__future_complete_error (
+        &fdf->future, afut_error_new (AFUT_ERROR, AFUT_ERROR_FAILED,
+                                      "cannot watch fd %d", fd));
+      return &fdf->future;
+    }
+  fdf->watching = true;
+  fdf->future.ref_count++; /* the watch's */
+  fdf->next = loop->fd_watches;
+  if (loop->fd_watches != NULL)
+    loop->fd_watches->prev = fdf;
+  loop->fd_watches = fdf;
+  loop->n_fd_watches++;
+  return &fdf->future;
+}
+
+AfutFuture *
+afut_fd_wait (int fd, unsigned events)
+{
+  AfutLoop *loop = afut__resolve_loop (NULL, __func__);
+  if (loop == NULL)
+    return NULL;
+  return afut_loop_fd_wait (loop, fd, events);
+}
+
+/* ---- run ---- */
+
+int
+afut_run (AfutTaskFunc func, size_t struct_size, const void *init,
+          const char *name)
+{
+  AfutLoop *loop;
+  AfutFuture *main_task;
+  const char *clock_env;
+  int status = 0;
+
+  AFUT__RETURN_VAL_IF_FAIL (func != NULL, 1);
+  AFUT__RETURN_VAL_IF_FAIL (struct_size >= sizeof (AfutTask), 1);
+  if (afut__running_loop != NULL)
+    {
+      afut__log (AFUT_LOG_CRITICAL,
+                 "afut_run: cannot be called from a running event loop");
+      return 1;
+    }
+  clock_env = getenv ("AFUT_CLOCK");
+  loop = afut_loop_new (clock_env != NULL && strcmp (clock_env, "virtual") == 0
+                          ? AFUT_LOOP_VIRTUAL_CLOCK
+                          : AFUT_LOOP_NONE);
+  if (loop == NULL)
+    return 1;
+  main_task = afut_task_new (loop, func, struct_size, init, name, NULL);
+  afut_loop_run_until_complete (loop, main_task);
+  if (main_task->state != AFUT_FUTURE_DONE)
+    {
+      const AfutError *e = afut_future_get_error (main_task);
+      const char *domain = afut_quark_to_string (e->domain);
+      fprintf (stderr, "afut: main task '%s' %s: %s:%d: %s\n",
+               ((AfutTask *) main_task)->name,
+               main_task->state == AFUT_FUTURE_CANCELLED ? "was cancelled"
+                                                         : "failed",
+               domain ? domain : "?", e->code, e->message);
+      status = 1;
+    }
+  afut_future_unref (main_task);
+  afut_loop_unref (loop);
+  return status;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AFUT_IMPLEMENTATION */
