@@ -1737,8 +1737,7 @@ enum
 {
   AFUT__FUTURE_ERROR_RETRIEVED = 1 << 0,
   AFUT__FUTURE_GATHER_MARK = 1 << 1, /* transient, while deduplicating */
-  AFUT__FUTURE_YIELD_ARMED = 1 << 2,
-  AFUT__FUTURE_IN_FINALIZE = 1 << 3
+  AFUT__FUTURE_YIELD_ARMED = 1 << 2
 };
 
 /* AfutTask.task_flags */
@@ -2970,7 +2969,6 @@ afut_future_unref (AfutFuture *future)
     return;
 
   loop = future->loop;
-  future->flags |= AFUT__FUTURE_IN_FINALIZE;
   if (future->state == AFUT_FUTURE_FAILED
       && !(future->flags & AFUT__FUTURE_ERROR_RETRIEVED))
     afut__report (loop,

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The README's first command: installs what is missing, builds afut, then
+# runs each seed example in real time, printing its output and wall time,
+# and checks the output against the tutorial's (tests/seed, tests/expected).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-deps.sh
+[ -d build ] || meson setup build >/dev/null
+meson compile -C build >/dev/null
+
+# Concurrency is the point of 01 and 06: their wall time is the longest
+# sleep (2 s, 3 s), not the sum (6 s).  Loose bounds: a shared machine is
+# noisy, and a sum would be far outside them.
+declare -A max_ms=([seed-01-cook]=3000 [seed-06-gather-results]=4500)
+declare -A min_ms=([seed-01-cook]=1990 [seed-06-gather-results]=2990)
+
+status=0
+for src in examples/seed-*.c examples/errors.c examples/cancel.c; do
+  name=$(basename "$src" .c)
+  case "$name" in
+    seed-08-*|errors|cancel) expected=tests/expected/$name.out ;;
+    seed-*) expected=tests/seed/${name#seed-}.out ;;
+  esac
+  start=$(date +%s%N)
+  out=$(./build/examples/"$name")
+  ms=$(( ($(date +%s%N) - start) / 1000000 ))
+  printf '== %s (%d.%03d s)\n%s\n' "$name" $((ms / 1000)) $((ms % 1000)) "$out"
+  if ! diff -u "$expected" <(printf '%s\n' "$out"); then
+    echo "   ^ differs from $expected"
+    status=1
+  fi
+  if [ -n "${max_ms[$name]:-}" ] && { [ "$ms" -gt "${max_ms[$name]}" ] || [ "$ms" -lt "${min_ms[$name]}" ]; }; then
+    echo "   ^ took $ms ms, expected ${min_ms[$name]}..${max_ms[$name]} ms (the longest sleep, not the sum)"
+    status=1
+  fi
+done
+if [ $status -eq 0 ]; then
+  echo "all examples print what the Python tutorial prints, 01 and 06 in the time of their longest sleep"
+fi
+exit $status
