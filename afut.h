@@ -1088,7 +1088,8 @@ struct AfutTask
   AfutTaskFunc func;
   AfutTaskFinalize finalize;
   AfutFuture *awaiting;
-  AfutError *caught;
+  AfutError *raised; /* what the await being resumed raised, if anything */
+  AfutError *caught; /* what the last catching await caught */
   char *cancel_message;
   const char *name;
   AfutTask *prev;
@@ -1278,7 +1279,9 @@ AFUT_API AfutFuture *afut_task_awaited (AfutTask *task);
  *
  * After AFUT_AWAIT_TRY() or AFUT_YIELD_TRY(): the error the await raised
  * (the awaited future's error, or the task's own cancellation), %NULL if
- * it succeeded.  Re-raise it with AFUT_RERAISE().
+ * it succeeded.  Like the exception of a Python `except` block, it stays
+ * through later plain awaits (cleanup), until the next catching await
+ * replaces it; re-raise it with AFUT_RERAISE().
  *
  * Returns: (nullable) (transfer none): the caught error
  * Since: 0.1
@@ -1454,7 +1457,7 @@ AFUT_API const AfutError *afut_task_caught (AfutTask *task);
  * @task: the running task
  *
  * A bare `raise` in an except block: the task ends with the error
- * afut_task_caught() holds.
+ * afut_task_caught() holds, even after awaits made while cleaning up.
  */
 #define AFUT_RERAISE(task)                                                    \
   do                                                                          \
@@ -3586,6 +3589,7 @@ afut__task_finalize (AfutTask *task)
   if (task->finalize != NULL)
     task->finalize (task);
   afut_future_unref (task->awaiting);
+  afut_error_free (task->raised);
   afut_error_free (task->caught);
   AFUT_FREE (task->cancel_message);
   if (task->task_flags & AFUT__TASK_NAME_OWNED)
@@ -3647,6 +3651,8 @@ afut__task_done (AfutTask *task)
   AfutLoop *loop = task->future.loop;
   AfutFuture *awaiting = task->awaiting;
   task->awaiting = NULL;
+  afut_error_free (task->raised);
+  task->raised = NULL;
   afut_error_free (task->caught);
   task->caught = NULL;
   AFUT_FREE (task->cancel_message);
@@ -3823,14 +3829,14 @@ afut__task_begin (AfutTask *task)
 }
 
 static void
-afut__task_set_caught_from (AfutTask *task, AfutFuture *future)
+afut__task_set_raised_from (AfutTask *task, AfutFuture *future)
 {
-  afut_error_free (task->caught);
-  task->caught = NULL;
+  afut_error_free (task->raised);
+  task->raised = NULL;
   if (future != NULL && future->state != AFUT_FUTURE_DONE)
     {
       future->flags |= AFUT__FUTURE_ERROR_RETRIEVED;
-      task->caught = afut_error_copy (future->u.error);
+      task->raised = afut_error_copy (future->u.error);
     }
 }
 
@@ -3857,15 +3863,15 @@ afut__task_run_step (AfutTask *task)
         }
     }
   else
-    afut__task_set_caught_from (task, task->awaiting);
+    afut__task_set_raised_from (task, task->awaiting);
 
   if (task->task_flags & AFUT__TASK_MUST_CANCEL)
     {
       task->task_flags &= (uint16_t) ~AFUT__TASK_MUST_CANCEL;
-      if (!afut_error_is_cancelled (task->caught))
+      if (!afut_error_is_cancelled (task->raised))
         {
-          afut_error_free (task->caught);
-          task->caught = afut__cancelled_error (task->cancel_message);
+          afut_error_free (task->raised);
+          task->raised = afut__cancelled_error (task->cancel_message);
         }
     }
 
@@ -3954,8 +3960,8 @@ afut__task_await (AfutTask *task, AfutFuture *future, int line)
   if (misuse != NULL)
     {
       afut_future_unref (future);
-      afut_error_free (task->caught);
-      task->caught = misuse;
+      afut_error_free (task->raised);
+      task->raised = misuse;
       return 0;
     }
 
@@ -3972,7 +3978,7 @@ afut__task_await (AfutTask *task, AfutFuture *future, int line)
   if (future->state != AFUT_FUTURE_PENDING)
     {
       /* Already done: continue at once, no loop turn. */
-      afut__task_set_caught_from (task, future);
+      afut__task_set_raised_from (task, future);
       return 0;
     }
 
@@ -4011,10 +4017,16 @@ afut__task_resume (AfutTask *task, int catching)
 {
   AfutError *e;
   AFUT__RETURN_VAL_IF_FAIL (task != NULL, 1);
-  if (task->caught == NULL || catching)
+  e = task->raised;
+  task->raised = NULL;
+  if (catching)
+    {
+      afut_error_free (task->caught);
+      task->caught = e;
+      return 0;
+    }
+  if (e == NULL)
     return 0;
-  e = task->caught;
-  task->caught = NULL;
   afut__task_throw (task, e);
   return 1;
 }

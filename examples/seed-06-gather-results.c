@@ -43,7 +43,7 @@ print_string_list (AfutFuture *gather)
   for (i = 0; i < n; i++)
     printf ("%s'%s'", i > 0 ? ", " : "",
             (const char *) afut_future_get_pointer (
-              afut_gather_get_item (gather, i)));
+                afut_gather_get_item (gather, i)));
   printf ("]\n");
 }
 
@@ -54,10 +54,10 @@ amain (AfutTask *task)
   AFUT_BEGIN (task);
   /* The children take 2 s, 1 s and 3 s. */
   AFUT_AWAIT (task, afut_gather (
-                      AFUT_CORO (FetchData, fetch_data, .id = 1, .delay = 2),
-                      AFUT_CORO (FetchData, fetch_data, .id = 2, .delay = 1),
-                      AFUT_CORO (FetchData, fetch_data, .id = 3, .delay = 3),
-                      NULL));
+                        AFUT_CORO (FetchData, fetch_data, .id = 1, .delay = 2),
+                        AFUT_CORO (FetchData, fetch_data, .id = 2, .delay = 1),
+                        AFUT_CORO (FetchData, fetch_data, .id = 3, .delay = 3),
+                        NULL));
   /* results = the awaited gather's items */
   print_string_list (afut_task_awaited (task));
   AFUT_END (task);

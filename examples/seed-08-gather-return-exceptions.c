@@ -69,8 +69,8 @@ amain (AfutTask *task)
   AFUT_BEGIN (task);
   /* Exceptions returned as results */
   AFUT_AWAIT (task, afut_gather_return_exceptions (
-                      AFUT_CORO (AfutTask, good_task),
-                      AFUT_CORO (AfutTask, failing_task), NULL));
+                        AFUT_CORO (AfutTask, good_task),
+                        AFUT_CORO (AfutTask, failing_task), NULL));
   print_results (afut_task_awaited (task));
   AFUT_END (task);
 }

@@ -31,7 +31,7 @@ main (void)
    * Dropping the object warns that it was never awaited. */
   loop = afut_loop_new (AFUT_LOOP_NONE);
   afut_future_unref (
-    afut_coro_new (loop, greet, sizeof (AfutTask), NULL, "greet", NULL));
+      afut_coro_new (loop, greet, sizeof (AfutTask), NULL, "greet", NULL));
   afut_loop_unref (loop);
 
   printf ("after greet()\n");
