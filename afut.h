@@ -1136,7 +1136,10 @@ AFUT_API AfutFuture *afut_task_new (AfutLoop *loop, AfutTaskFunc func,
  * runs at once, inside the await, as `await coro()` does), when a gather
  * takes it (gathers start their coroutines in input order, whatever order
  * C evaluated the arguments in), or with afut_task_start().  One that
- * never starts is reported when freed ("was never awaited").
+ * never starts is reported when freed ("was never awaited").  Once
+ * started it is a task like any other: afut_task_get_current() inside it
+ * returns it, not its awaiter (in Python, `await coro()` stays in the
+ * awaiting task; cancelling the awaiter reaches it all the same).
  *
  * Returns: (transfer full): the coroutine, as a future; %NULL on bad
  *   arguments (reported)
@@ -2459,7 +2462,7 @@ afut__ready_grow (AfutLoop *loop)
 }
 
 static inline void
-afut__ready_push (AfutLoop *loop, AfutCallback func, void *data)
+afut__ready_append (AfutLoop *loop, AfutCallback func, void *data)
 {
   AfutReadyEntry *e;
   if (AFUT__UNLIKELY (loop->ready_len == loop->ready_cap))
@@ -2468,6 +2471,19 @@ afut__ready_push (AfutLoop *loop, AfutCallback func, void *data)
   e->func = func;
   e->data = data;
   loop->ready_len++;
+}
+
+static void afut__loop_drain_inbox (AfutLoop *loop);
+
+/* asyncio has one ready deque that call_soon_threadsafe appends to at
+ * call time.  afut's threadsafe calls wait in the inbox: move them over
+ * before anything queued after them, so the queue stays in call order. */
+static inline void
+afut__ready_push (AfutLoop *loop, AfutCallback func, void *data)
+{
+  if (AFUT__UNLIKELY (__atomic_load_n (&loop->inbox_pending, __ATOMIC_ACQUIRE)))
+    afut__loop_drain_inbox (loop);
+  afut__ready_append (loop, func, data);
 }
 
 bool
@@ -2532,7 +2548,7 @@ afut__loop_drain_inbox (AfutLoop *loop)
     return;
   pthread_mutex_lock (&loop->inbox_lock);
   for (i = 0; i < loop->inbox_len; i++)
-    afut__ready_push (loop, loop->inbox[i].func, loop->inbox[i].data);
+    afut__ready_append (loop, loop->inbox[i].func, loop->inbox[i].data);
   loop->inbox_len = 0;
   __atomic_store_n (&loop->inbox_pending, 0, __ATOMIC_RELEASE);
   pthread_mutex_unlock (&loop->inbox_lock);
@@ -2815,7 +2831,7 @@ afut__loop_shutdown (AfutLoop *loop)
         {
           if (tasks[i]->state == AFUT_FUTURE_FAILED)
             afut__report (loop,
-                          "unhandled error during afut_run() shutdown",
+                          "unhandled error during loop shutdown",
                           afut_future_get_error (tasks[i]),
                           ((AfutTask *) tasks[i])->name);
           afut_future_unref (tasks[i]);
