@@ -1515,7 +1515,7 @@ AFUT_API AfutFuture *afut_loop_sleep (AfutLoop *loop, double seconds);
 
 /**
  * afut_gather:
- * @first: (transfer full) (nullable): the first future, or %NULL for none
+ * @first: (transfer full): the first future
  * @...: (transfer full): more futures, then %NULL
  *
  * asyncio.gather(): a future done when all the children are, whose items
@@ -1523,8 +1523,10 @@ AFUT_API AfutFuture *afut_loop_sleep (AfutLoop *loop, double seconds);
  * completion order.  The first child error (or a child's own
  * cancellation) fails the gather at once; the other children keep
  * running.  Cancelling the gather cancels every pending child; the gather
- * ends cancelled.  No children: done at once.  The same future twice is
- * awaited once and appears twice.  All children must belong to one loop.
+ * ends cancelled.  No children (afut_gather_v (NULL, 0): the %NULL
+ * terminator is checked at compile time): done at once.  The same future
+ * twice is awaited once and appears twice.  All children must belong to
+ * one loop.
  *
  * Returns: (transfer full): the gathering future; %NULL on bad arguments
  *   (reported; the children are released)
@@ -1534,7 +1536,7 @@ AFUT_API AfutFuture *afut_gather (AfutFuture *first, ...) AFUT__SENTINEL;
 
 /**
  * afut_gather_return_exceptions:
- * @first: (transfer full) (nullable): the first future, or %NULL for none
+ * @first: (transfer full): the first future
  * @...: (transfer full): more futures, then %NULL
  *
  * asyncio.gather(..., return_exceptions=True): waits for every child;
@@ -1755,7 +1757,8 @@ enum
   AFUT__TASK_SCHEDULED = 1 << 3, /* a step is in the ready queue */
   AFUT__TASK_NAME_OWNED = 1 << 4,
   AFUT__TASK_RUNNING = 1 << 5,
-  AFUT__TASK_LAZY = 1 << 6 /* a coroutine object not started yet */
+  AFUT__TASK_LAZY = 1 << 6, /* a coroutine object not started yet */
+  AFUT__TASK_AWAITED_INLINE = 1 << 7 /* started by an await, as `await coro()` */
 };
 
 #define AFUT__NO_HEAP_INDEX UINT32_MAX
@@ -3907,6 +3910,20 @@ afut__task_run_step (AfutTask *task)
       afut__task_return_none (task);
       task->task_flags &= (uint16_t) ~AFUT__TASK_RUNNING;
     }
+
+  /* `await coro()` in Python continues the awaiter the moment the
+   * coroutine returns.  A coroutine started by an await, whose only done
+   * callback is that awaiter's wakeup, hands control back the same way;
+   * the dispatch already queued then finds no callback to run. */
+  if (task->future.state != AFUT_FUTURE_PENDING
+      && (task->task_flags & AFUT__TASK_AWAITED_INLINE)
+      && task->future.callback == afut__task_wakeup)
+    {
+      AfutTask *awaiter = (AfutTask *) task->future.callback_data;
+      task->future.callback = NULL;
+      task->future.callback_data = NULL;
+      afut__task_wakeup (&task->future, awaiter);
+    }
 }
 
 static void
@@ -3986,6 +4003,7 @@ afut__task_await (AfutTask *task, AfutFuture *future, int line)
     {
       /* `await coro()`: the coroutine's first step runs right here. */
       AfutTask *child = (AfutTask *) future;
+      child->task_flags |= AFUT__TASK_AWAITED_INLINE;
       afut__task_link (child);
       child->future.ref_count++;
       afut__task_run_step (child);
