@@ -1920,28 +1920,26 @@ afut__log (AfutLogLevel level, const char *format, ...)
 }
 
 #define AFUT__RETURN_IF_FAIL(expr)                                            \
-  do                                                                          \
-    {                                                                         \
-      if (AFUT__UNLIKELY (!(expr)))                                           \
-        {                                                                     \
-          afut__log (AFUT_LOG_CRITICAL, "%s: assertion '%s' failed",          \
-                     __func__, #expr);                                        \
-          return;                                                             \
-        }                                                                     \
-    }                                                                         \
-  while (0)
+  AFUT__CHECK_OR_RETURN (__func__, expr, #expr, )
 
-#define AFUT__RETURN_VAL_IF_FAIL(expr, val)                                   \
+/* The _IN form is for private helpers shared by several public
+ * functions: the critical names the public one the user called.  Both
+ * stringify the expression here, before any macro in it expands. */
+#define AFUT__CHECK_OR_RETURN(func, expr, text, val)                          \
   do                                                                          \
     {                                                                         \
       if (AFUT__UNLIKELY (!(expr)))                                           \
         {                                                                     \
-          afut__log (AFUT_LOG_CRITICAL, "%s: assertion '%s' failed",          \
-                     __func__, #expr);                                        \
-          return (val);                                                       \
+          afut__log (AFUT_LOG_CRITICAL, "%s: assertion '%s' failed", (func),  \
+                     text);                                                   \
+          return val;                                                         \
         }                                                                     \
     }                                                                         \
   while (0)
+#define AFUT__RETURN_VAL_IF_FAIL_IN(func, expr, val)                          \
+  AFUT__CHECK_OR_RETURN (func, expr, #expr, (val))
+#define AFUT__RETURN_VAL_IF_FAIL(expr, val)                                   \
+  AFUT__CHECK_OR_RETURN (__func__, expr, #expr, (val))
 
 /* ---- memory ---- */
 
@@ -2769,6 +2767,7 @@ afut_loop_run_until_complete (AfutLoop *loop, AfutFuture *future)
     return false;
   afut_loop_ref (loop); /* a callback may drop the caller's */
   afut_future_ref (future);
+  afut_task_start (future); /* a coroutine object starts, as ensure_future */
   while (future->state == AFUT_FUTURE_PENDING)
     afut__loop_iterate_unlocked (loop, true);
   afut_future_unref (future);
@@ -2858,18 +2857,15 @@ static void
 afut__loop_close (AfutLoop *loop)
 {
   AFUT_ASSERT (!loop->running);
-  bool can_run = afut__running_loop == NULL;
+  /* Freed from a callback of another loop: that loop is set aside on
+   * this thread while this one shuts down, as a nested run would be. */
+  AfutLoop *outer = afut__running_loop;
+  afut__running_loop = NULL;
 
   /* A last callback may spawn again: shut down until nothing is left. */
-  if (can_run)
-    do
-      afut__loop_shutdown (loop);
-    while (loop->n_tasks > 0);
-  else if (loop->n_tasks > 0)
-    afut__log (AFUT_LOG_WARNING,
-               "a loop freed from inside another running loop cannot run: "
-               "its %zu pending tasks are left as they are",
-               loop->n_tasks);
+  do
+    afut__loop_shutdown (loop);
+  while (loop->n_tasks > 0);
   /* Timers and fd waits that no task awaited: cancel them, run their
    * callbacks, and drop the references the heap and the watches held. */
   while (loop->heap_len > 0)
@@ -2885,12 +2881,9 @@ afut__loop_close (AfutLoop *loop)
       afut_future_cancel (&fdf->future, "loop closed");
       afut_future_unref (&fdf->future);
     }
-  if (can_run)
-    {
-      afut__running_loop = loop;
-      afut__loop_run_ready_until_empty (loop);
-      afut__running_loop = NULL;
-    }
+  afut__running_loop = loop;
+  afut__loop_run_ready_until_empty (loop);
+  afut__running_loop = outer;
 
   pthread_mutex_lock (&loop->inbox_lock);
   loop->closed = true;
@@ -3305,9 +3298,9 @@ afut__future_check_value (AfutFuture *future, AfutValueType type,
     }
   if (AFUT__UNLIKELY (future->value_type != type))
     {
-      static const char *const names[] = { "none", "pointer", "int",
-                                           "double" };
-      afut__log (AFUT_LOG_CRITICAL, "%s: the future holds a %s value", func,
+      static const char *const names[] = { "no", "a pointer", "an int",
+                                           "a double" };
+      afut__log (AFUT_LOG_CRITICAL, "%s: the future holds %s value", func,
                  names[future->value_type & 3]);
       return false;
     }
@@ -3390,16 +3383,17 @@ afut_future_add_done_callback (AfutFuture *future, AfutFutureCallback callback,
 {
   AFUT__RETURN_IF_FAIL (future != NULL);
   AFUT__RETURN_IF_FAIL (callback != NULL);
+  if (future->loop->closed)
+    {
+      afut__log (AFUT_LOG_CRITICAL,
+                 "%s: the loop is closed: the callback would never run",
+                 __func__);
+      return;
+    }
 
   if (future->state != AFUT_FUTURE_PENDING)
     {
-      AfutLateCallback *late;
-      if (future->loop->closed)
-        {
-          afut__log (AFUT_LOG_CRITICAL, "%s: the loop is closed", __func__);
-          return;
-        }
-      late = (AfutLateCallback *) afut__alloc (sizeof *late);
+      AfutLateCallback *late = (AfutLateCallback *) afut__alloc (sizeof *late);
       late->future = afut_future_ref (future);
       late->func = callback;
       late->data = data;
@@ -3521,8 +3515,8 @@ afut__task_create (AfutLoop *loop, AfutTaskFunc func, size_t struct_size,
                    AfutTaskFinalize finalize, bool lazy, const char *caller)
 {
   AfutTask *task;
-  AFUT__RETURN_VAL_IF_FAIL (func != NULL, NULL);
-  AFUT__RETURN_VAL_IF_FAIL (struct_size >= sizeof (AfutTask), NULL);
+  AFUT__RETURN_VAL_IF_FAIL_IN (caller, func != NULL, NULL);
+  AFUT__RETURN_VAL_IF_FAIL_IN (caller, struct_size >= sizeof (AfutTask), NULL);
   loop = afut__resolve_loop (loop, caller);
   if (loop == NULL)
     return NULL;
@@ -4231,7 +4225,12 @@ afut__gather_new (AfutFuture **items, size_t n, bool return_exceptions)
     }
   if (loop == NULL)
     loop = afut__resolve_loop (NULL, "afut_gather");
-  if (loop == NULL || loop->closed)
+  else if (loop->closed)
+    {
+      afut__log (AFUT_LOG_CRITICAL, "afut_gather: the loop is closed");
+      loop = NULL;
+    }
+  if (loop == NULL)
     goto bad;
 
   g = (AfutGather *) afut__alloc (sizeof (AfutGather)
@@ -4325,14 +4324,14 @@ afut_gather_return_exceptions (AfutFuture *first, ...)
 
 static AfutFuture *
 afut__gather_array (AfutFuture *const *futures, size_t n,
-                    bool return_exceptions)
+                    bool return_exceptions, const char *caller)
 {
   AfutFuture **items;
   AfutFuture *result;
   size_t i;
-  AFUT__RETURN_VAL_IF_FAIL (futures != NULL || n == 0, NULL);
+  AFUT__RETURN_VAL_IF_FAIL_IN (caller, futures != NULL || n == 0, NULL);
   for (i = 0; i < n; i++)
-    AFUT__RETURN_VAL_IF_FAIL (futures[i] != NULL, NULL);
+    AFUT__RETURN_VAL_IF_FAIL_IN (caller, futures[i] != NULL, NULL);
   items = (AfutFuture **) afut__alloc ((n ? n : 1) * sizeof *items);
   for (i = 0; i < n; i++)
     items[i] = afut_future_ref (futures[i]);
@@ -4344,13 +4343,13 @@ afut__gather_array (AfutFuture *const *futures, size_t n,
 AfutFuture *
 afut_gather_v (AfutFuture *const *futures, size_t n_futures)
 {
-  return afut__gather_array (futures, n_futures, false);
+  return afut__gather_array (futures, n_futures, false, __func__);
 }
 
 AfutFuture *
 afut_gather_return_exceptions_v (AfutFuture *const *futures, size_t n_futures)
 {
-  return afut__gather_array (futures, n_futures, true);
+  return afut__gather_array (futures, n_futures, true, __func__);
 }
 
 size_t
