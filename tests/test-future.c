@@ -14,55 +14,7 @@
 #include <math.h>
 #include <string.h>
 
-/* ---- log expectations ---- */
-
-/* afut's criticals and warnings fail the test unless a test scoped an
- * expectation for them with expect_log_begin () / expect_log_end (). */
-typedef struct
-{
-  gboolean active;
-  AfutLogLevel level;
-  const char *pattern;
-  guint count;
-} ExpectedLog;
-
-static ExpectedLog expected_log;
-
-static void
-test_log_func (AfutLogLevel level, const char *message, void *data)
-{
-  (void) data;
-  if (expected_log.active && level == expected_log.level
-      && strstr (message, expected_log.pattern) != NULL)
-    {
-      expected_log.count++;
-      return;
-    }
-  g_printerr ("unexpected afut %s: %s\n",
-              level == AFUT_LOG_CRITICAL ? "critical" : "warning", message);
-  g_test_fail_printf ("unexpected afut %s: %s",
-                      level == AFUT_LOG_CRITICAL ? "critical" : "warning",
-                      message);
-}
-
-static void
-expect_log_begin (AfutLogLevel level, const char *pattern)
-{
-  g_assert_false (expected_log.active);
-  expected_log.active = TRUE;
-  expected_log.level = level;
-  expected_log.pattern = pattern;
-  expected_log.count = 0;
-}
-
-static guint
-expect_log_end (void)
-{
-  guint count = expected_log.count;
-  g_assert_true (expected_log.active);
-  memset (&expected_log, 0, sizeof expected_log);
-  return count;
-}
+#include "expect-log.h"
 
 /* ---- helpers ---- */
 
