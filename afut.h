@@ -3661,7 +3661,6 @@ afut_task_caught (AfutTask *task)
 static void
 afut__task_done (AfutTask *task)
 {
-  AfutLoop *loop = task->future.loop;
   AfutFuture *awaiting = task->awaiting;
   task->awaiting = NULL;
   afut_error_free (task->raised);
@@ -3673,7 +3672,6 @@ afut__task_done (AfutTask *task)
   task->task_flags &= (uint16_t) ~(AFUT__TASK_MUST_CANCEL | AFUT__TASK_WAITING);
   afut__task_unlink (task);
   afut_future_unref (awaiting);
-  (void) loop;
   afut_future_unref (&task->future); /* the loop's list reference */
 }
 
