@@ -18,6 +18,18 @@
  *   AFUT_ASSERT(expr)                    internal invariants (default: assert)
  *   AFUT_API                             decoration of every public function
  *                                        (default: extern)
+ *   The error-type seam, all or none (glib-adapter/afut-glib.h sets them so
+ *   that afut's quarks are GQuarks and an AfutError is a GError):
+ *   AFUT_QUARK_FROM_STRING(s), AFUT_QUARK_FROM_STATIC_STRING(s),
+ *   AFUT_QUARK_TO_STRING(q), AFUT_ERROR_NEW_LITERAL(domain, code, message),
+ *   AFUT_ERROR_COPY(error), AFUT_ERROR_FREE(error).
+ *   AFUT_LOG_DEFAULT(level, message)     where criticals go when no log func
+ *                                        is set (default: stderr)
+ *   AFUT_RUN_LOOP_NEW(flags)             the loop afut_run() creates
+ *                                        (default: afut_loop_new)
+ *   AFUT_GLIB                            afut runs on GLib: the implementation
+ *                                        comes from glib-adapter/afut-glib.h,
+ *                                        included next (see there)
  *
  * RUN-TIME OPTIONS (environment)
  *   AFUT_CLOCK=virtual     afut_run() uses a virtual clock: when nothing is
@@ -477,7 +489,9 @@ struct AfutFdWatch
  * @wakeup: make a @wait in progress return; called from any thread
  * @watch_fd: start watching @watch; return false on failure
  * @unwatch_fd: stop watching @watch
- * @free: release @backend_data when the loop is freed
+ * @free: release @backend_data when the loop's memory goes
+ * @close: (nullable): the loop has closed (it shut down and runs nothing
+ *   more); let go of what the backend holds of it
  *
  * What afut needs from whatever runs it.  afut.h brings the embedded
  * backend (poll() and an eventfd); the GLib adapter brings one on a
@@ -492,6 +506,7 @@ struct AfutBackend
   bool (*watch_fd) (void *backend_data, AfutFdWatch *watch);
   void (*unwatch_fd) (void *backend_data, AfutFdWatch *watch);
   void (*free) (void *backend_data);
+  void (*close) (void *backend_data, AfutLoop *loop);
 };
 
 /**
@@ -555,6 +570,38 @@ AFUT_API void afut_loop_unref (AfutLoop *loop);
  * Since: 0.1
  */
 AFUT_API AfutLoop *afut_loop_get_running (void);
+
+/**
+ * afut_loop_push_thread_default:
+ * @loop: a loop
+ *
+ * Makes @loop the one AFUT_SPAWN(), afut_sleep() and the other calls that
+ * take no loop use on this thread when no loop is running (in a GTK
+ * signal handler, say), as g_main_context_push_thread_default().  Holds a
+ * reference until the matching pop.
+ *
+ * Since: 0.1
+ */
+AFUT_API void afut_loop_push_thread_default (AfutLoop *loop);
+
+/**
+ * afut_loop_pop_thread_default:
+ * @loop: the loop pushed last on this thread
+ *
+ * Undoes afut_loop_push_thread_default().
+ *
+ * Since: 0.1
+ */
+AFUT_API void afut_loop_pop_thread_default (AfutLoop *loop);
+
+/**
+ * afut_loop_get_thread_default:
+ *
+ * Returns: (nullable) (transfer none): the loop pushed last on this
+ *   thread, %NULL if none
+ * Since: 0.1
+ */
+AFUT_API AfutLoop *afut_loop_get_thread_default (void);
 
 /**
  * afut_loop_time_ns:
@@ -713,6 +760,38 @@ AFUT_API void afut_loop_set_exception_handler (AfutLoop *loop,
  */
 AFUT_API void afut_loop_default_exception_handler (
   AfutLoop *loop, const AfutExceptionContext *context);
+
+/**
+ * afut_loop_prepare:
+ * @loop: a loop
+ * @timeout_ns: (out) (optional): -1 when afut waits for nothing but fds
+ *   and wakeups, else the nanoseconds until its next timer (0: work now)
+ *
+ * For backends driven by another main loop (the GLib adapter's GSource):
+ * whether afut has work now.  Runs no callback.  A virtual-clock loop
+ * with nothing ready jumps to its next timer here.  While the loop itself
+ * runs (a nested main loop inside one of its callbacks) it answers false
+ * with -1: afut's work waits until that callback returns.
+ *
+ * Returns: true if afut_loop_dispatch() would run something
+ * Since: 0.1
+ */
+AFUT_API bool afut_loop_prepare (AfutLoop *loop, int64_t *timeout_ns);
+
+/**
+ * afut_loop_dispatch:
+ * @loop: a loop
+ * @budget_ns: how long to go on, in nanoseconds; 0 for one batch
+ *
+ * For backends driven by another main loop: runs afut iterations back to
+ * back, without blocking, until nothing is ready or @budget_ns of wall
+ * time is spent.  asyncio's batch order holds: what one batch schedules
+ * runs in the next.  It may be called from inside the backend's @wait
+ * while afut_loop_run_until_complete() runs.
+ *
+ * Since: 0.1
+ */
+AFUT_API void afut_loop_dispatch (AfutLoop *loop, int64_t budget_ns);
 
 /**
  * afut_loop_fd_ready:
@@ -985,6 +1064,75 @@ AFUT_API bool afut_future_fail (AfutFuture *future, AfutError *error);
  * Since: 0.1
  */
 AFUT_API bool afut_future_cancel (AfutFuture *future, const char *message);
+
+/**
+ * afut_future_resolve_threadsafe:
+ * @future: (transfer full): a future of a loop running on another thread
+ *
+ * From any thread: resolves @future with no value on its loop's thread,
+ * through afut_loop_call_soon_threadsafe().  The caller gives up its
+ * reference, which is released on the loop's thread: a thread that is to
+ * complete a future is handed a reference for that purpose.
+ *
+ * Returns: false if the loop is closed (reported)
+ * Since: 0.1
+ */
+AFUT_API bool afut_future_resolve_threadsafe (AfutFuture *future);
+
+/**
+ * afut_future_resolve_pointer_threadsafe:
+ * @future: (transfer full): a future
+ * @pointer: (nullable): the value
+ * @destroy: (nullable): frees @pointer; called on the loop's thread
+ *
+ * As afut_future_resolve_threadsafe(), with a pointer value.
+ *
+ * Returns: false if the loop is closed (reported)
+ * Since: 0.1
+ */
+AFUT_API bool afut_future_resolve_pointer_threadsafe (AfutFuture *future,
+                                                      void *pointer,
+                                                      AfutDestroyNotify destroy);
+
+/**
+ * afut_future_resolve_int_threadsafe:
+ * @future: (transfer full): a future
+ * @value: the value
+ *
+ * As afut_future_resolve_threadsafe(), with an integer value.
+ *
+ * Returns: false if the loop is closed (reported)
+ * Since: 0.1
+ */
+AFUT_API bool afut_future_resolve_int_threadsafe (AfutFuture *future,
+                                                  int64_t value);
+
+/**
+ * afut_future_fail_threadsafe:
+ * @future: (transfer full): a future
+ * @error: (transfer full): the error
+ *
+ * As afut_future_resolve_threadsafe(), failing @future with @error.
+ *
+ * Returns: false if the loop is closed (reported)
+ * Since: 0.1
+ */
+AFUT_API bool afut_future_fail_threadsafe (AfutFuture *future,
+                                           AfutError *error);
+
+/**
+ * afut_future_cancel_threadsafe:
+ * @future: (transfer full): a future, or a task, a gather...
+ * @message: (nullable): the cancel message, copied
+ *
+ * As afut_future_cancel(), from any thread: the cancel happens on the
+ * loop's thread (a future done by then stays as it is).
+ *
+ * Returns: false if the loop is closed (reported)
+ * Since: 0.1
+ */
+AFUT_API bool afut_future_cancel_threadsafe (AfutFuture *future,
+                                             const char *message);
 
 /**
  * afut_future_get_value_type:
@@ -1672,7 +1820,10 @@ AFUT_API int afut_run (AfutTaskFunc func, size_t struct_size,
 /* implementation                                                           */
 /* ======================================================================== */
 
-#if defined(AFUT_IMPLEMENTATION) && !defined(AFUT__IMPLEMENTED)
+/* With AFUT_GLIB, glib-adapter/afut-glib.h emits the implementation, once
+ * it has set the error-type hooks. */
+#if defined(AFUT_IMPLEMENTATION) && !defined(AFUT__IMPLEMENTED)               \
+  && (!defined(AFUT_GLIB) || defined(AFUT_GLIB__HOOKED))
 #define AFUT__IMPLEMENTED
 
 #if defined(AFUT_MALLOC) && defined(AFUT_FREE)
@@ -1691,6 +1842,16 @@ AFUT_API int afut_run (AfutTaskFunc func, size_t struct_size,
 #ifndef AFUT_ASSERT
 #include <assert.h>
 #define AFUT_ASSERT(expr) assert (expr)
+#endif
+#if defined(AFUT_QUARK_FROM_STRING) != defined(AFUT_QUARK_TO_STRING)          \
+  || defined(AFUT_QUARK_FROM_STRING) != defined(AFUT_QUARK_FROM_STATIC_STRING)  \
+  || defined(AFUT_QUARK_FROM_STRING) != defined(AFUT_ERROR_NEW_LITERAL)       \
+  || defined(AFUT_ERROR_NEW_LITERAL) != defined(AFUT_ERROR_COPY)              \
+  || defined(AFUT_ERROR_NEW_LITERAL) != defined(AFUT_ERROR_FREE)
+#error "the error-type hooks (AFUT_QUARK_*, AFUT_ERROR_*) go together: define all or none"
+#endif
+#ifndef AFUT_RUN_LOOP_NEW
+#define AFUT_RUN_LOOP_NEW(flags) afut_loop_new (flags)
 #endif
 
 #include <errno.h>
@@ -1823,7 +1984,8 @@ struct AfutLoop
   uint32_t n_futures;
   unsigned flags;
   bool closed;
-  bool running;
+  bool running; /* entered: running callbacks, or in a run call */
+  bool in_wait; /* a run call waits in the backend, stepped out of running */
   const AfutBackend *backend;
   void *backend_data;
   int64_t virtual_now;
@@ -1878,6 +2040,7 @@ static void afut__fd_stop_watch (AfutFdFuture *fdf);
 static AfutLogFunc afut__log_func;
 static void *afut__log_data;
 
+#ifndef AFUT_LOG_DEFAULT
 static void
 afut__default_log (AfutLogLevel level, const char *message, void *data)
 {
@@ -1894,6 +2057,7 @@ afut__default_log (AfutLogLevel level, const char *message, void *data)
   if (fatal && level == AFUT_LOG_CRITICAL)
     abort ();
 }
+#endif
 
 void
 afut_set_log_func (AfutLogFunc func, void *data)
@@ -1916,7 +2080,13 @@ afut__log (AfutLogLevel level, const char *format, ...)
   if (afut__log_func != NULL)
     afut__log_func (level, buf, afut__log_data);
   else
-    afut__default_log (level, buf, NULL);
+    {
+#ifdef AFUT_LOG_DEFAULT
+      AFUT_LOG_DEFAULT (level, buf);
+#else
+      afut__default_log (level, buf, NULL);
+#endif
+    }
 }
 
 #define AFUT__RETURN_IF_FAIL(expr)                                            \
@@ -1978,6 +2148,7 @@ afut__strdup (const char *s)
 
 /* ---- quarks ---- */
 
+#ifndef AFUT_QUARK_FROM_STRING
 typedef struct
 {
   const char *string;
@@ -2021,20 +2192,12 @@ afut__quark_intern (const char *string, bool copy)
   return q;
 }
 
-AfutQuark
-afut_quark_from_string (const char *string)
-{
-  return afut__quark_intern (string, true);
-}
+#define AFUT_QUARK_FROM_STRING(s) afut__quark_intern ((s), true)
+#define AFUT_QUARK_FROM_STATIC_STRING(s) afut__quark_intern ((s), false)
+#define AFUT_QUARK_TO_STRING(q) afut__quark_lookup (q)
 
-AfutQuark
-afut_quark_from_static_string (const char *string)
-{
-  return afut__quark_intern (string, false);
-}
-
-const char *
-afut_quark_to_string (AfutQuark quark)
+static const char *
+afut__quark_lookup (AfutQuark quark)
 {
   const char *s = NULL;
   pthread_mutex_lock (&afut__quark_lock);
@@ -2042,6 +2205,25 @@ afut_quark_to_string (AfutQuark quark)
     s = afut__quarks[quark - 1].string;
   pthread_mutex_unlock (&afut__quark_lock);
   return s;
+}
+#endif /* !AFUT_QUARK_FROM_STRING */
+
+AfutQuark
+afut_quark_from_string (const char *string)
+{
+  return string != NULL ? AFUT_QUARK_FROM_STRING (string) : 0;
+}
+
+AfutQuark
+afut_quark_from_static_string (const char *string)
+{
+  return string != NULL ? AFUT_QUARK_FROM_STATIC_STRING (string) : 0;
+}
+
+const char *
+afut_quark_to_string (AfutQuark quark)
+{
+  return quark != 0 ? AFUT_QUARK_TO_STRING (quark) : NULL;
 }
 
 AfutQuark
@@ -2059,22 +2241,37 @@ afut_error_quark (void)
 
 /* ---- errors ---- */
 
+#ifndef AFUT_ERROR_NEW_LITERAL
 static AfutError *
-afut__error_take_message (AfutQuark domain, int code, char *message)
+afut__error_new_literal (AfutQuark domain, int code, const char *message)
 {
   AfutError *e = (AfutError *) afut__alloc (sizeof (AfutError));
   e->domain = domain;
   e->code = code;
-  e->message = message;
+  e->message = afut__strdup (message);
   return e;
 }
+
+static void
+afut__error_free (AfutError *error)
+{
+  AFUT_FREE (error->message);
+  AFUT_FREE (error);
+}
+
+#define AFUT_ERROR_NEW_LITERAL(domain, code, message)                         \
+  afut__error_new_literal ((domain), (code), (message))
+#define AFUT_ERROR_COPY(error)                                                \
+  afut__error_new_literal ((error)->domain, (error)->code, (error)->message)
+#define AFUT_ERROR_FREE(error) afut__error_free (error)
+#endif /* !AFUT_ERROR_NEW_LITERAL */
 
 AfutError *
 afut_error_new_literal (AfutQuark domain, int code, const char *message)
 {
   AFUT__RETURN_VAL_IF_FAIL (domain != 0, NULL);
   AFUT__RETURN_VAL_IF_FAIL (message != NULL, NULL);
-  return afut__error_take_message (domain, code, afut__strdup (message));
+  return AFUT_ERROR_NEW_LITERAL (domain, code, message);
 }
 
 AfutError *
@@ -2094,15 +2291,18 @@ afut_error_new (AfutQuark domain, int code, const char *format, ...)
   va_start (args, format);
   vsnprintf (message, (size_t) n + 1, format, args);
   va_end (args);
-  return afut__error_take_message (domain, code, message);
+  {
+    AfutError *e = AFUT_ERROR_NEW_LITERAL (domain, code, message);
+    AFUT_FREE (message);
+    return e;
+  }
 }
 
 AfutError *
 afut_error_copy (const AfutError *error)
 {
   AFUT__RETURN_VAL_IF_FAIL (error != NULL, NULL);
-  return afut__error_take_message (error->domain, error->code,
-                                   afut__strdup (error->message));
+  return AFUT_ERROR_COPY (error);
 }
 
 void
@@ -2110,8 +2310,7 @@ afut_error_free (AfutError *error)
 {
   if (error == NULL)
     return;
-  AFUT_FREE (error->message);
-  AFUT_FREE (error);
+  AFUT_ERROR_FREE (error);
 }
 
 bool
@@ -2289,8 +2488,8 @@ afut__poll_free (void *data)
 }
 
 static const AfutBackend afut__poll_backend = {
-  afut__monotonic_ns, afut__poll_wait,       afut__poll_wakeup,
-  afut__poll_watch_fd, afut__poll_unwatch_fd, afut__poll_free,
+  afut__monotonic_ns,    afut__poll_wait, afut__poll_wakeup, afut__poll_watch_fd,
+  afut__poll_unwatch_fd, afut__poll_free, NULL,
 };
 
 static AfutPollBackend *
@@ -2410,15 +2609,56 @@ afut_loop_get_running (void)
   return afut__running_loop;
 }
 
+/* ---- loop: thread default ---- */
+
+typedef struct AfutThreadDefault AfutThreadDefault;
+struct AfutThreadDefault
+{
+  AfutLoop *loop;
+  AfutThreadDefault *below;
+};
+
+static AFUT__THREAD_LOCAL AfutThreadDefault *afut__thread_default;
+
+void
+afut_loop_push_thread_default (AfutLoop *loop)
+{
+  AfutThreadDefault *node;
+  AFUT__RETURN_IF_FAIL (loop != NULL);
+  node = (AfutThreadDefault *) afut__alloc (sizeof *node);
+  node->loop = afut_loop_ref (loop);
+  node->below = afut__thread_default;
+  afut__thread_default = node;
+}
+
+void
+afut_loop_pop_thread_default (AfutLoop *loop)
+{
+  AfutThreadDefault *node = afut__thread_default;
+  AFUT__RETURN_IF_FAIL (loop != NULL);
+  AFUT__RETURN_IF_FAIL (node != NULL && node->loop == loop);
+  afut__thread_default = node->below;
+  AFUT_FREE (node);
+  afut_loop_unref (loop);
+}
+
+AfutLoop *
+afut_loop_get_thread_default (void)
+{
+  return afut__thread_default != NULL ? afut__thread_default->loop : NULL;
+}
+
 static AfutLoop *
 afut__resolve_loop (AfutLoop *loop, const char *func)
 {
   if (loop == NULL)
     loop = afut__running_loop;
   if (loop == NULL)
+    loop = afut_loop_get_thread_default ();
+  if (loop == NULL)
     afut__log (AFUT_LOG_CRITICAL,
-               "%s: no running loop on this thread: pass a loop, or call it "
-               "from a task",
+               "%s: no running loop on this thread: pass a loop, call it "
+               "from a task, or push a thread-default loop",
                func);
   else if (loop->closed)
     {
@@ -2508,12 +2748,11 @@ afut_loop_wakeup (AfutLoop *loop)
   loop->backend->wakeup (loop->backend_data);
 }
 
-bool
-afut_loop_call_soon_threadsafe (AfutLoop *loop, AfutCallback func, void *data)
+/* Queues @func in the inbox and wakes the loop; false if it is closed. */
+static bool
+afut__loop_post (AfutLoop *loop, AfutCallback func, void *data)
 {
   bool ok = true;
-  AFUT__RETURN_VAL_IF_FAIL (loop != NULL, false);
-  AFUT__RETURN_VAL_IF_FAIL (func != NULL, false);
   pthread_mutex_lock (&loop->inbox_lock);
   if (loop->closed)
     ok = false;
@@ -2531,14 +2770,20 @@ afut_loop_call_soon_threadsafe (AfutLoop *loop, AfutCallback func, void *data)
       __atomic_store_n (&loop->inbox_pending, 1, __ATOMIC_RELEASE);
     }
   pthread_mutex_unlock (&loop->inbox_lock);
-  if (!ok)
-    {
-      afut__log (AFUT_LOG_CRITICAL,
-                 "afut_loop_call_soon_threadsafe: the loop is closed");
-      return false;
-    }
-  loop->backend->wakeup (loop->backend_data);
-  return true;
+  if (ok)
+    loop->backend->wakeup (loop->backend_data);
+  return ok;
+}
+
+bool
+afut_loop_call_soon_threadsafe (AfutLoop *loop, AfutCallback func, void *data)
+{
+  AFUT__RETURN_VAL_IF_FAIL (loop != NULL, false);
+  AFUT__RETURN_VAL_IF_FAIL (func != NULL, false);
+  if (afut__loop_post (loop, func, data))
+    return true;
+  afut__log (AFUT_LOG_CRITICAL, "%s: the loop is closed", __func__);
+  return false;
 }
 
 static void
@@ -2682,54 +2927,86 @@ afut__loop_run_batch (AfutLoop *loop)
     }
 }
 
-static void
-afut__loop_iterate_unlocked (AfutLoop *loop, bool may_block)
+/* Drains the inbox, then: 0 if something is ready (or @may_block is
+ * false), else how long until the next timer, -1 with no timer.  A
+ * virtual clock with nothing ready jumps to the next timer instead. */
+static int64_t
+afut__loop_timeout (AfutLoop *loop, bool may_block)
 {
-  int64_t timeout = -1;
-
   afut__loop_drain_inbox (loop);
   if (loop->ready_len > 0 || !may_block)
-    timeout = 0;
-  else if (loop->heap_len > 0)
+    return 0;
+  if (loop->heap_len == 0)
+    return -1;
+  if (loop->flags & AFUT_LOOP_VIRTUAL_CLOCK)
     {
-      if (loop->flags & AFUT_LOOP_VIRTUAL_CLOCK)
-        {
-          /* Nothing ready: jump to the next deadline. */
-          if (loop->heap[0].when > loop->virtual_now)
-            loop->virtual_now = loop->heap[0].when;
-          timeout = 0;
-        }
-      else
-        {
-          timeout = loop->heap[0].when - afut_loop_time_ns (loop);
-          if (timeout < 0)
-            timeout = 0;
-        }
+      if (loop->heap[0].when > loop->virtual_now)
+        loop->virtual_now = loop->heap[0].when;
+      return 0;
     }
-  /* A loop with nothing to poll and nothing to wait for skips the
-   * syscall. */
-  if (timeout != 0 || loop->n_fd_watches > 0)
-    loop->backend->wait (loop->backend_data, loop, timeout);
+  {
+    int64_t timeout = loop->heap[0].when - afut_loop_time_ns (loop);
+    return timeout < 0 ? 0 : timeout;
+  }
+}
+
+/* What an iteration does once the waiting is over: asyncio's _run_once
+ * after select(). */
+static void
+afut__loop_process (AfutLoop *loop)
+{
   afut__loop_drain_inbox (loop);
   afut__loop_expire_timers (loop);
   afut__loop_run_batch (loop);
 }
 
+/* A run call waits in the backend stepped out of the running state: a
+ * backend driven by another main loop (GLib) dispatches afut from inside
+ * that wait, through afut_loop_dispatch(). */
+static void
+afut__loop_wait (AfutLoop *loop, int64_t timeout)
+{
+  AfutLoop *running = afut__running_loop;
+  loop->running = false;
+  loop->in_wait = true;
+  afut__running_loop = NULL;
+  loop->backend->wait (loop->backend_data, loop, timeout);
+  afut__running_loop = running;
+  loop->in_wait = false;
+  loop->running = true;
+}
+
+static void
+afut__loop_iterate_unlocked (AfutLoop *loop, bool may_block)
+{
+  int64_t timeout = afut__loop_timeout (loop, may_block);
+  /* The embedded backend with nothing to poll and nothing to wait for
+   * skips the syscall; another backend always gets its turn, since it may
+   * have callbacks of its own to run. */
+  if (timeout != 0 || loop->n_fd_watches > 0
+      || loop->backend != &afut__poll_backend)
+    afut__loop_wait (loop, timeout);
+  afut__loop_process (loop);
+}
+
 static bool
-afut__loop_enter (AfutLoop *loop, const char *func)
+afut__loop_enter (AfutLoop *loop, const char *func, bool dispatching)
 {
   if (loop->closed)
     {
       afut__log (AFUT_LOG_CRITICAL, "%s: the loop is closed", func);
       return false;
     }
+  if (loop->running || (loop->in_wait && !dispatching))
+    {
+      afut__log (AFUT_LOG_CRITICAL,
+                 "%s: the loop is already running (nested run)", func);
+      return false;
+    }
   if (afut__running_loop != NULL)
     {
       afut__log (AFUT_LOG_CRITICAL,
-                 afut__running_loop == loop
-                   ? "%s: the loop is already running (nested run)"
-                   : "%s: another loop is running on this thread",
-                 func);
+                 "%s: another loop is running on this thread", func);
       return false;
     }
   loop->running = true;
@@ -2745,10 +3022,47 @@ afut__loop_leave (AfutLoop *loop)
 }
 
 bool
+afut_loop_prepare (AfutLoop *loop, int64_t *timeout_ns)
+{
+  int64_t timeout = -1;
+  AFUT__RETURN_VAL_IF_FAIL (loop != NULL, false);
+  if (!loop->closed && !loop->running)
+    timeout = afut__loop_timeout (loop, true);
+  if (timeout_ns != NULL)
+    *timeout_ns = timeout;
+  return timeout == 0;
+}
+
+void
+afut_loop_dispatch (AfutLoop *loop, int64_t budget_ns)
+{
+  int64_t start;
+  AFUT__RETURN_IF_FAIL (loop != NULL);
+  AFUT__RETURN_IF_FAIL (budget_ns >= 0);
+  if (!afut__loop_enter (loop, __func__, true))
+    return;
+  afut_loop_ref (loop); /* a callback may drop the backend's */
+  start = afut__monotonic_ns (NULL);
+  for (;;)
+    {
+      afut__loop_process (loop);
+      afut__loop_drain_inbox (loop);
+      if (loop->ready_len == 0
+          && (loop->heap_len == 0
+              || loop->heap[0].when > afut_loop_time_ns (loop)))
+        break;
+      if (afut__monotonic_ns (NULL) - start >= budget_ns)
+        break;
+    }
+  afut__loop_leave (loop);
+  afut_loop_unref (loop);
+}
+
+bool
 afut_loop_iterate (AfutLoop *loop, bool may_block)
 {
   AFUT__RETURN_VAL_IF_FAIL (loop != NULL, false);
-  if (!afut__loop_enter (loop, __func__))
+  if (!afut__loop_enter (loop, __func__, false))
     return false;
   afut_loop_ref (loop); /* a callback may drop the caller's */
   afut__loop_iterate_unlocked (loop, may_block);
@@ -2763,7 +3077,7 @@ afut_loop_run_until_complete (AfutLoop *loop, AfutFuture *future)
   AFUT__RETURN_VAL_IF_FAIL (loop != NULL, false);
   AFUT__RETURN_VAL_IF_FAIL (future != NULL, false);
   AFUT__RETURN_VAL_IF_FAIL (future->loop == loop, false);
-  if (!afut__loop_enter (loop, __func__))
+  if (!afut__loop_enter (loop, __func__, false))
     return false;
   afut_loop_ref (loop); /* a callback may drop the caller's */
   afut_future_ref (future);
@@ -2815,7 +3129,7 @@ afut__loop_shutdown (AfutLoop *loop)
   size_t i, n;
   AfutTask *t;
 
-  if (!afut__loop_enter (loop, "afut_loop_shutdown"))
+  if (!afut__loop_enter (loop, "afut_loop_shutdown", false))
     return;
   n = loop->n_tasks;
   if (n > 0)
@@ -2887,6 +3201,10 @@ afut__loop_close (AfutLoop *loop)
 
   pthread_mutex_lock (&loop->inbox_lock);
   loop->closed = true;
+  pthread_mutex_unlock (&loop->inbox_lock);
+  if (loop->backend->close != NULL)
+    loop->backend->close (loop->backend_data, loop);
+  pthread_mutex_lock (&loop->inbox_lock);
   if (loop->inbox_len > 0)
     afut__log (AFUT_LOG_WARNING,
                "loop closed with %zu call_soon_threadsafe callbacks that "
@@ -3273,6 +3591,147 @@ afut_future_cancel (AfutFuture *future, const char *message)
       break;
     }
   return afut__future_complete_error (future, afut__cancelled_error (message));
+}
+
+/* ---- completing from another thread ---- */
+
+typedef enum
+{
+  AFUT__REMOTE_RESOLVE,
+  AFUT__REMOTE_FAIL,
+  AFUT__REMOTE_CANCEL
+} AfutRemoteOp;
+
+typedef struct
+{
+  AfutFuture *future;
+  AfutRemoteOp op;
+  AfutValueType value_type;
+  void *pointer;
+  AfutDestroyNotify destroy;
+  int64_t v_int;
+  AfutError *error;
+  char *message;
+} AfutRemoteCompletion;
+
+static void
+afut__remote_complete (void *data)
+{
+  AfutRemoteCompletion *rc = (AfutRemoteCompletion *) data;
+  AfutFuture *f = rc->future;
+  switch (rc->op)
+    {
+    case AFUT__REMOTE_RESOLVE:
+      if (rc->value_type == AFUT_VALUE_POINTER)
+        afut_future_resolve_pointer (f, rc->pointer, rc->destroy);
+      else if (rc->value_type == AFUT_VALUE_INT)
+        afut_future_resolve_int (f, rc->v_int);
+      else
+        afut_future_resolve (f);
+      break;
+    case AFUT__REMOTE_FAIL:
+      afut_future_fail (f, rc->error);
+      break;
+    case AFUT__REMOTE_CANCEL:
+      afut_future_cancel (f, rc->message);
+      AFUT_FREE (rc->message);
+      break;
+    }
+  afut_future_unref (f);
+  AFUT_FREE (rc);
+}
+
+static bool
+afut__remote_post (AfutRemoteCompletion *rc, const char *func)
+{
+  if (afut__loop_post (rc->future->loop, afut__remote_complete, rc))
+    return true;
+  /* The loop is closed: nothing may touch the future from here (its
+   * reference count belongs to the loop's thread), so it is left. */
+  afut__log (AFUT_LOG_CRITICAL, "%s: the loop is closed", func);
+  if (rc->destroy != NULL)
+    rc->destroy (rc->pointer);
+  afut_error_free (rc->error);
+  AFUT_FREE (rc->message);
+  AFUT_FREE (rc);
+  return false;
+}
+
+static AfutRemoteCompletion *
+afut__remote_new (AfutFuture *future, AfutRemoteOp op)
+{
+  AfutRemoteCompletion *rc
+    = (AfutRemoteCompletion *) afut__alloc (sizeof *rc);
+  memset (rc, 0, sizeof *rc);
+  rc->future = future;
+  rc->op = op;
+  rc->value_type = AFUT_VALUE_NONE;
+  return rc;
+}
+
+bool
+afut_future_resolve_threadsafe (AfutFuture *future)
+{
+  AFUT__RETURN_VAL_IF_FAIL (future != NULL, false);
+  return afut__remote_post (afut__remote_new (future, AFUT__REMOTE_RESOLVE),
+                            __func__);
+}
+
+bool
+afut_future_resolve_pointer_threadsafe (AfutFuture *future, void *pointer,
+                                        AfutDestroyNotify destroy)
+{
+  AfutRemoteCompletion *rc;
+  if (future == NULL)
+    {
+      afut__log (AFUT_LOG_CRITICAL, "%s: assertion 'future != NULL' failed",
+                 __func__);
+      if (destroy != NULL)
+        destroy (pointer);
+      return false;
+    }
+  rc = afut__remote_new (future, AFUT__REMOTE_RESOLVE);
+  rc->value_type = AFUT_VALUE_POINTER;
+  rc->pointer = pointer;
+  rc->destroy = destroy;
+  return afut__remote_post (rc, __func__);
+}
+
+bool
+afut_future_resolve_int_threadsafe (AfutFuture *future, int64_t value)
+{
+  AfutRemoteCompletion *rc;
+  AFUT__RETURN_VAL_IF_FAIL (future != NULL, false);
+  rc = afut__remote_new (future, AFUT__REMOTE_RESOLVE);
+  rc->value_type = AFUT_VALUE_INT;
+  rc->v_int = value;
+  return afut__remote_post (rc, __func__);
+}
+
+bool
+afut_future_fail_threadsafe (AfutFuture *future, AfutError *error)
+{
+  AfutRemoteCompletion *rc;
+  if (future == NULL || error == NULL)
+    {
+      afut__log (AFUT_LOG_CRITICAL, "%s: assertion '%s' failed", __func__,
+                 future == NULL ? "future != NULL" : "error != NULL");
+      afut_error_free (error);
+      return false;
+    }
+  rc = afut__remote_new (future, AFUT__REMOTE_FAIL);
+  rc->error = error;
+  return afut__remote_post (rc, __func__);
+}
+
+bool
+afut_future_cancel_threadsafe (AfutFuture *future, const char *message)
+{
+  AfutRemoteCompletion *rc;
+  AFUT__RETURN_VAL_IF_FAIL (future != NULL, false);
+  rc = afut__remote_new (future, AFUT__REMOTE_CANCEL);
+  rc->message = message != NULL ? afut__strdup (message) : NULL;
+  return afut__remote_post (rc, __func__);
 }
 
 static bool

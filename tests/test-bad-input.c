@@ -2349,7 +2349,7 @@ closed_gather_v (void)
 /* the table                                                                */
 /* ======================================================================== */
 
-#define NOT_RUNNING ": no running loop on this thread: pass a loop, or call it from a task"
+#define NOT_RUNNING ": no running loop on this thread: pass a loop, call it from a task, or push a thread-default loop"
 #define NOT_PENDING(fn, state)                                                \
   CRIT (fn ": invalid state: the future is already " state                    \
            " (a future completes once)")

@@ -273,7 +273,7 @@ fake_free (void *data)
 }
 
 static const AfutBackend fake_backend = {
-  fake_now, fake_wait, fake_wakeup, fake_watch_fd, fake_unwatch_fd, fake_free,
+  fake_now, fake_wait, fake_wakeup, fake_watch_fd, fake_unwatch_fd, fake_free, NULL,
 };
 
 static AfutLoop *
