@@ -1072,7 +1072,9 @@ AFUT_API bool afut_future_cancel (AfutFuture *future, const char *message);
  * From any thread: resolves @future with no value on its loop's thread,
  * through afut_loop_call_soon_threadsafe().  The caller gives up its
  * reference, which is released on the loop's thread: a thread that is to
- * complete a future is handed a reference for that purpose.
+ * complete a future is handed a reference for that purpose.  A future
+ * done by the time this arrives (cancelled meanwhile) stays as it is, and
+ * a value or error sent with the _threadsafe calls is dropped, silently.
  *
  * Returns: false if the loop is closed (reported)
  * Since: 0.1
@@ -3619,6 +3621,17 @@ afut__remote_complete (void *data)
 {
   AfutRemoteCompletion *rc = (AfutRemoteCompletion *) data;
   AfutFuture *f = rc->future;
+  if (f->state != AFUT_FUTURE_PENDING && rc->op != AFUT__REMOTE_CANCEL)
+    {
+      /* Done meanwhile (cancelled while a thread worked): the late
+       * outcome is dropped, as asyncio's chained futures do. */
+      if (rc->destroy != NULL)
+        rc->destroy (rc->pointer);
+      afut_error_free (rc->error);
+      afut_future_unref (f);
+      AFUT_FREE (rc);
+      return;
+    }
   switch (rc->op)
     {
     case AFUT__REMOTE_RESOLVE:
