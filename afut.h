@@ -243,7 +243,8 @@ struct AfutError
   X (TIMEOUT, "timeout", "Operation timed out")                               \
   X (INVALID_STATE, "invalid-state", "Invalid state")                         \
   X (INVALID_ARGUMENT, "invalid-argument", "Invalid argument")                \
-  X (CLOSED, "closed", "Event loop is closed")
+  X (CLOSED, "closed", "Event loop is closed")                                \
+  X (INCOMPLETE, "incomplete", "End of stream before the full read")
 
 /**
  * AfutErrorCode:
@@ -255,6 +256,8 @@ struct AfutError
  * @AFUT_ERROR_INVALID_STATE: asyncio's InvalidStateError
  * @AFUT_ERROR_INVALID_ARGUMENT: a bad argument reached a task
  * @AFUT_ERROR_CLOSED: the loop was closed
+ * @AFUT_ERROR_INCOMPLETE: end of stream before afut_fd_read_exactly() got
+ *   all it asked for (asyncio's IncompleteReadError)
  *
  * Codes of the %AFUT_ERROR domain.
  */
@@ -271,6 +274,22 @@ typedef enum
  * The error domain of afut's own errors (quark "afut-error-quark").
  */
 #define AFUT_ERROR (afut_error_quark ())
+
+/**
+ * AFUT_ERRNO_ERROR:
+ *
+ * The error domain of system call failures (quark "afut-errno-quark"):
+ * the code is the errno value, the message its strerror().
+ */
+#define AFUT_ERRNO_ERROR (afut_errno_error_quark ())
+
+/**
+ * afut_errno_error_quark:
+ *
+ * Returns: the quark of the %AFUT_ERRNO_ERROR domain
+ * Since: 0.1
+ */
+AFUT_API AfutQuark afut_errno_error_quark (void);
 
 /**
  * afut_error_quark:
@@ -689,12 +708,37 @@ AFUT_API bool afut_loop_run_until_complete (AfutLoop *loop,
  *
  * What asyncio.run() does after the main coroutine: cancels every pending
  * task, runs the loop until they all end, reports those that ended with an
- * error through the exception handler, then runs what is left in the
- * ready queue.  The loop stays usable.
+ * error through the exception handler, runs on while afut_loop_hold() is
+ * in force, then runs what is left in the ready queue.  The loop stays
+ * usable.
  *
  * Since: 0.1
  */
 AFUT_API void afut_loop_shutdown (AfutLoop *loop);
+
+/**
+ * afut_loop_hold:
+ * @loop: a loop
+ *
+ * Loop thread only.  Makes afut_loop_shutdown() (so afut_run() and the
+ * last unref) keep running @loop, after its tasks have ended, until the
+ * matching afut_loop_release(): for work outside afut that will complete
+ * a future of @loop, a worker thread say (asyncio.run() waits for its
+ * executor's threads the same way).
+ *
+ * Since: 0.1
+ */
+AFUT_API void afut_loop_hold (AfutLoop *loop);
+
+/**
+ * afut_loop_release:
+ * @loop: a loop
+ *
+ * Loop thread only.  Undoes afut_loop_hold().
+ *
+ * Since: 0.1
+ */
+AFUT_API void afut_loop_release (AfutLoop *loop);
 
 /**
  * afut_loop_get_n_tasks:
@@ -1774,6 +1818,52 @@ AFUT_API AfutFuture *afut_fd_wait (int fd, unsigned events);
 AFUT_API AfutFuture *afut_loop_fd_wait (AfutLoop *loop, int fd,
                                         unsigned events);
 
+/**
+ * afut_fd_read:
+ * @fd: a file descriptor in non-blocking mode
+ * @buffer: where the bytes go; it must stay valid until the future is done
+ * @size: how many bytes at most (more than 0)
+ *
+ * Reads what is there, waiting on the running (or thread-default) loop
+ * until @fd is readable: asyncio's `await reader.read(size)`.  Works on
+ * every backend.  Cancelling the future stops the wait.
+ *
+ * Returns: (transfer full): a task resolving with the number of bytes
+ *   read as an int, 0 at end of stream; failing with %AFUT_ERRNO_ERROR
+ * Since: 0.1
+ */
+AFUT_API AfutFuture *afut_fd_read (int fd, void *buffer, size_t size);
+
+/**
+ * afut_fd_read_exactly:
+ * @fd: a file descriptor in non-blocking mode
+ * @buffer: where the bytes go; valid until the future is done
+ * @size: how many bytes
+ *
+ * As afut_fd_read(), until @size bytes came (readexactly()).
+ *
+ * Returns: (transfer full): a task resolving with @size; failing with
+ *   %AFUT_ERROR_INCOMPLETE if the stream ends first, or %AFUT_ERRNO_ERROR
+ * Since: 0.1
+ */
+AFUT_API AfutFuture *afut_fd_read_exactly (int fd, void *buffer, size_t size);
+
+/**
+ * afut_fd_write_all:
+ * @fd: a file descriptor in non-blocking mode
+ * @buffer: the bytes; valid until the future is done
+ * @size: how many
+ *
+ * Writes all of @buffer, waiting until @fd is writable whenever it is
+ * full (asyncio's `writer.write(); await writer.drain()`).
+ *
+ * Returns: (transfer full): a task resolving with @size; failing with
+ *   %AFUT_ERRNO_ERROR
+ * Since: 0.1
+ */
+AFUT_API AfutFuture *afut_fd_write_all (int fd, const void *buffer,
+                                        size_t size);
+
 /* ---- run ---- */
 
 /**
@@ -1988,6 +2078,7 @@ struct AfutLoop
   bool closed;
   bool running; /* entered: running callbacks, or in a run call */
   bool in_wait; /* a run call waits in the backend, stepped out of running */
+  bool closing; /* afut_loop_unref is closing it */
   const AfutBackend *backend;
   void *backend_data;
   int64_t virtual_now;
@@ -2013,6 +2104,7 @@ struct AfutLoop
 
   AfutTask *tasks;
   size_t n_tasks;
+  size_t n_holds;
   uint64_t task_counter;
   AfutTask *current_task;
   AfutFdFuture *fd_watches;
@@ -2226,6 +2318,19 @@ const char *
 afut_quark_to_string (AfutQuark quark)
 {
   return quark != 0 ? AFUT_QUARK_TO_STRING (quark) : NULL;
+}
+
+AfutQuark
+afut_errno_error_quark (void)
+{
+  static AfutQuark q; /* atomic: written once, same value by any racer */
+  AfutQuark v = __atomic_load_n (&q, __ATOMIC_ACQUIRE);
+  if (AFUT__UNLIKELY (v == 0))
+    {
+      v = afut_quark_from_static_string ("afut-errno-quark");
+      __atomic_store_n (&q, v, __ATOMIC_RELEASE);
+    }
+  return v;
 }
 
 AfutQuark
@@ -2587,8 +2692,16 @@ afut_loop_unref (AfutLoop *loop)
   AFUT__RETURN_IF_FAIL (loop != NULL);
   if (__atomic_fetch_sub (&loop->ref_count, 1, __ATOMIC_ACQ_REL) != 1)
     return;
+  /* Closing runs the loop, which takes and drops references of its own:
+   * only the unref that started the close goes on. */
+  if (loop->closing)
+    return;
   if (!loop->closed)
-    afut__loop_close (loop);
+    {
+      loop->closing = true;
+      afut__loop_close (loop);
+      loop->closing = false;
+    }
   if (loop->n_futures == 0)
     afut__loop_free_memory (loop);
 }
@@ -3092,6 +3205,21 @@ afut_loop_run_until_complete (AfutLoop *loop, AfutFuture *future)
   return true;
 }
 
+void
+afut_loop_hold (AfutLoop *loop)
+{
+  AFUT__RETURN_IF_FAIL (loop != NULL);
+  loop->n_holds++;
+}
+
+void
+afut_loop_release (AfutLoop *loop)
+{
+  AFUT__RETURN_IF_FAIL (loop != NULL);
+  AFUT__RETURN_IF_FAIL (loop->n_holds > 0);
+  loop->n_holds--;
+}
+
 size_t
 afut_loop_get_n_tasks (AfutLoop *loop)
 {
@@ -3156,6 +3284,8 @@ afut__loop_shutdown (AfutLoop *loop)
         }
       AFUT_FREE (tasks);
     }
+  while (loop->n_holds > 0)
+    afut__loop_iterate_unlocked (loop, true);
   afut__loop_run_ready_until_empty (loop);
   afut__loop_leave (loop);
 }
@@ -4941,6 +5071,114 @@ afut_fd_wait (int fd, unsigned events)
   return afut_loop_fd_wait (loop, fd, events);
 }
 
+/* ---- fd streams: afut tasks themselves ---- */
+
+enum
+{
+  AFUT__FD_READ_SOME,
+  AFUT__FD_READ_EXACTLY,
+  AFUT__FD_WRITE_ALL
+};
+
+typedef struct
+{
+  AfutTask task;
+  int fd;
+  int mode;
+  char *buffer;
+  size_t size;
+  size_t done;
+} AfutFdStream;
+
+static AfutError *
+afut__errno_error (int errsv)
+{
+  return afut_error_new_literal (AFUT_ERRNO_ERROR, errsv, strerror (errsv));
+}
+
+static void
+afut__fd_stream_step (AfutTask *task)
+{
+  AfutFdStream *self = (AfutFdStream *) task;
+  ssize_t n;
+  int errsv;
+
+  AFUT_BEGIN (task);
+  for (;;)
+    {
+      /* Try first, wait only when the fd says so. */
+      if (self->mode == AFUT__FD_WRITE_ALL)
+        n = write (self->fd, self->buffer + self->done,
+                   self->size - self->done);
+      else
+        n = read (self->fd, self->buffer + self->done,
+                  self->size - self->done);
+      errsv = errno;
+      if (n > 0)
+        {
+          self->done += (size_t) n;
+          if (self->mode == AFUT__FD_READ_SOME || self->done == self->size)
+            AFUT_RETURN_INT (task, (int64_t) self->done);
+          continue;
+        }
+      if (n == 0 && self->mode != AFUT__FD_WRITE_ALL)
+        {
+          if (self->mode == AFUT__FD_READ_SOME)
+            AFUT_RETURN_INT (task, 0);
+          AFUT_THROW (task,
+                      afut_error_new (AFUT_ERROR, AFUT_ERROR_INCOMPLETE,
+                                      "end of stream after %zu of %zu bytes",
+                                      self->done, self->size));
+        }
+      if (n < 0 && errsv == EINTR)
+        continue;
+      if (n < 0 && errsv != EAGAIN && errsv != EWOULDBLOCK)
+        AFUT_THROW (task, afut__errno_error (errsv));
+      AFUT_AWAIT (task, afut_loop_fd_wait (task->future.loop, self->fd,
+                                           self->mode == AFUT__FD_WRITE_ALL
+                                             ? AFUT_IO_OUT
+                                             : AFUT_IO_IN));
+    }
+  AFUT_END (task);
+}
+
+static AfutFuture *
+afut__fd_stream_new (int fd, void *buffer, size_t size, int mode,
+                     const char *func)
+{
+  AfutFdStream init;
+  AFUT__RETURN_VAL_IF_FAIL_IN (func, fd >= 0, NULL);
+  AFUT__RETURN_VAL_IF_FAIL_IN (func, buffer != NULL, NULL);
+  AFUT__RETURN_VAL_IF_FAIL_IN (func, size > 0, NULL);
+  memset (&init, 0, sizeof init);
+  init.fd = fd;
+  init.mode = mode;
+  init.buffer = (char *) buffer;
+  init.size = size;
+  return afut__task_create (NULL, afut__fd_stream_step, sizeof init, &init,
+                            func, NULL, false, func);
+}
+
+AfutFuture *
+afut_fd_read (int fd, void *buffer, size_t size)
+{
+  return afut__fd_stream_new (fd, buffer, size, AFUT__FD_READ_SOME, __func__);
+}
+
+AfutFuture *
+afut_fd_read_exactly (int fd, void *buffer, size_t size)
+{
+  return afut__fd_stream_new (fd, buffer, size, AFUT__FD_READ_EXACTLY,
+                              __func__);
+}
+
+AfutFuture *
+afut_fd_write_all (int fd, const void *buffer, size_t size)
+{
+  return afut__fd_stream_new (fd, (void *) buffer, size, AFUT__FD_WRITE_ALL,
+                              __func__);
+}
+
 /* ---- run ---- */
 
 int
@@ -4961,9 +5199,10 @@ afut_run (AfutTaskFunc func, size_t struct_size, const void *init,
       return 1;
     }
   clock_env = getenv ("AFUT_CLOCK");
-  loop = afut_loop_new (clock_env != NULL && strcmp (clock_env, "virtual") == 0
-                          ? AFUT_LOOP_VIRTUAL_CLOCK
-                          : AFUT_LOOP_NONE);
+  loop = AFUT_RUN_LOOP_NEW (clock_env != NULL
+                                && strcmp (clock_env, "virtual") == 0
+                              ? AFUT_LOOP_VIRTUAL_CLOCK
+                              : AFUT_LOOP_NONE);
   if (loop == NULL)
     return 1;
   main_task = afut_task_new (loop, func, struct_size, init, name, NULL);

@@ -1,0 +1,989 @@
+/* afut-glib.h - afut on GLib's main loop: one GSource per afut loop, fd
+ * readiness through that source, GError / GCancellable / GAsyncResult /
+ * GTask bridges, and afut_to_thread() on a GThreadPool.
+ *
+ * SPDX-License-Identifier: MIT
+ *
+ * USAGE
+ *   Every file that uses it includes afut.h first, then this header.  The
+ *   one file that implements afut defines AFUT_IMPLEMENTATION and
+ *   AFUT_GLIB before both: afut.h then leaves its implementation to this
+ *   header, which first points afut's error-type hooks at GLib, so that
+ *   afut's quarks are GQuarks, an AfutError is a GError (same domain, code
+ *   and message; g_error_free() frees it) and afut's criticals go through
+ *   g_log() (G_DEBUG=fatal-criticals works):
+ *
+ *     #define AFUT_IMPLEMENTATION
+ *     #define AFUT_GLIB
+ *     #include "afut.h"
+ *     #include "afut-glib.h"
+ *
+ *   Build with glib-2.0 and gio-unix-2.0 (pkg-config).
+ *
+ * THE LOOP
+ *   afut_glib_loop_new (context, flags) makes an afut loop that lives on a
+ *   GMainContext as ONE GSource: its ready queue and timer heap drive the
+ *   source's prepare/check/dispatch and its timeout, so GLib's cost per
+ *   main-loop iteration does not grow with the number of pending tasks,
+ *   sleeps or fds.  One dispatch runs afut's own iterations back to back
+ *   (what a batch schedules runs in the next batch, as asyncio does) until
+ *   nothing is ready or a time budget (1 ms by default) is spent, then
+ *   returns to GLib, so GTK still redraws on time.  It runs under
+ *   g_main_loop_run(), g_main_context_iteration() or GTK's main loop;
+ *   afut_loop_run_until_complete() and afut_run() iterate the context
+ *   themselves.  With AFUT_GLIB, afut_run() runs on the thread-default
+ *   main context.
+ */
+
+#ifndef AFUT_GLIB_H
+#define AFUT_GLIB_H
+
+#ifndef AFUT_H
+#error "include afut.h before afut-glib.h"
+#endif
+
+#include <gio/gio.h>
+#include <glib-unix.h>
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* ---- the loop ---- */
+
+/**
+ * afut_glib_loop_new:
+ * @context: (nullable): the main context, %NULL for the global default
+ * @flags: #AfutLoopFlags
+ *
+ * Creates an afut loop that runs as one GSource on @context (attached at
+ * %G_PRIORITY_DEFAULT).  Dropping the last reference shuts the loop down
+ * (cancelling its tasks, iterating @context until they end) and removes
+ * the source.
+ *
+ * Returns: (transfer full): a new loop
+ * Since: 0.1
+ */
+AFUT_API AfutLoop *afut_glib_loop_new (GMainContext *context, unsigned flags);
+
+/**
+ * afut_glib_loop_get_context:
+ * @loop: a loop made by afut_glib_loop_new()
+ *
+ * Returns: (transfer none) (nullable): its main context, %NULL for a loop
+ *   of another backend (reported)
+ * Since: 0.1
+ */
+AFUT_API GMainContext *afut_glib_loop_get_context (AfutLoop *loop);
+
+/**
+ * afut_glib_loop_get_source:
+ * @loop: a loop made by afut_glib_loop_new()
+ *
+ * Returns: (transfer none) (nullable): the one GSource that runs @loop,
+ *   %NULL once the loop is closed
+ * Since: 0.1
+ */
+AFUT_API GSource *afut_glib_loop_get_source (AfutLoop *loop);
+
+/**
+ * afut_glib_loop_set_priority:
+ * @loop: a loop made by afut_glib_loop_new()
+ * @priority: a GLib priority; %G_PRIORITY_DEFAULT_IDLE puts afut's work
+ *   below GTK's redraws (%G_PRIORITY_HIGH_IDLE + 20)
+ *
+ * Since: 0.1
+ */
+AFUT_API void afut_glib_loop_set_priority (AfutLoop *loop, int priority);
+
+/**
+ * afut_glib_loop_set_budget:
+ * @loop: a loop made by afut_glib_loop_new()
+ * @budget_ns: how long one dispatch of the source may run afut batches;
+ *   0 runs one batch per dispatch
+ *
+ * Since: 0.1
+ */
+AFUT_API void afut_glib_loop_set_budget (AfutLoop *loop, int64_t budget_ns);
+
+/* ---- errors ---- */
+
+/**
+ * afut_glib_error_from_gerror:
+ * @error: (transfer full): a GError, from a GIO `_finish` call say
+ *
+ * Converts a GError into an afut error for afut_future_fail() or
+ * AFUT_THROW(): the same error, except %G_IO_ERROR_CANCELLED, which
+ * becomes afut's cancellation (same message), so a GIO call cancelled
+ * under a task ends that task cancelled.
+ *
+ * Returns: (transfer full): the error
+ * Since: 0.1
+ */
+AFUT_API AfutError *afut_glib_error_from_gerror (GError *error);
+
+/**
+ * afut_glib_future_propagate:
+ * @future: a done future
+ * @error: (out) (optional): where a failure goes
+ *
+ * For GLib-style APIs: %TRUE if @future is done with a value; otherwise
+ * sets @error to a copy of its error, a cancellation becoming
+ * %G_IO_ERROR_CANCELLED (with the cancel message, or "Operation was
+ * cancelled").
+ *
+ * Returns: whether @future succeeded
+ * Since: 0.1
+ */
+AFUT_API gboolean afut_glib_future_propagate (AfutFuture *future,
+                                              GError **error);
+
+/* ---- GCancellable ---- */
+
+/**
+ * afut_glib_future_get_cancellable:
+ * @future: a future
+ *
+ * The GCancellable that goes with @future, made on the first call:
+ * cancelling @future cancels it, and cancelling it, from any thread,
+ * cancels @future (each by the next loop iteration).  Pass it to GIO
+ * calls made for @future.  @future's loop must come from
+ * afut_glib_loop_new().
+ *
+ * Returns: (transfer none): the cancellable, valid while @future is
+ *   pending and until the loop's next iteration after that
+ * Since: 0.1
+ */
+AFUT_API GCancellable *afut_glib_future_get_cancellable (AfutFuture *future);
+
+/**
+ * afut_glib_future_link_cancellable:
+ * @future: a pending future of a loop made by afut_glib_loop_new()
+ * @cancellable: a GCancellable, from a caller say
+ *
+ * Cancelling @cancellable, from any thread, cancels @future (by the next
+ * loop iteration), race-free: one already cancelled cancels @future at
+ * once.  One way only: @cancellable may be shared with other operations,
+ * so cancelling @future leaves it alone.
+ *
+ * Since: 0.1
+ */
+AFUT_API void afut_glib_future_link_cancellable (AfutFuture *future,
+                                                 GCancellable *cancellable);
+
+/* ---- GIO async calls as futures ---- */
+
+/**
+ * afut_gio_ready:
+ * @source_object: (nullable): the GIO call's source object
+ * @result: the result
+ * @future: (transfer full): the future to resolve, given as user data
+ *
+ * A GAsyncReadyCallback that resolves @future with @result (a reference
+ * to it), for the awaiting task to pass to the matching `_finish`:
+ *
+ *   self->op = afut_future_new (NULL);
+ *   g_file_load_contents_async (file,
+ *                               afut_glib_future_get_cancellable (self->op),
+ *                               afut_gio_ready, afut_future_ref (self->op));
+ *   AFUT_AWAIT (task, self->op);
+ *   res = afut_future_get_pointer (afut_task_awaited (task));
+ *   if (!g_file_load_contents_finish (file, res, ..., &error))
+ *     AFUT_THROW (task, afut_glib_error_from_gerror (error));
+ *
+ * A future done by then (cancelled) stays as it is.
+ *
+ * Since: 0.1
+ */
+AFUT_API void afut_gio_ready (GObject *source_object, GAsyncResult *result,
+                              gpointer future);
+
+/* ---- futures as GTasks: publishing foo_async / foo_finish ---- */
+
+/**
+ * afut_glib_future_to_task:
+ * @future: (transfer full): the future behind the operation, a task say
+ * @source_object: (nullable): the GTask's source object
+ * @cancellable: (nullable): the caller's cancellable: cancelling it
+ *   cancels @future
+ * @callback: (scope async): the caller's callback
+ * @user_data: its data
+ *
+ * Makes @future the body of a standard `foo_async()`: when @future is
+ * done, a GTask completes and @callback runs, in the thread-default main
+ * context of this call.  `foo_finish()` calls afut_glib_task_propagate().
+ *
+ * Since: 0.1
+ */
+AFUT_API void afut_glib_future_to_task (AfutFuture *future,
+                                        gpointer source_object,
+                                        GCancellable *cancellable,
+                                        GAsyncReadyCallback callback,
+                                        gpointer user_data);
+
+/**
+ * afut_glib_task_propagate:
+ * @result: the GAsyncResult given to a callback of afut_glib_future_to_task()
+ * @error: (out) (optional): the failure: the future's error, or
+ *   %G_IO_ERROR_CANCELLED
+ *
+ * The body of a `foo_finish()`.
+ *
+ * Returns: (transfer full) (nullable): the future, done with a value, to
+ *   read that value from; %NULL with @error set on failure
+ * Since: 0.1
+ */
+AFUT_API AfutFuture *afut_glib_task_propagate (GAsyncResult *result,
+                                               GError **error);
+
+/* ---- threads ---- */
+
+/**
+ * AfutThreadFunc:
+ * @data: the data given to afut_to_thread()
+ * @cancellable: cancelled when the future is; check it in long work
+ * @error: set it and return %NULL to fail
+ *
+ * A blocking function run on a worker thread.
+ *
+ * Returns: (nullable): the result
+ */
+typedef gpointer (*AfutThreadFunc) (gpointer data, GCancellable *cancellable,
+                                    GError **error);
+
+/**
+ * afut_to_thread:
+ * @loop: (nullable): a loop made by afut_glib_loop_new(), %NULL for the
+ *   current one
+ * @func: the blocking function
+ * @data: its data
+ * @data_destroy: (nullable): frees @data once @func returned
+ * @result_destroy: (nullable): frees the result
+ *
+ * asyncio.to_thread(): runs @func on a shared GThreadPool and resolves
+ * the future on @loop's thread with what it returns (a pointer value),
+ * or fails it with its GError.  Cancelling the future cancels the
+ * cancellable @func is given; a result arriving after that is freed.
+ * The loop's shutdown waits for the thread (afut_loop_hold()).
+ *
+ * Returns: (transfer full): the future
+ * Since: 0.1
+ */
+AFUT_API AfutFuture *afut_to_thread (AfutLoop *loop, AfutThreadFunc func,
+                                     gpointer data,
+                                     GDestroyNotify data_destroy,
+                                     GDestroyNotify result_destroy);
+
+G_END_DECLS
+
+#endif /* AFUT_GLIB_H */
+
+/* ======================================================================== */
+/* implementation                                                           */
+/* ======================================================================== */
+
+#if defined(AFUT_IMPLEMENTATION) && !defined(AFUT_GLIB__IMPLEMENTED)
+#define AFUT_GLIB__IMPLEMENTED
+
+#if defined(AFUT__IMPLEMENTED)
+#error "afut-glib.h: afut.h was implemented without AFUT_GLIB: define AFUT_GLIB with AFUT_IMPLEMENTATION, before including afut.h"
+#endif
+#ifndef AFUT_GLIB
+#error "afut-glib.h: define AFUT_GLIB with AFUT_IMPLEMENTATION, before including afut.h"
+#endif
+
+/* ---- the error-type seam: afut's quarks and errors are GLib's ---- */
+
+G_STATIC_ASSERT (sizeof (AfutQuark) == sizeof (GQuark));
+G_STATIC_ASSERT (sizeof (AfutError) == sizeof (GError));
+G_STATIC_ASSERT (G_STRUCT_OFFSET (AfutError, domain)
+                 == G_STRUCT_OFFSET (GError, domain));
+G_STATIC_ASSERT (G_STRUCT_OFFSET (AfutError, code)
+                 == G_STRUCT_OFFSET (GError, code));
+G_STATIC_ASSERT (G_STRUCT_OFFSET (AfutError, message)
+                 == G_STRUCT_OFFSET (GError, message));
+
+#define AFUT_QUARK_FROM_STRING(s) g_quark_from_string (s)
+#define AFUT_QUARK_FROM_STATIC_STRING(s) g_quark_from_static_string (s)
+#define AFUT_QUARK_TO_STRING(q) g_quark_to_string (q)
+#define AFUT_ERROR_NEW_LITERAL(domain, code, message)                         \
+  ((AfutError *) g_error_new_literal ((domain), (code), (message)))
+#define AFUT_ERROR_COPY(error)                                                \
+  ((AfutError *) g_error_copy ((const GError *) (error)))
+#define AFUT_ERROR_FREE(error) g_error_free ((GError *) (error))
+#define AFUT_LOG_DEFAULT(level, message)                                      \
+  g_log ("afut",                                                              \
+         (level) == AFUT_LOG_CRITICAL ? G_LOG_LEVEL_CRITICAL                  \
+                                      : G_LOG_LEVEL_WARNING,                  \
+         "%s", (message))
+#define AFUT_RUN_LOOP_NEW(flags) afut_glib__run_loop_new (flags)
+
+static AfutLoop *afut_glib__run_loop_new (unsigned flags);
+
+#define AFUT_GLIB__HOOKED
+#include "afut.h"
+
+/* ---- the GSource ---- */
+
+#define AFUT_GLIB__DEFAULT_BUDGET_NS ((int64_t) 1000000)
+
+typedef struct
+{
+  GSource source;
+  AfutLoop *loop; /* weak: the loop owns the source */
+  int64_t budget_ns;
+} AfutGlibSource;
+
+/* One fd as GLib polls it.  Registrations outlive the one-shot afut
+ * watches on purpose: an fd awaited again in the same dispatch (a socket
+ * read loop) keeps its registration, with no syscall and no wakeup of
+ * the context; registrations nobody waits on any more are dropped in
+ * prepare, before GLib polls. */
+typedef struct
+{
+  int fd;
+  gpointer tag;
+  GIOCondition registered;
+  GPtrArray *watches; /* AfutFdWatch*, waiting on this fd */
+} AfutGlibFd;
+
+typedef struct
+{
+  GMainContext *context;
+  AfutGlibSource *source;
+  GHashTable *fds;          /* fd -> AfutGlibFd */
+  GHashTable *links;        /* every AfutGlibLink of the loop's futures */
+  GHashTable *cancellables; /* AfutFuture* -> its own AfutGlibLink */
+  AfutLoop *loop;           /* weak */
+} AfutGlibBackend;
+
+static const AfutBackend afut_glib__backend;
+
+static AfutGlibBackend *
+afut_glib__backend_of (AfutLoop *loop, const char *func)
+{
+  /* The backend vtable is the loop's first-class identity; the core keeps
+   * it private, so the adapter asks through the loop's own accessors. */
+  if (loop != NULL && loop->backend == &afut_glib__backend)
+    return (AfutGlibBackend *) loop->backend_data;
+  g_critical ("%s: the loop was not made by afut_glib_loop_new()", func);
+  return NULL;
+}
+
+static void
+afut_glib__fd_free (gpointer data)
+{
+  AfutGlibFd *f = (AfutGlibFd *) data;
+  g_ptr_array_unref (f->watches);
+  g_free (f);
+}
+
+static gboolean
+afut_glib__prepare (GSource *source, gint *timeout)
+{
+  AfutGlibSource *s = (AfutGlibSource *) source;
+  AfutGlibBackend *b = (AfutGlibBackend *) s->loop->backend_data;
+  GHashTableIter iter;
+  gpointer value;
+  int64_t t = -1;
+  gboolean ready;
+
+  /* Registrations nobody waits on any more stop here, before the poll:
+   * left in, a readable fd would make every poll return at once. */
+  g_hash_table_iter_init (&iter, b->fds);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      AfutGlibFd *f = (AfutGlibFd *) value;
+      GIOCondition wanted = (GIOCondition) 0;
+      guint i;
+      for (i = 0; i < f->watches->len; i++)
+        wanted |= (GIOCondition) ((AfutFdWatch *) g_ptr_array_index (
+                                    f->watches, i))
+                    ->events;
+      if (wanted == 0)
+        {
+          g_source_remove_unix_fd (source, f->tag);
+          g_hash_table_iter_remove (&iter);
+        }
+      else if (wanted != f->registered)
+        {
+          g_source_modify_unix_fd (source, f->tag, wanted);
+          f->registered = wanted;
+        }
+    }
+
+  ready = afut_loop_prepare (s->loop, &t);
+  if (t < 0)
+    *timeout = -1;
+  else
+    {
+      /* Round up: waking before the deadline would spin. */
+      int64_t ms = (t + 999999) / 1000000;
+      *timeout = ms > G_MAXINT ? G_MAXINT : (gint) ms;
+    }
+  return ready;
+}
+
+static gboolean
+afut_glib__check (GSource *source)
+{
+  AfutGlibSource *s = (AfutGlibSource *) source;
+  AfutGlibBackend *b = (AfutGlibBackend *) s->loop->backend_data;
+  GHashTableIter iter;
+  gpointer value;
+  GPtrArray *fired = NULL;
+  GArray *revents = NULL;
+  guint i;
+
+  /* Collect first: reporting a watch ready unwatches it, which edits the
+   * watch arrays. */
+  g_hash_table_iter_init (&iter, b->fds);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      AfutGlibFd *f = (AfutGlibFd *) value;
+      GIOCondition got = g_source_query_unix_fd (source, f->tag);
+      if (got == 0)
+        continue;
+      for (i = 0; i < f->watches->len; i++)
+        {
+          AfutFdWatch *w = (AfutFdWatch *) g_ptr_array_index (f->watches, i);
+          unsigned hit = (unsigned) got
+                         & (w->events | G_IO_ERR | G_IO_HUP | G_IO_NVAL);
+          if (hit == 0)
+            continue;
+          if (fired == NULL)
+            {
+              fired = g_ptr_array_new ();
+              revents = g_array_new (FALSE, FALSE, sizeof (unsigned));
+            }
+          g_ptr_array_add (fired, w);
+          g_array_append_val (revents, hit);
+        }
+    }
+  if (fired != NULL)
+    {
+      for (i = 0; i < fired->len; i++)
+        afut_loop_fd_ready (s->loop, (AfutFdWatch *) g_ptr_array_index (fired, i),
+                            g_array_index (revents, unsigned, i));
+      g_ptr_array_unref (fired);
+      g_array_unref (revents);
+    }
+  return afut_loop_prepare (s->loop, NULL);
+}
+
+static gboolean
+afut_glib__dispatch (GSource *source, GSourceFunc callback, gpointer data)
+{
+  AfutGlibSource *s = (AfutGlibSource *) source;
+  (void) callback;
+  (void) data;
+  afut_loop_dispatch (s->loop, s->budget_ns);
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs afut_glib__source_funcs = {
+  afut_glib__prepare, afut_glib__check, afut_glib__dispatch, NULL, NULL, NULL,
+};
+
+/* ---- the backend ---- */
+
+static int64_t
+afut_glib__now (void *data)
+{
+  (void) data;
+  return g_get_monotonic_time () * 1000;
+}
+
+static void
+afut_glib__wait (void *data, AfutLoop *loop, int64_t timeout_ns)
+{
+  AfutGlibBackend *b = (AfutGlibBackend *) data;
+  (void) loop;
+  /* The source's prepare gives GLib the timeout; one iteration runs
+   * afut's work through the source, with everything else on the
+   * context. */
+  g_main_context_iteration (b->context, timeout_ns != 0);
+}
+
+static void
+afut_glib__wakeup (void *data)
+{
+  g_main_context_wakeup (((AfutGlibBackend *) data)->context);
+}
+
+static bool
+afut_glib__watch_fd (void *data, AfutFdWatch *watch)
+{
+  AfutGlibBackend *b = (AfutGlibBackend *) data;
+  AfutGlibFd *f;
+  if (b->source == NULL)
+    return false;
+  f = (AfutGlibFd *) g_hash_table_lookup (b->fds, GINT_TO_POINTER (watch->fd));
+  if (f == NULL)
+    {
+      f = g_new0 (AfutGlibFd, 1);
+      f->fd = watch->fd;
+      f->watches = g_ptr_array_new ();
+      f->registered = (GIOCondition) watch->events;
+      f->tag = g_source_add_unix_fd (&b->source->source, watch->fd,
+                                     f->registered);
+      g_hash_table_insert (b->fds, GINT_TO_POINTER (watch->fd), f);
+    }
+  else if ((f->registered & watch->events) != watch->events)
+    {
+      f->registered |= (GIOCondition) watch->events;
+      g_source_modify_unix_fd (&b->source->source, f->tag, f->registered);
+    }
+  g_ptr_array_add (f->watches, watch);
+  watch->backend_data = f;
+  return true;
+}
+
+static void
+afut_glib__unwatch_fd (void *data, AfutFdWatch *watch)
+{
+  AfutGlibFd *f = (AfutGlibFd *) watch->backend_data;
+  (void) data;
+  /* The registration stays until prepare sees nobody needs it. */
+  g_ptr_array_remove_fast (f->watches, watch);
+  watch->backend_data = NULL;
+}
+
+typedef struct AfutGlibLink AfutGlibLink;
+static void afut_glib__link_release (AfutGlibLink *link, gboolean cancel);
+
+static void
+afut_glib__close (void *data, AfutLoop *loop)
+{
+  AfutGlibBackend *b = (AfutGlibBackend *) data;
+  GHashTableIter iter;
+  gpointer value;
+  (void) loop;
+  /* Links hold a reference to their future: release them, or a pending
+   * future would keep the closed loop's memory forever.  (Their done
+   * callbacks will not run: the loop is closed.) */
+  g_hash_table_remove_all (b->cancellables);
+  g_hash_table_iter_init (&iter, b->links);
+  while (g_hash_table_iter_next (&iter, &value, NULL))
+    {
+      g_hash_table_iter_steal (&iter);
+      afut_glib__link_release ((AfutGlibLink *) value, FALSE);
+    }
+  if (b->source != NULL)
+    {
+      g_source_destroy (&b->source->source);
+      g_source_unref (&b->source->source);
+      b->source = NULL;
+    }
+  g_hash_table_remove_all (b->fds);
+}
+
+static void
+afut_glib__free (void *data)
+{
+  AfutGlibBackend *b = (AfutGlibBackend *) data;
+  g_hash_table_unref (b->fds);
+  g_hash_table_unref (b->links);
+  g_hash_table_unref (b->cancellables);
+  g_main_context_unref (b->context);
+  g_free (b);
+}
+
+static const AfutBackend afut_glib__backend = {
+  afut_glib__now,      afut_glib__wait,       afut_glib__wakeup,
+  afut_glib__watch_fd, afut_glib__unwatch_fd, afut_glib__free,
+  afut_glib__close,
+};
+
+AfutLoop *
+afut_glib_loop_new (GMainContext *context, unsigned flags)
+{
+  AfutGlibBackend *b = g_new0 (AfutGlibBackend, 1);
+  AfutGlibSource *s;
+  AfutLoop *loop;
+
+  b->context = g_main_context_ref (context != NULL ? context
+                                                   : g_main_context_default ());
+  b->fds = g_hash_table_new_full (NULL, NULL, NULL, afut_glib__fd_free);
+  b->links = g_hash_table_new (NULL, NULL);
+  b->cancellables = g_hash_table_new (NULL, NULL);
+  loop = afut_loop_new_with_backend (&afut_glib__backend, b, flags);
+  if (loop == NULL)
+    {
+      afut_glib__free (b);
+      return NULL;
+    }
+  b->loop = loop;
+  s = (AfutGlibSource *) g_source_new (&afut_glib__source_funcs,
+                                       sizeof (AfutGlibSource));
+  s->loop = loop;
+  s->budget_ns = AFUT_GLIB__DEFAULT_BUDGET_NS;
+  g_source_set_name (&s->source, "afut");
+  /* A source is blocked while it dispatches: GLib takes its fds out of
+   * the poll set and puts them back, waking the context each time, which
+   * doubles the syscalls of an fd ping-pong.  afut guards against its own
+   * recursion (afut_loop_prepare answers false while the loop runs). */
+  g_source_set_can_recurse (&s->source, TRUE);
+  g_source_attach (&s->source, b->context);
+  b->source = s;
+  return loop;
+}
+
+static AfutLoop *
+afut_glib__run_loop_new (unsigned flags)
+{
+  GMainContext *context = g_main_context_ref_thread_default ();
+  AfutLoop *loop = afut_glib_loop_new (context, flags);
+  g_main_context_unref (context);
+  return loop;
+}
+
+GMainContext *
+afut_glib_loop_get_context (AfutLoop *loop)
+{
+  AfutGlibBackend *b = afut_glib__backend_of (loop, G_STRFUNC);
+  return b != NULL ? b->context : NULL;
+}
+
+GSource *
+afut_glib_loop_get_source (AfutLoop *loop)
+{
+  AfutGlibBackend *b = afut_glib__backend_of (loop, G_STRFUNC);
+  return b != NULL && b->source != NULL ? &b->source->source : NULL;
+}
+
+void
+afut_glib_loop_set_priority (AfutLoop *loop, int priority)
+{
+  GSource *source = afut_glib_loop_get_source (loop);
+  g_return_if_fail (source != NULL);
+  g_source_set_priority (source, priority);
+}
+
+void
+afut_glib_loop_set_budget (AfutLoop *loop, int64_t budget_ns)
+{
+  GSource *source = afut_glib_loop_get_source (loop);
+  g_return_if_fail (source != NULL);
+  g_return_if_fail (budget_ns >= 0);
+  ((AfutGlibSource *) source)->budget_ns = budget_ns;
+}
+
+/* ---- errors ---- */
+
+AfutError *
+afut_glib_error_from_gerror (GError *error)
+{
+  g_return_val_if_fail (error != NULL, NULL);
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      AfutError *cancelled = afut_error_new_literal (
+        AFUT_ERROR, AFUT_ERROR_CANCELLED, error->message);
+      g_error_free (error);
+      return cancelled;
+    }
+  return (AfutError *) error;
+}
+
+gboolean
+afut_glib_future_propagate (AfutFuture *future, GError **error)
+{
+  const AfutError *e;
+  g_return_val_if_fail (future != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+  g_return_val_if_fail (afut_future_is_done (future), FALSE);
+  e = afut_future_get_error (future);
+  if (e == NULL)
+    return TRUE;
+  if (afut_error_is_cancelled (e))
+    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                         e->message[0] != '\0' ? e->message
+                                               : "Operation was cancelled");
+  else if (error != NULL)
+    *error = g_error_copy ((const GError *) e);
+  return FALSE;
+}
+
+/* ---- GCancellable links ---- */
+
+/* A link between a future and a GCancellable.  The cancelled handler may
+ * run on any thread, where the future's reference count must not be
+ * touched: the link holds one reference set aside for it, which the
+ * handler hands to afut_future_cancel_threadsafe() at most once.  A link
+ * to the future's own cancellable also works the other way: the future
+ * cancelled, the cancellable is too. */
+struct AfutGlibLink
+{
+  AfutFuture *future;
+  AfutFuture *spare; /* atomic: the reference the handler may take */
+  GCancellable *cancellable;
+  gulong handler;
+  gboolean two_way;
+};
+
+static void
+afut_glib__link_cancelled (GCancellable *cancellable, gpointer data)
+{
+  AfutGlibLink *link = (AfutGlibLink *) data;
+  AfutFuture *spare;
+  (void) cancellable;
+  spare = (AfutFuture *) g_atomic_pointer_exchange (&link->spare, NULL);
+  if (spare != NULL)
+    afut_future_cancel_threadsafe (spare, NULL);
+}
+
+static void
+afut_glib__link_release (AfutGlibLink *link, gboolean cancel)
+{
+  AfutFuture *spare;
+  /* Waits for a handler running on another thread to finish. */
+  g_cancellable_disconnect (link->cancellable, link->handler);
+  if (cancel)
+    g_cancellable_cancel (link->cancellable);
+  spare = (AfutFuture *) g_atomic_pointer_exchange (&link->spare, NULL);
+  afut_future_unref (spare);
+  g_object_unref (link->cancellable);
+  g_free (link);
+}
+
+static void
+afut_glib__link_future_done (AfutFuture *future, gpointer data)
+{
+  AfutGlibLink *link = (AfutGlibLink *) data;
+  AfutGlibBackend *b = (AfutGlibBackend *) future->loop->backend_data;
+  if (g_hash_table_lookup (b->cancellables, future) == link)
+    g_hash_table_remove (b->cancellables, future);
+  g_hash_table_remove (b->links, link);
+  afut_glib__link_release (link, link->two_way
+                                   && afut_future_is_cancelled (future));
+}
+
+static AfutGlibLink *
+afut_glib__link_new (AfutGlibBackend *b, AfutFuture *future,
+                     GCancellable *cancellable, gboolean two_way)
+{
+  AfutGlibLink *link = g_new0 (AfutGlibLink, 1);
+  link->future = future;
+  link->spare = afut_future_ref (future);
+  link->cancellable = (GCancellable *) g_object_ref (cancellable);
+  link->two_way = two_way;
+  g_hash_table_add (b->links, link);
+  afut_future_add_done_callback (future, afut_glib__link_future_done, link);
+  /* Runs the handler at once if @cancellable is already cancelled. */
+  link->handler = g_cancellable_connect (
+    cancellable, G_CALLBACK (afut_glib__link_cancelled), link, NULL);
+  return link;
+}
+
+static void
+afut_glib__unref_later (AfutFuture *future, gpointer data)
+{
+  (void) future;
+  g_object_unref (data);
+}
+
+GCancellable *
+afut_glib_future_get_cancellable (AfutFuture *future)
+{
+  AfutGlibBackend *b;
+  AfutGlibLink *link;
+  GCancellable *cancellable;
+
+  g_return_val_if_fail (future != NULL, NULL);
+  b = afut_glib__backend_of (afut_future_get_loop (future), G_STRFUNC);
+  g_return_val_if_fail (b != NULL, NULL);
+  link = (AfutGlibLink *) g_hash_table_lookup (b->cancellables, future);
+  if (link != NULL)
+    return link->cancellable;
+  cancellable = g_cancellable_new ();
+  if (afut_future_is_done (future))
+    {
+      /* Nothing left to link: the cancellable tells how the future ended
+       * and lasts until the loop's next iteration (GIO calls take their
+       * own reference). */
+      if (afut_future_is_cancelled (future))
+        g_cancellable_cancel (cancellable);
+      afut_future_add_done_callback (future, afut_glib__unref_later,
+                                     cancellable);
+      return cancellable;
+    }
+  link = afut_glib__link_new (b, future, cancellable, TRUE);
+  g_object_unref (cancellable);
+  g_hash_table_insert (b->cancellables, future, link);
+  return link->cancellable;
+}
+
+void
+afut_glib_future_link_cancellable (AfutFuture *future,
+                                   GCancellable *cancellable)
+{
+  AfutGlibBackend *b;
+  g_return_if_fail (future != NULL);
+  g_return_if_fail (G_IS_CANCELLABLE (cancellable));
+  b = afut_glib__backend_of (afut_future_get_loop (future), G_STRFUNC);
+  g_return_if_fail (b != NULL);
+  if (!afut_future_is_done (future))
+    afut_glib__link_new (b, future, cancellable, FALSE);
+}
+
+/* ---- GIO async calls ---- */
+
+void
+afut_gio_ready (GObject *source_object, GAsyncResult *result, gpointer future)
+{
+  AfutFuture *f = (AfutFuture *) future;
+  (void) source_object;
+  g_return_if_fail (f != NULL);
+  if (!afut_future_is_done (f))
+    afut_future_resolve_pointer (f, g_object_ref (result), g_object_unref);
+  afut_future_unref (f);
+}
+
+/* ---- futures as GTasks ---- */
+
+/* Marks the GTasks made here, for afut_glib_task_propagate() to check. */
+static const char afut_glib__task_tag = 0;
+
+static void
+afut_glib__task_future_done (AfutFuture *future, gpointer data)
+{
+  GTask *task = G_TASK (data);
+  GError *error = NULL;
+  if (afut_glib_future_propagate (future, &error))
+    g_task_return_pointer (task, afut_future_ref (future),
+                           (GDestroyNotify) afut_future_unref);
+  else
+    g_task_return_error (task, error);
+  g_object_unref (task);
+}
+
+void
+afut_glib_future_to_task (AfutFuture *future, gpointer source_object,
+                          GCancellable *cancellable,
+                          GAsyncReadyCallback callback, gpointer user_data)
+{
+  GTask *task;
+  g_return_if_fail (future != NULL);
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+  task = g_task_new (source_object, cancellable, callback, user_data);
+  g_task_set_source_tag (task, (gpointer) &afut_glib__task_tag);
+  g_task_set_check_cancellable (task, FALSE);
+  if (cancellable != NULL)
+    afut_glib_future_link_cancellable (future, cancellable);
+  afut_future_add_done_callback (future, afut_glib__task_future_done, task);
+  afut_future_unref (future);
+}
+
+AfutFuture *
+afut_glib_task_propagate (GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, NULL), NULL);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result))
+                          == (gpointer) &afut_glib__task_tag,
+                        NULL);
+  return (AfutFuture *) g_task_propagate_pointer (G_TASK (result), error);
+}
+
+/* ---- threads ---- */
+
+/* A job holds the loop (its shutdown waits for the thread, as asyncio's
+ * does for its executor) and a future reference; both go back on the
+ * loop's thread, in afut_glib__job_done. */
+typedef struct
+{
+  AfutLoop *loop;
+  AfutFuture *future;
+  AfutThreadFunc func;
+  gpointer data;
+  GDestroyNotify data_destroy;
+  gpointer result;
+  GDestroyNotify result_destroy;
+  GError *error;
+  GCancellable *cancellable;
+} AfutGlibJob;
+
+static void
+afut_glib__job_done (void *data)
+{
+  AfutGlibJob *job = (AfutGlibJob *) data;
+  if (afut_future_is_done (job->future))
+    {
+      /* Cancelled while the thread worked: the late outcome goes. */
+      if (job->result != NULL && job->result_destroy != NULL)
+        job->result_destroy (job->result);
+      g_clear_error (&job->error);
+    }
+  else if (job->error != NULL)
+    afut_future_fail (job->future, afut_glib_error_from_gerror (job->error));
+  else
+    afut_future_resolve_pointer (job->future, job->result,
+                                 job->result_destroy);
+  afut_loop_release (job->loop);
+  afut_future_unref (job->future);
+  g_object_unref (job->cancellable);
+  g_free (job);
+}
+
+static void
+afut_glib__job_run (gpointer data, gpointer pool_data)
+{
+  AfutGlibJob *job = (AfutGlibJob *) data;
+  (void) pool_data;
+  job->result = job->func (job->data, job->cancellable, &job->error);
+  if (job->error != NULL && job->result != NULL
+      && job->result_destroy != NULL)
+    {
+      job->result_destroy (job->result);
+      job->result = NULL;
+    }
+  if (job->data_destroy != NULL)
+    job->data_destroy (job->data);
+  /* The hold keeps the loop open until this has run. */
+  afut_loop_call_soon_threadsafe (job->loop, afut_glib__job_done, job);
+}
+
+static GThreadPool *
+afut_glib__pool (void)
+{
+  static gsize once;
+  static GThreadPool *pool;
+  if (g_once_init_enter (&once))
+    {
+      /* asyncio's default executor: min(32, CPUs + 4) threads. */
+      gint n = (gint) MIN (32, g_get_num_processors () + 4);
+      pool = g_thread_pool_new (afut_glib__job_run, NULL, n, FALSE, NULL);
+      g_once_init_leave (&once, 1);
+    }
+  return pool;
+}
+
+AfutFuture *
+afut_to_thread (AfutLoop *loop, AfutThreadFunc func, gpointer data,
+                GDestroyNotify data_destroy, GDestroyNotify result_destroy)
+{
+  AfutFuture *future;
+  AfutGlibJob *job;
+  g_return_val_if_fail (func != NULL, NULL);
+  future = afut_future_new (loop);
+  if (future == NULL)
+    return NULL;
+  loop = afut_future_get_loop (future);
+  if (afut_glib__backend_of (loop, G_STRFUNC) == NULL)
+    {
+      afut_future_unref (future);
+      return NULL;
+    }
+  job = g_new0 (AfutGlibJob, 1);
+  job->loop = loop;
+  job->future = afut_future_ref (future);
+  job->func = func;
+  job->data = data;
+  job->data_destroy = data_destroy;
+  job->result_destroy = result_destroy;
+  job->cancellable = (GCancellable *) g_object_ref (
+    afut_glib_future_get_cancellable (future));
+  afut_loop_hold (loop);
+  g_thread_pool_push (afut_glib__pool (), job, NULL);
+  return future;
+}
+
+#endif /* AFUT_IMPLEMENTATION */
