@@ -1734,8 +1734,10 @@ test_errors_code_to_string (void)
                    ==, "invalid-argument");
   g_assert_cmpstr (afut_error_code_to_string (AFUT_ERROR_CLOSED), ==,
                    "closed");
+  g_assert_cmpstr (afut_error_code_to_string (AFUT_ERROR_INCOMPLETE), ==,
+                   "incomplete");
   g_assert_cmpstr (afut_error_code_to_string (-1), ==, "unknown");
-  g_assert_cmpstr (afut_error_code_to_string (AFUT_ERROR_CLOSED + 1), ==,
+  g_assert_cmpstr (afut_error_code_to_string (AFUT_ERROR_INCOMPLETE + 1), ==,
                    "unknown");
   g_assert_cmpstr (afut_error_code_to_string (INT32_MAX), ==, "unknown");
 }
