@@ -509,8 +509,9 @@ struct AfutFdWatch
  * @watch_fd: start watching @watch; return false on failure
  * @unwatch_fd: stop watching @watch
  * @free: release @backend_data when the loop's memory goes
- * @close: (nullable): the loop has closed (it shut down and runs nothing
- *   more); let go of what the backend holds of it
+ * @close: (nullable): the loop is closing: it has shut down, and after
+ *   this it only runs what is already queued; let go of what the backend
+ *   holds of it
  *
  * What afut needs from whatever runs it.  afut.h brings the embedded
  * backend (poll() and an eventfd); the GLib adapter brings one on a
@@ -2883,10 +2884,12 @@ afut__loop_post (AfutLoop *loop, AfutCallback func, void *data)
       loop->inbox[loop->inbox_len].data = data;
       loop->inbox_len++;
       __atomic_store_n (&loop->inbox_pending, 1, __ATOMIC_RELEASE);
+      /* Under the lock: once it is released, the loop thread may run the
+       * entry, close and free the loop before a later wakeup got there.
+       * Neither backend's wakeup takes a lock. */
+      loop->backend->wakeup (loop->backend_data);
     }
   pthread_mutex_unlock (&loop->inbox_lock);
-  if (ok)
-    loop->backend->wakeup (loop->backend_data);
   return ok;
 }
 
@@ -3327,16 +3330,16 @@ afut__loop_close (AfutLoop *loop)
       afut_future_cancel (&fdf->future, "loop closed");
       afut_future_unref (&fdf->future);
     }
+  /* Before the last drain: what the backend lets go of (the GLib
+   * adapter's cancellable handlers) may still post work that must run. */
+  if (loop->backend->close != NULL)
+    loop->backend->close (loop->backend_data, loop);
   afut__running_loop = loop;
   afut__loop_run_ready_until_empty (loop);
   afut__running_loop = outer;
 
   pthread_mutex_lock (&loop->inbox_lock);
   loop->closed = true;
-  pthread_mutex_unlock (&loop->inbox_lock);
-  if (loop->backend->close != NULL)
-    loop->backend->close (loop->backend_data, loop);
-  pthread_mutex_lock (&loop->inbox_lock);
   if (loop->inbox_len > 0)
     afut__log (AFUT_LOG_WARNING,
                "loop closed with %zu call_soon_threadsafe callbacks that "

@@ -549,7 +549,24 @@ afut_glib__unwatch_fd (void *data, AfutFdWatch *watch)
 }
 
 typedef struct AfutGlibLink AfutGlibLink;
+
+/* A link between a future and a GCancellable.  The cancelled handler may
+ * run on any thread, where the future's reference count must not be
+ * touched: the link holds one reference set aside for it, which the
+ * handler hands to afut_future_cancel_threadsafe() at most once.  A link
+ * to the future's own cancellable also works the other way: the future
+ * cancelled, the cancellable is too. */
+struct AfutGlibLink
+{
+  AfutFuture *future;
+  AfutFuture *spare; /* atomic: the reference the handler may take */
+  GCancellable *cancellable;
+  gulong handler;
+  gboolean two_way;
+};
+
 static void afut_glib__link_release (AfutGlibLink *link, gboolean cancel);
+static void afut_glib__link_future_done (AfutFuture *future, gpointer data);
 
 static void
 afut_glib__close (void *data, AfutLoop *loop)
@@ -558,15 +575,22 @@ afut_glib__close (void *data, AfutLoop *loop)
   GHashTableIter iter;
   gpointer value;
   (void) loop;
-  /* Links hold a reference to their future: release them, or a pending
-   * future would keep the closed loop's memory forever.  (Their done
-   * callbacks will not run: the loop is closed.) */
-  g_hash_table_remove_all (b->cancellables);
+  /* Links hold a reference to their future: release those of pending
+   * futures, or such a future would keep the closed loop's memory
+   * forever.  A done future's link has its done callback queued: that
+   * callback releases it in the loop's last drain. */
   g_hash_table_iter_init (&iter, b->links);
   while (g_hash_table_iter_next (&iter, &value, NULL))
     {
-      g_hash_table_iter_steal (&iter);
-      afut_glib__link_release ((AfutGlibLink *) value, FALSE);
+      AfutGlibLink *link = (AfutGlibLink *) value;
+      if (afut_future_remove_done_callback (link->future,
+                                            afut_glib__link_future_done, link)
+          == 0)
+        continue;
+      if (g_hash_table_lookup (b->cancellables, link->future) == link)
+        g_hash_table_remove (b->cancellables, link->future);
+      g_hash_table_iter_remove (&iter);
+      afut_glib__link_release (link, FALSE);
     }
   if (b->source != NULL)
     {
@@ -705,21 +729,6 @@ afut_glib_future_propagate (AfutFuture *future, GError **error)
 
 /* ---- GCancellable links ---- */
 
-/* A link between a future and a GCancellable.  The cancelled handler may
- * run on any thread, where the future's reference count must not be
- * touched: the link holds one reference set aside for it, which the
- * handler hands to afut_future_cancel_threadsafe() at most once.  A link
- * to the future's own cancellable also works the other way: the future
- * cancelled, the cancellable is too. */
-struct AfutGlibLink
-{
-  AfutFuture *future;
-  AfutFuture *spare; /* atomic: the reference the handler may take */
-  GCancellable *cancellable;
-  gulong handler;
-  gboolean two_way;
-};
-
 static void
 afut_glib__link_cancelled (GCancellable *cancellable, gpointer data)
 {
@@ -821,8 +830,13 @@ afut_glib_future_link_cancellable (AfutFuture *future,
   g_return_if_fail (G_IS_CANCELLABLE (cancellable));
   b = afut_glib__backend_of (afut_future_get_loop (future), G_STRFUNC);
   g_return_if_fail (b != NULL);
-  if (!afut_future_is_done (future))
-    afut_glib__link_new (b, future, cancellable, FALSE);
+  if (afut_future_is_done (future))
+    return;
+  afut_glib__link_new (b, future, cancellable, FALSE);
+  /* Already cancelled: at once, not by the next iteration (the handler's
+   * posted cancel then finds the future done). */
+  if (g_cancellable_is_cancelled (cancellable))
+    afut_future_cancel (future, NULL);
 }
 
 /* ---- GIO async calls ---- */
@@ -876,7 +890,7 @@ afut_glib_future_to_task (AfutFuture *future, gpointer source_object,
 AfutFuture *
 afut_glib_task_propagate (GAsyncResult *result, GError **error)
 {
-  g_return_val_if_fail (g_task_is_valid (result, NULL), NULL);
+  g_return_val_if_fail (G_IS_TASK (result), NULL);
   g_return_val_if_fail (g_task_get_source_tag (G_TASK (result))
                           == (gpointer) &afut_glib__task_tag,
                         NULL);

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run an example and compare what it prints with the expected output.
 
-    python3 run-example.py EXECUTABLE EXPECTED_FILE
+    python3 run-example.py EXECUTABLE EXPECTED_FILE [ARGUMENT...]
 
 The environment is inherited (the test suite sets AFUT_CLOCK=virtual, so
 sleeps take no wall time).  The test fails, with a unified diff where
@@ -25,11 +25,12 @@ TIME_LIMIT = 10.0  # seconds of wall time
 
 
 def main():
-    if len(sys.argv) != 3:
-        print(f"usage: {sys.argv[0]} EXECUTABLE EXPECTED_FILE",
+    if len(sys.argv) < 3:
+        print(f"usage: {sys.argv[0]} EXECUTABLE EXPECTED_FILE [ARGUMENT...]",
               file=sys.stderr)
         return 2
     executable, expected_file = sys.argv[1], sys.argv[2]
+    arguments = sys.argv[3:]
     with open(expected_file, encoding="utf-8") as f:
         expected = f.read()
 
@@ -38,7 +39,8 @@ def main():
     start = time.monotonic()
     try:
         proc = subprocess.run(
-            wrapper + [executable], capture_output=True, timeout=limit
+            wrapper + [executable] + arguments, capture_output=True,
+            timeout=limit
         )
     except subprocess.TimeoutExpired as e:
         sys.stderr.write((e.stderr or b"").decode("utf-8", "replace"))
