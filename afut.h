@@ -1121,7 +1121,8 @@ AFUT_API bool afut_future_cancel (AfutFuture *future, const char *message);
  * done by the time this arrives (cancelled meanwhile) stays as it is, and
  * a value or error sent with the _threadsafe calls is dropped, silently.
  *
- * Returns: false if the loop is closed (reported)
+ * Returns: false if the loop is closed (reported): the reference then
+ *   stays the caller's, as does nothing else sent
  * Since: 0.1
  */
 AFUT_API bool afut_future_resolve_threadsafe (AfutFuture *future);
@@ -1134,7 +1135,8 @@ AFUT_API bool afut_future_resolve_threadsafe (AfutFuture *future);
  *
  * As afut_future_resolve_threadsafe(), with a pointer value.
  *
- * Returns: false if the loop is closed (reported)
+ * Returns: false if the loop is closed (reported): the reference then
+ *   stays the caller's, as does nothing else sent
  * Since: 0.1
  */
 AFUT_API bool afut_future_resolve_pointer_threadsafe (AfutFuture *future,
@@ -1148,7 +1150,8 @@ AFUT_API bool afut_future_resolve_pointer_threadsafe (AfutFuture *future,
  *
  * As afut_future_resolve_threadsafe(), with an integer value.
  *
- * Returns: false if the loop is closed (reported)
+ * Returns: false if the loop is closed (reported): the reference then
+ *   stays the caller's, as does nothing else sent
  * Since: 0.1
  */
 AFUT_API bool afut_future_resolve_int_threadsafe (AfutFuture *future,
@@ -1161,7 +1164,8 @@ AFUT_API bool afut_future_resolve_int_threadsafe (AfutFuture *future,
  *
  * As afut_future_resolve_threadsafe(), failing @future with @error.
  *
- * Returns: false if the loop is closed (reported)
+ * Returns: false if the loop is closed (reported): the reference then
+ *   stays the caller's, as does nothing else sent
  * Since: 0.1
  */
 AFUT_API bool afut_future_fail_threadsafe (AfutFuture *future,
@@ -1175,7 +1179,8 @@ AFUT_API bool afut_future_fail_threadsafe (AfutFuture *future,
  * As afut_future_cancel(), from any thread: the cancel happens on the
  * loop's thread (a future done by then stays as it is).
  *
- * Returns: false if the loop is closed (reported)
+ * Returns: false if the loop is closed (reported): the reference then
+ *   stays the caller's, as does nothing else sent
  * Since: 0.1
  */
 AFUT_API bool afut_future_cancel_threadsafe (AfutFuture *future,
