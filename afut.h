@@ -1122,7 +1122,7 @@ AFUT_API bool afut_future_cancel (AfutFuture *future, const char *message);
  * a value or error sent with the _threadsafe calls is dropped, silently.
  *
  * Returns: false if the loop is closed (reported): the reference then
- *   stays the caller's, as does nothing else sent
+ *   stays the caller's; a value or error sent is freed
  * Since: 0.1
  */
 AFUT_API bool afut_future_resolve_threadsafe (AfutFuture *future);
@@ -1136,7 +1136,7 @@ AFUT_API bool afut_future_resolve_threadsafe (AfutFuture *future);
  * As afut_future_resolve_threadsafe(), with a pointer value.
  *
  * Returns: false if the loop is closed (reported): the reference then
- *   stays the caller's, as does nothing else sent
+ *   stays the caller's; a value or error sent is freed
  * Since: 0.1
  */
 AFUT_API bool afut_future_resolve_pointer_threadsafe (AfutFuture *future,
@@ -1151,7 +1151,7 @@ AFUT_API bool afut_future_resolve_pointer_threadsafe (AfutFuture *future,
  * As afut_future_resolve_threadsafe(), with an integer value.
  *
  * Returns: false if the loop is closed (reported): the reference then
- *   stays the caller's, as does nothing else sent
+ *   stays the caller's; a value or error sent is freed
  * Since: 0.1
  */
 AFUT_API bool afut_future_resolve_int_threadsafe (AfutFuture *future,
@@ -1165,7 +1165,7 @@ AFUT_API bool afut_future_resolve_int_threadsafe (AfutFuture *future,
  * As afut_future_resolve_threadsafe(), failing @future with @error.
  *
  * Returns: false if the loop is closed (reported): the reference then
- *   stays the caller's, as does nothing else sent
+ *   stays the caller's; a value or error sent is freed
  * Since: 0.1
  */
 AFUT_API bool afut_future_fail_threadsafe (AfutFuture *future,
@@ -1180,7 +1180,7 @@ AFUT_API bool afut_future_fail_threadsafe (AfutFuture *future,
  * loop's thread (a future done by then stays as it is).
  *
  * Returns: false if the loop is closed (reported): the reference then
- *   stays the caller's, as does nothing else sent
+ *   stays the caller's; a value or error sent is freed
  * Since: 0.1
  */
 AFUT_API bool afut_future_cancel_threadsafe (AfutFuture *future,

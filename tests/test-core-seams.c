@@ -1112,7 +1112,7 @@ test_dispatch_budget_zero_runs_one_batch (void)
 {
   AfutLoop *loop = new_virtual_loop ();
   Chain a = { loop, "A", 1, 3 }, b = { loop, "B", 1, 3 };
-  int64_t timeout;
+  int64_t timeout = -42; /* poison: prepare must set it */
 
   trace_reset ();
   g_assert_true (afut_loop_call_soon (loop, chain_cb, &a));
@@ -1141,7 +1141,7 @@ test_dispatch_budget_runs_until_idle (void)
   Chain a = { loop, "A", 1, 3 }, b = { loop, "B", 1, 3 };
   StepLog log = { .loop = loop };
   AfutFuture *task;
-  int64_t timeout;
+  int64_t timeout = -42; /* poison: prepare must set it */
 
   trace_reset ();
   g_assert_true (afut_loop_call_soon (loop, chain_cb, &a));
