@@ -35,6 +35,8 @@
  *   AFUT_CLOCK=virtual     afut_run() uses a virtual clock: when nothing is
  *                          ready, time jumps to the next timer, so sleeps
  *                          take no wall time (for tests of whole programs).
+ *                          Real I/O and threads do not stop the jump: a
+ *                          timeout racing them fires at once.
  *   AFUT_DEBUG=fatal-criticals   abort() after a critical (a programmer
  *                          error reported by an argument check).
  *
@@ -960,6 +962,54 @@ struct AfutFuture
 AFUT_API AfutFuture *afut_future_new (AfutLoop *loop);
 
 /**
+ * AfutFutureFuncs:
+ * @cancel: (nullable): asked to cancel a pending custom future: start
+ *   cancelling whatever completes it and return true (the future stays
+ *   pending until completed, by afut_future_fail() with a cancellation
+ *   error for instance), or return false to refuse; %NULL cancels at once
+ * @finalize: (nullable): releases the custom struct's own fields
+ *
+ * What a custom future does differently from a plain one.
+ */
+typedef struct
+{
+  bool (*cancel) (AfutFuture *future, const char *message);
+  void (*finalize) (AfutFuture *future);
+} AfutFutureFuncs;
+
+/**
+ * AfutCustomFuture:
+ *
+ * The first member of a custom future's struct (see
+ * afut_future_new_custom()).  Fields are private.
+ */
+typedef struct
+{
+  /*< private >*/
+  AfutFuture future;
+  const AfutFutureFuncs *funcs;
+} AfutCustomFuture;
+
+/**
+ * afut_future_new_custom:
+ * @loop: (nullable): the loop, %NULL for the running loop
+ * @funcs: its functions; must outlive the future
+ * @struct_size: size of a struct whose first member is #AfutCustomFuture
+ *
+ * A future completed like a plain one (afut_future_resolve() ...) whose
+ * cancellation is a request, as a task's is: for adapters whose futures
+ * stand for work outside afut that must end before the future does (a
+ * GIO call writing into a buffer).  The struct past the header starts
+ * zeroed.
+ *
+ * Returns: (transfer full): the future; %NULL on bad arguments (reported)
+ * Since: 0.1
+ */
+AFUT_API AfutFuture *afut_future_new_custom (AfutLoop *loop,
+                                             const AfutFutureFuncs *funcs,
+                                             size_t struct_size);
+
+/**
  * afut_future_ref:
  * @future: a future
  *
@@ -1436,6 +1486,20 @@ AFUT_API AfutFuture *afut_task_start (AfutFuture *future);
 AFUT_API AfutTask *afut_future_get_task (AfutFuture *future);
 
 /**
+ * afut_task_set_finalize:
+ * @task: a task that has not completed
+ * @finalize: (nullable): releases what the task's struct owns, once, when
+ *   the task is freed
+ *
+ * For tasks made with AFUT_SPAWN() or AFUT_CORO(), which take no
+ * finalize: set it right after, before the first step can run.
+ *
+ * Since: 0.1
+ */
+AFUT_API void afut_task_set_finalize (AfutTask *task,
+                                      AfutTaskFinalize finalize);
+
+/**
  * afut_task_get_name:
  * @task: a task
  *
@@ -1861,7 +1925,9 @@ AFUT_API AfutFuture *afut_fd_read_exactly (int fd, void *buffer, size_t size);
  * @size: how many
  *
  * Writes all of @buffer, waiting until @fd is writable whenever it is
- * full (asyncio's `writer.write(); await writer.drain()`).
+ * full (asyncio's `writer.write(); await writer.drain()`).  On a socket
+ * whose peer has gone it fails with EPIPE rather than raising SIGPIPE (a
+ * pipe still raises it: ignore SIGPIPE to get EPIPE there).
  *
  * Returns: (transfer full): a task resolving with @size; failing with
  *   %AFUT_ERRNO_ERROR
@@ -1961,8 +2027,12 @@ AFUT_API int afut_run (AfutTaskFunc func, size_t struct_size,
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/socket.h>
 #ifdef __linux__
 #include <sys/eventfd.h>
+#endif
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0
 #endif
 
 #ifndef CLOCK_MONOTONIC
@@ -1996,7 +2066,8 @@ enum
   AFUT__KIND_GATHER,
   AFUT__KIND_SLEEP,
   AFUT__KIND_YIELD,
-  AFUT__KIND_FD
+  AFUT__KIND_FD,
+  AFUT__KIND_CUSTOM
 };
 
 /* AfutFuture.flags */
@@ -3407,6 +3478,23 @@ afut_future_new (AfutLoop *loop)
 }
 
 AfutFuture *
+afut_future_new_custom (AfutLoop *loop, const AfutFutureFuncs *funcs,
+                        size_t struct_size)
+{
+  AfutCustomFuture *custom;
+  AFUT__RETURN_VAL_IF_FAIL (funcs != NULL, NULL);
+  AFUT__RETURN_VAL_IF_FAIL (struct_size >= sizeof (AfutCustomFuture), NULL);
+  loop = afut__resolve_loop (loop, __func__);
+  if (loop == NULL)
+    return NULL;
+  custom = (AfutCustomFuture *) afut__alloc (struct_size);
+  memset (custom, 0, struct_size);
+  afut__future_init (&custom->future, loop, AFUT__KIND_CUSTOM);
+  custom->funcs = funcs;
+  return &custom->future;
+}
+
+AfutFuture *
 afut_future_ref (AfutFuture *future)
 {
   AFUT__RETURN_VAL_IF_FAIL (future != NULL, NULL);
@@ -3460,6 +3548,10 @@ afut_future_unref (AfutFuture *future)
       break;
     case AFUT__KIND_GATHER:
       afut__gather_finalize ((AfutGather *) future);
+      break;
+    case AFUT__KIND_CUSTOM:
+      if (((AfutCustomFuture *) future)->funcs->finalize != NULL)
+        ((AfutCustomFuture *) future)->funcs->finalize (future);
       break;
     default:
       break;
@@ -3598,7 +3690,8 @@ afut__future_check_pending (AfutFuture *future, const char *func)
 static bool
 afut__future_check_settable (AfutFuture *future, const char *func)
 {
-  if (AFUT__LIKELY (future->kind == AFUT__KIND_PLAIN))
+  if (AFUT__LIKELY (future->kind == AFUT__KIND_PLAIN
+                    || future->kind == AFUT__KIND_CUSTOM))
     return true;
   afut__log (AFUT_LOG_CRITICAL,
              "%s: this future is a %s: it completes on its own (only cancel "
@@ -3726,6 +3819,13 @@ afut_future_cancel (AfutFuture *future, const char *message)
       break;
     case AFUT__KIND_FD:
       afut__fd_stop_watch ((AfutFdFuture *) future);
+      break;
+    case AFUT__KIND_CUSTOM:
+      {
+        const AfutFutureFuncs *funcs = ((AfutCustomFuture *) future)->funcs;
+        if (funcs->cancel != NULL)
+          return funcs->cancel (future, message);
+      }
       break;
     default:
       break;
@@ -4225,6 +4325,14 @@ afut_future_get_task (AfutFuture *future)
   AFUT__RETURN_VAL_IF_FAIL (future != NULL, NULL);
   AFUT__RETURN_VAL_IF_FAIL (future->kind == AFUT__KIND_TASK, NULL);
   return (AfutTask *) future;
+}
+
+void
+afut_task_set_finalize (AfutTask *task, AfutTaskFinalize finalize)
+{
+  AFUT__RETURN_IF_FAIL (task != NULL);
+  AFUT__RETURN_IF_FAIL (task->future.kind == AFUT__KIND_TASK);
+  task->finalize = finalize;
 }
 
 const char *
@@ -5116,8 +5224,14 @@ afut__fd_stream_step (AfutTask *task)
     {
       /* Try first, wait only when the fd says so. */
       if (self->mode == AFUT__FD_WRITE_ALL)
-        n = write (self->fd, self->buffer + self->done,
-                   self->size - self->done);
+        {
+          /* A socket whose peer left gives EPIPE, not SIGPIPE. */
+          n = send (self->fd, self->buffer + self->done,
+                    self->size - self->done, MSG_NOSIGNAL);
+          if (n < 0 && errno == ENOTSOCK)
+            n = write (self->fd, self->buffer + self->done,
+                       self->size - self->done);
+        }
       else
         n = read (self->fd, self->buffer + self->done,
                   self->size - self->done);

@@ -145,9 +145,9 @@ AFUT_API gboolean afut_glib_future_propagate (AfutFuture *future,
  *
  * The GCancellable that goes with @future, made on the first call:
  * cancelling @future cancels it, and cancelling it, from any thread,
- * cancels @future (each by the next loop iteration).  Pass it to GIO
- * calls made for @future.  @future's loop must come from
- * afut_glib_loop_new().
+ * cancels @future (each by the next loop iteration).  For a future of
+ * afut_gio_future_new(), its own cancellable, which the GIO call reports
+ * through.  @future's loop must come from afut_glib_loop_new().
  *
  * Returns: (transfer none): the cancellable, valid while @future is
  *   pending and until the loop's next iteration after that
@@ -173,6 +173,42 @@ AFUT_API void afut_glib_future_link_cancellable (AfutFuture *future,
 /* ---- GIO async calls as futures ---- */
 
 /**
+ * afut_gio_future_new:
+ * @loop: (nullable): a loop made by afut_glib_loop_new(), %NULL for the
+ *   current one
+ *
+ * The future to hand a GIO `_async` call, with its cancellable
+ * (afut_glib_future_get_cancellable()) and afut_gio_ready().  Cancelling
+ * it is a request, as a task's cancel is: it cancels the GCancellable and
+ * stays pending until GIO calls back, so GIO is done with the buffers the
+ * call was given before the awaiting task resumes; then it ends
+ * cancelled, with the cancel message, whatever the call's outcome.
+ * (Cancelling the GCancellable alone lets the call answer: its `_finish`
+ * gives %G_IO_ERROR_CANCELLED.)  The loop's shutdown waits for GIO's
+ * callback (afut_loop_hold()).
+ *
+ * Returns: (transfer full): the future
+ * Since: 0.1
+ */
+AFUT_API AfutFuture *afut_gio_future_new (AfutLoop *loop);
+
+/**
+ * afut_glib_future_get_error:
+ * @future: a done future
+ *
+ * afut_future_get_error() as a GError: on this backend they are the same.
+ *
+ * Returns: (nullable) (transfer none): the error, %NULL if @future has a
+ *   value
+ * Since: 0.1
+ */
+static inline const GError *
+afut_glib_future_get_error (AfutFuture *future)
+{
+  return (const GError *) afut_future_get_error (future);
+}
+
+/**
  * afut_gio_ready:
  * @source_object: (nullable): the GIO call's source object
  * @result: the result
@@ -181,7 +217,7 @@ AFUT_API void afut_glib_future_link_cancellable (AfutFuture *future,
  * A GAsyncReadyCallback that resolves @future with @result (a reference
  * to it), for the awaiting task to pass to the matching `_finish`:
  *
- *   self->op = afut_future_new (NULL);
+ *   self->op = afut_gio_future_new (NULL);
  *   g_file_load_contents_async (file,
  *                               afut_glib_future_get_cancellable (self->op),
  *                               afut_gio_ready, afut_future_ref (self->op));
@@ -190,7 +226,8 @@ AFUT_API void afut_glib_future_link_cancellable (AfutFuture *future,
  *   if (!g_file_load_contents_finish (file, res, ..., &error))
  *     AFUT_THROW (task, afut_glib_error_from_gerror (error));
  *
- * A future done by then (cancelled) stays as it is.
+ * It also resolves a plain future; one done by then (cancelled) stays as
+ * it is.
  *
  * Since: 0.1
  */
@@ -790,6 +827,78 @@ afut_glib__unref_later (AfutFuture *future, gpointer data)
   g_object_unref (data);
 }
 
+/* ---- GIO futures: cancelling is a request GIO answers ---- */
+
+typedef struct
+{
+  AfutCustomFuture custom;
+  GCancellable *cancellable;
+  gboolean held; /* the loop waits for GIO's callback */
+  gboolean cancel_requested;
+  char *cancel_message;
+} AfutGioFuture;
+
+static bool
+afut_gio__cancel (AfutFuture *future, const char *message)
+{
+  AfutGioFuture *g = (AfutGioFuture *) future;
+  if (!g->cancel_requested)
+    {
+      g->cancel_requested = TRUE;
+      g->cancel_message = g_strdup (message);
+      g_cancellable_cancel (g->cancellable);
+    }
+  return true;
+}
+
+static void
+afut_gio__release (AfutGioFuture *g)
+{
+  if (g->held)
+    {
+      g->held = FALSE;
+      afut_loop_release (g->custom.future.loop);
+    }
+}
+
+static void
+afut_gio__finalize (AfutFuture *future)
+{
+  AfutGioFuture *g = (AfutGioFuture *) future;
+  afut_gio__release (g);
+  g_object_unref (g->cancellable);
+  g_free (g->cancel_message);
+}
+
+static const AfutFutureFuncs afut_gio__funcs = {
+  afut_gio__cancel,
+  afut_gio__finalize,
+};
+
+static AfutGioFuture *
+afut_gio__cast (AfutFuture *future)
+{
+  return future->kind == AFUT__KIND_CUSTOM
+             && ((AfutCustomFuture *) future)->funcs == &afut_gio__funcs
+           ? (AfutGioFuture *) future
+           : NULL;
+}
+
+AfutFuture *
+afut_gio_future_new (AfutLoop *loop)
+{
+  AfutFuture *future = afut_future_new_custom (loop, &afut_gio__funcs,
+                                               sizeof (AfutGioFuture));
+  AfutGioFuture *g;
+  if (future == NULL)
+    return NULL;
+  g = (AfutGioFuture *) future;
+  g->cancellable = g_cancellable_new ();
+  afut_loop_hold (future->loop);
+  g->held = TRUE;
+  return future;
+}
+
 GCancellable *
 afut_glib_future_get_cancellable (AfutFuture *future)
 {
@@ -798,6 +907,8 @@ afut_glib_future_get_cancellable (AfutFuture *future)
   GCancellable *cancellable;
 
   g_return_val_if_fail (future != NULL, NULL);
+  if (afut_gio__cast (future) != NULL)
+    return afut_gio__cast (future)->cancellable;
   b = afut_glib__backend_of (afut_future_get_loop (future), G_STRFUNC);
   g_return_val_if_fail (b != NULL, NULL);
   link = (AfutGlibLink *) g_hash_table_lookup (b->cancellables, future);
@@ -845,10 +956,25 @@ void
 afut_gio_ready (GObject *source_object, GAsyncResult *result, gpointer future)
 {
   AfutFuture *f = (AfutFuture *) future;
+  AfutGioFuture *g;
   (void) source_object;
   g_return_if_fail (f != NULL);
-  if (!afut_future_is_done (f))
+  g_return_if_fail (G_IS_ASYNC_RESULT (result));
+  g = afut_gio__cast (f);
+  if (afut_future_is_done (f))
+    ;
+  else if (g != NULL && g->cancel_requested)
+    /* Asked to cancel: GIO has let go now; the awaiter gets afut's
+     * cancellation, with its message, whatever the call's own outcome. */
+    afut_future_fail (f, afut_error_new_literal (AFUT_ERROR,
+                                                 AFUT_ERROR_CANCELLED,
+                                                 g->cancel_message != NULL
+                                                   ? g->cancel_message
+                                                   : ""));
+  else
     afut_future_resolve_pointer (f, g_object_ref (result), g_object_unref);
+  if (g != NULL)
+    afut_gio__release (g);
   afut_future_unref (f);
 }
 

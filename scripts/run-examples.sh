@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The README's first command: installs what is missing, builds afut, then
-# runs each seed example in real time, printing its output and wall time,
-# and checks the output against the tutorial's (tests/seed, tests/expected).
+# runs each example in real time (the tutorial's programs, errors, cancel,
+# and the GLib ones), printing its output and wall time, and checks the
+# output against the tutorial's (tests/seed) or the expected one
+# (tests/expected).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,14 +18,18 @@ declare -A max_ms=([seed-01-cook]=3000 [seed-06-gather-results]=4500)
 declare -A min_ms=([seed-01-cook]=1990 [seed-06-gather-results]=2990)
 
 status=0
-for src in examples/seed-*.c examples/errors.c examples/cancel.c; do
+for src in examples/seed-*.c examples/errors.c examples/cancel.c \
+           examples/gio-read-files.c examples/echo-server.c examples/to-thread.c; do
   name=$(basename "$src" .c)
   case "$name" in
-    seed-08-*|errors|cancel) expected=tests/expected/$name.out ;;
+    seed-08-*) expected=tests/expected/$name.out ;;
     seed-*) expected=tests/seed/${name#seed-}.out ;;
+    *) expected=tests/expected/$name.out ;;
   esac
+  args=()
+  [ "$name" = echo-server ] && args=(--self-test)
   start=$(date +%s%N)
-  out=$(./build/examples/"$name")
+  out=$(./build/examples/"$name" "${args[@]}")
   ms=$(( ($(date +%s%N) - start) / 1000000 ))
   printf '== %s (%d.%03d s)\n%s\n' "$name" $((ms / 1000)) $((ms % 1000)) "$out"
   if ! diff -u "$expected" <(printf '%s\n' "$out"); then

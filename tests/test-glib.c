@@ -2214,6 +2214,7 @@ typedef struct
   GInputStream *stream;
   GCancellable *cancellable;
   gboolean started;
+  gboolean gio_future; /* afut_gio_future_new rather than a plain future */
   char buf[16];
 } PipeReader;
 
@@ -2233,7 +2234,7 @@ pipe_reader (AfutTask *task)
   GError *error = NULL;
   gssize n;
   AFUT_BEGIN (task);
-  op = afut_future_new (NULL);
+  op = self->gio_future ? afut_gio_future_new (NULL) : afut_future_new (NULL);
   self->cancellable = g_object_ref (afut_glib_future_get_cancellable (op));
   g_input_stream_read_async (self->stream, self->buf, sizeof self->buf - 1,
                              G_PRIORITY_DEFAULT, self->cancellable,
@@ -2242,7 +2243,11 @@ pipe_reader (AfutTask *task)
   AFUT_AWAIT_TRY (task, op);
   if (afut_task_caught (task) != NULL)
     {
-      ev ("reader.caught:%s", afut_task_caught (task)->message);
+      if (self->gio_future) /* GIO is done with self->buf by now */
+        ev ("reader.caught:%s:pending=%d", afut_task_caught (task)->message,
+            g_input_stream_has_pending (self->stream));
+      else
+        ev ("reader.caught:%s", afut_task_caught (task)->message);
       AFUT_RERAISE (task);
     }
   n = g_input_stream_read_finish (
@@ -2251,7 +2256,9 @@ pipe_reader (AfutTask *task)
     &error);
   if (n < 0)
     {
-      ev ("reader.finish:%s", g_quark_to_string (error->domain));
+      /* GIO is done with self->buf: its callback ran before this. */
+      ev ("reader.finish:%s:pending=%d", g_quark_to_string (error->domain),
+          g_input_stream_has_pending (self->stream));
       AFUT_THROW (task, afut_glib_error_from_gerror (error));
     }
   AFUT_RETURN_INT (task, n);
@@ -2262,7 +2269,8 @@ typedef enum
 {
   PIPE_DATA,
   PIPE_CANCEL_TASK,
-  PIPE_CANCEL_CANCELLABLE
+  PIPE_CANCEL_CANCELLABLE,
+  PIPE_GIO_CANCEL_TASK
 } PipeCase;
 
 static void
@@ -2278,8 +2286,9 @@ run_pipe_case (PipeCase which)
   g_assert_cmpint (pipe (p), ==, 0);
   stream = g_unix_input_stream_new (p[0], TRUE);
   t = afut_task_new (env.loop, pipe_reader, sizeof (PipeReader),
-                     &(PipeReader){ .stream = g_object_ref (stream) }, "reader",
-                     pipe_reader_finalize);
+                     &(PipeReader){ .stream = g_object_ref (stream),
+                                    .gio_future = which == PIPE_GIO_CANCEL_TASK },
+                     "reader", pipe_reader_finalize);
   r = (PipeReader *) t;
   ITERATE_UNTIL (env.ctx, r->started);
   iterate_n (env.ctx, 3);
@@ -2291,6 +2300,7 @@ run_pipe_case (PipeCase which)
       g_assert_cmpint (write (p[1], "ping", 4), ==, 4);
       break;
     case PIPE_CANCEL_TASK:
+    case PIPE_GIO_CANCEL_TASK:
       afut_future_cancel (t, "enough");
       break;
     case PIPE_CANCEL_CANCELLABLE:
@@ -2298,6 +2308,14 @@ run_pipe_case (PipeCase which)
       break;
     }
   ITERATE_UNTIL (env.ctx, afut_future_is_done (t));
+  if (which == PIPE_GIO_CANCEL_TASK)
+    {
+      /* The task resumed only once GIO had answered the cancellation:
+       * no operation pending any more, and the cancel message kept. */
+      g_assert_cmpstr (events->str, ==, "reader.caught:enough:pending=0");
+      assert_cancelled (t, "enough");
+      g_assert_true (g_cancellable_is_cancelled (r->cancellable));
+    }
   /* The GIO operation itself ends: its callback ran, the future's
    * reference went. */
   ITERATE_UNTIL (env.ctx, !g_input_stream_has_pending (stream));
@@ -2317,6 +2335,8 @@ run_pipe_case (PipeCase which)
       g_assert_true (afut_future_is_cancelled (t));
       g_test_message ("cancelled through: %s", events->str);
       break;
+    case PIPE_GIO_CANCEL_TASK:
+      break; /* checked above, as soon as the task was done */
     }
   afut_future_unref (t);
   g_object_unref (stream);
@@ -2340,6 +2360,52 @@ static void
 test_gio_cancel_cancellable_mid_call (void)
 {
   run_pipe_case (PIPE_CANCEL_CANCELLABLE);
+}
+
+/* afut_gio_future_new: cancelling the task waits for GIO to let go of
+ * the buffer before the task goes on. */
+static void
+test_gio_future_cancel_waits_for_gio (void)
+{
+  run_pipe_case (PIPE_GIO_CANCEL_TASK);
+}
+
+/* afut_run's shutdown waits for a GIO callback still to come: the main
+ * task leaves a reader behind, shutdown cancels it, and by the time
+ * afut_run returns GIO has called back. */
+static GInputStream *orphan_stream;
+
+static void
+leave_reader_behind (AfutTask *task)
+{
+  AFUT_BEGIN (task);
+  afut_future_unref (afut_task_new (NULL, pipe_reader, sizeof (PipeReader),
+                                    &(PipeReader){
+                                      .stream = g_object_ref (orphan_stream),
+                                      .gio_future = TRUE },
+                                    "orphan", pipe_reader_finalize));
+  AFUT_AWAIT (task, afut_sleep (0.01));
+  g_assert_true (g_input_stream_has_pending (orphan_stream));
+  AFUT_END (task);
+}
+
+static void
+test_gio_future_shutdown_waits (void)
+{
+  Env env;
+  int p[2];
+
+  env_init (&env, AFUT_LOOP_NONE);
+  g_assert_cmpint (pipe (p), ==, 0);
+  orphan_stream = g_unix_input_stream_new (p[0], TRUE);
+  g_assert_cmpint (afut_run (leave_reader_behind, sizeof (AfutTask), NULL,
+                             "main"),
+                   ==, 0);
+  g_assert_false (g_input_stream_has_pending (orphan_stream));
+  g_assert_cmpstr (events->str, ==, "reader.caught::pending=0");
+  g_clear_object (&orphan_stream);
+  close (p[1]);
+  env_clear (&env);
 }
 
 /* ==================================================================== */
@@ -3925,6 +3991,10 @@ main (int argc, char **argv)
   g_test_add_func ("/glib/gio/stream-read", test_gio_stream_read);
   g_test_add_func ("/glib/gio/cancel-task-mid-call",
                    test_gio_cancel_task_mid_call);
+  g_test_add_func ("/glib/gio/future-cancel-waits-for-gio",
+                   test_gio_future_cancel_waits_for_gio);
+  g_test_add_func ("/glib/gio/future-shutdown-waits",
+                   test_gio_future_shutdown_waits);
   g_test_add_func ("/glib/gio/cancel-cancellable-mid-call",
                    test_gio_cancel_cancellable_mid_call);
 
