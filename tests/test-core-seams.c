@@ -2946,6 +2946,182 @@ pinger_step (AfutTask *task)
   AFUT_END (task);
 }
 
+static void custom_noop_step (AfutTask *task);
+
+/* ---- 6. custom futures and task finalizers ---- */
+
+typedef struct
+{
+  AfutCustomFuture custom;
+  int n_cancel_calls;
+  char *last_message;
+  bool refuse;
+  int *n_finalized;
+} Custom;
+
+static bool
+custom_cancel (AfutFuture *future, const char *message)
+{
+  Custom *c = (Custom *) future;
+  c->n_cancel_calls++;
+  g_free (c->last_message);
+  c->last_message = g_strdup (message);
+  return !c->refuse;
+}
+
+static void
+custom_finalize (AfutFuture *future)
+{
+  Custom *c = (Custom *) future;
+  g_free (c->last_message);
+  (*c->n_finalized)++;
+}
+
+static const AfutFutureFuncs custom_funcs = { custom_cancel, custom_finalize };
+static const AfutFutureFuncs custom_funcs_no_hooks = { NULL, NULL };
+
+/* The cancel hook is a request: the future stays pending until whatever
+ * stands behind it completes it, and the awaiting task resumes only then,
+ * with the cancellation. */
+typedef struct
+{
+  AfutTask task;
+  AfutFuture *custom; /* given to the await */
+  bool resumed;
+} CustomAwaiter;
+
+static void
+custom_awaiter (AfutTask *task)
+{
+  CustomAwaiter *self = (CustomAwaiter *) task;
+  AFUT_BEGIN (task);
+  AFUT_AWAIT (task, self->custom);
+  self->resumed = true;
+  AFUT_END (task);
+}
+
+static void
+test_custom_cancel_is_a_request (void)
+{
+  AfutLoop *loop = new_virtual_loop ();
+  int n_finalized = 0;
+  AfutFuture *f = afut_future_new_custom (loop, &custom_funcs, sizeof (Custom));
+  Custom *c = (Custom *) f;
+  AfutFuture *t;
+  CustomAwaiter *a;
+  int i;
+
+  c->n_finalized = &n_finalized;
+  t = afut_task_new (loop, custom_awaiter, sizeof (CustomAwaiter),
+                     &(CustomAwaiter){ .custom = afut_future_ref (f) },
+                     "awaiter", NULL);
+  a = (CustomAwaiter *) t;
+  afut_loop_iterate (loop, false);
+  g_assert_true (afut_future_cancel (t, "stop"));
+  for (i = 0; i < 5; i++)
+    afut_loop_iterate (loop, false);
+  /* Requested, not done: the task still waits. */
+  g_assert_cmpint (c->n_cancel_calls, ==, 1);
+  g_assert_cmpstr (c->last_message, ==, "stop");
+  g_assert_cmpint (afut_future_get_state (f), ==, AFUT_FUTURE_PENDING);
+  g_assert_false (afut_future_is_done (t));
+  /* What stands behind the future answers the request. */
+  g_assert_true (afut_future_fail (
+    f, afut_error_new_literal (AFUT_ERROR, AFUT_ERROR_CANCELLED, "stop")));
+  afut_loop_run_until_complete (loop, t);
+  g_assert_false (a->resumed);
+  g_assert_true (afut_future_is_cancelled (t));
+  g_assert_cmpstr (afut_future_get_error (t)->message, ==, "stop");
+  afut_future_unref (t);
+  g_assert_cmpint (n_finalized, ==, 0);
+  afut_future_unref (f);
+  g_assert_cmpint (n_finalized, ==, 1);
+  afut_loop_unref (loop);
+}
+
+static void
+test_custom_cancel_refused (void)
+{
+  AfutLoop *loop = new_virtual_loop ();
+  int n_finalized = 0;
+  AfutFuture *f = afut_future_new_custom (loop, &custom_funcs, sizeof (Custom));
+  Custom *c = (Custom *) f;
+
+  c->n_finalized = &n_finalized;
+  c->refuse = true;
+  g_assert_false (afut_future_cancel (f, NULL));
+  g_assert_cmpint (c->n_cancel_calls, ==, 1);
+  g_assert_null (c->last_message);
+  g_assert_true (afut_future_resolve_int (f, 7));
+  g_assert_false (afut_future_cancel (f, NULL)); /* done: no hook call */
+  g_assert_cmpint (c->n_cancel_calls, ==, 1);
+  g_assert_cmpint (afut_future_get_int (f), ==, 7);
+  afut_future_unref (f);
+  g_assert_cmpint (n_finalized, ==, 1);
+  afut_loop_unref (loop);
+}
+
+static void
+test_custom_without_hooks_is_plain (void)
+{
+  AfutLoop *loop = new_virtual_loop ();
+  AfutFuture *f = afut_future_new_custom (loop, &custom_funcs_no_hooks,
+                                          sizeof (AfutCustomFuture) + 64);
+  /* The struct past the header starts zeroed. */
+  const unsigned char *extra
+    = (const unsigned char *) f + sizeof (AfutCustomFuture);
+  int i;
+  for (i = 0; i < 64; i++)
+    g_assert_cmpint (extra[i], ==, 0);
+  g_assert_true (afut_future_cancel (f, "now"));
+  g_assert_true (afut_future_is_cancelled (f));
+  g_assert_cmpstr (afut_future_get_error (f)->message, ==, "now");
+  afut_future_unref (f);
+  afut_loop_unref (loop);
+}
+
+static int spawned_finalized;
+
+static void
+count_finalize (AfutTask *task)
+{
+  (void) task;
+  spawned_finalized++;
+}
+
+static void
+spawns_with_finalize (AfutTask *task)
+{
+  AFUT_BEGIN (task);
+  {
+    AfutFuture *child = AFUT_SPAWN (AfutTask, custom_noop_step);
+    afut_task_set_finalize (AFUT_TASK (child), count_finalize);
+    AFUT_AWAIT (task, child);
+  }
+  AFUT_END (task);
+}
+
+static void
+test_task_set_finalize (void)
+{
+  AfutLoop *loop = new_virtual_loop ();
+  AfutFuture *t = afut_task_new (loop, spawns_with_finalize,
+                                 sizeof (AfutTask), NULL, "parent", NULL);
+  spawned_finalized = 0;
+  afut_loop_run_until_complete (loop, t);
+  g_assert_cmpint (afut_future_get_state (t), ==, AFUT_FUTURE_DONE);
+  afut_future_unref (t);
+  afut_loop_unref (loop);
+  g_assert_cmpint (spawned_finalized, ==, 1);
+}
+
+static void
+custom_noop_step (AfutTask *task)
+{
+  AFUT_BEGIN (task);
+  AFUT_END (task);
+}
+
 static void
 test_fd_interleaved_reader_and_writer (void)
 {
@@ -3019,6 +3195,34 @@ body_read_without_loop (void)
 
 #define CRIT(message) "*afut-CRITICAL **: " message "*"
 
+static void
+body_custom_null_funcs (void)
+{
+  AfutLoop *loop = new_virtual_loop ();
+  g_assert_null (afut_future_new_custom (loop, NULL, sizeof (Custom)));
+  afut_loop_unref (loop);
+}
+
+static void
+body_custom_too_small (void)
+{
+  AfutLoop *loop = new_virtual_loop ();
+  g_assert_null (afut_future_new_custom (loop, &custom_funcs_no_hooks,
+                                         sizeof (AfutFuture)));
+  afut_loop_unref (loop);
+}
+
+static void
+body_set_finalize_not_a_task (void)
+{
+  AfutLoop *loop = new_virtual_loop ();
+  AfutFuture *f = afut_future_new (loop);
+  afut_task_set_finalize ((AfutTask *) f, count_finalize);
+  g_assert_false (afut_future_is_done (f));
+  afut_future_unref (f);
+  afut_loop_unref (loop);
+}
+
 static const CriticalCase critical_cases[] = {
   { "/seams/thread-default/misuse/pop-not-on-top", body_pop_not_on_top,
     CRIT ("afut_loop_pop_thread_default: assertion") },
@@ -3031,6 +3235,14 @@ static const CriticalCase critical_cases[] = {
           "failed") },
   { "/seams/hold/misuse/release-without-hold", body_release_without_hold,
     CRIT ("afut_loop_release: assertion") },
+  { "/seams/custom/misuse/null-funcs", body_custom_null_funcs,
+    CRIT ("afut_future_new_custom: assertion 'funcs != NULL' failed") },
+  { "/seams/custom/misuse/struct-too-small", body_custom_too_small,
+    CRIT ("afut_future_new_custom: assertion 'struct_size >= sizeof "
+          "(AfutCustomFuture)' failed") },
+  { "/seams/task/misuse/set-finalize-not-a-task", body_set_finalize_not_a_task,
+    CRIT ("afut_task_set_finalize: assertion 'task->future.kind == "
+          "AFUT__KIND_TASK' failed") },
   { "/seams/fd/bad-args/read-null-buffer", body_read_null_buffer,
     CRIT ("afut_fd_read: assertion 'buffer != NULL' failed") },
   { "/seams/fd/bad-args/read-zero-size", body_read_zero_size,
@@ -3174,6 +3386,15 @@ main (int argc, char **argv)
                    test_fd_cancel_task_awaiting_read);
   g_test_add_func ("/seams/fd/interleave/reader-and-writer",
                    test_fd_interleaved_reader_and_writer);
+
+  /* 6. custom futures, task finalizers */
+  g_test_add_func ("/seams/custom/cancel-is-a-request",
+                   test_custom_cancel_is_a_request);
+  g_test_add_func ("/seams/custom/cancel-refused",
+                   test_custom_cancel_refused);
+  g_test_add_func ("/seams/custom/without-hooks-is-plain",
+                   test_custom_without_hooks_is_plain);
+  g_test_add_func ("/seams/task/set-finalize", test_task_set_finalize);
 
   for (i = 0; i < G_N_ELEMENTS (critical_cases); i++)
     g_test_add_data_func (critical_cases[i].path, &critical_cases[i],
