@@ -381,6 +381,7 @@ typedef struct
   gpointer tag;
   GIOCondition registered;
   GPtrArray *watches; /* AfutFdWatch*, waiting on this fd */
+  guint index;        /* in fd_list */
 } AfutGlibFd;
 
 typedef struct
@@ -388,6 +389,7 @@ typedef struct
   GMainContext *context;
   AfutGlibSource *source;
   GHashTable *fds;          /* fd -> AfutGlibFd */
+  GPtrArray *fd_list;       /* the same AfutGlibFd, dense, for walking */
   GHashTable *links;        /* every AfutGlibLink of the loop's futures */
   GHashTable *cancellables; /* AfutFuture* -> its own AfutGlibLink */
   AfutLoop *loop;           /* weak */
@@ -419,17 +421,15 @@ afut_glib__prepare (GSource *source, gint *timeout)
 {
   AfutGlibSource *s = (AfutGlibSource *) source;
   AfutGlibBackend *b = (AfutGlibBackend *) s->loop->backend_data;
-  GHashTableIter iter;
-  gpointer value;
+  guint k;
   int64_t t = -1;
   gboolean ready;
 
   /* Registrations nobody waits on any more stop here, before the poll:
    * left in, a readable fd would make every poll return at once. */
-  g_hash_table_iter_init (&iter, b->fds);
-  while (g_hash_table_iter_next (&iter, NULL, &value))
+  for (k = b->fd_list->len; k-- > 0;)
     {
-      AfutGlibFd *f = (AfutGlibFd *) value;
+      AfutGlibFd *f = (AfutGlibFd *) g_ptr_array_index (b->fd_list, k);
       GIOCondition wanted = (GIOCondition) 0;
       guint i;
       for (i = 0; i < f->watches->len; i++)
@@ -438,8 +438,13 @@ afut_glib__prepare (GSource *source, gint *timeout)
                     ->events;
       if (wanted == 0)
         {
+          AfutGlibFd *last;
           g_source_remove_unix_fd (source, f->tag);
-          g_hash_table_iter_remove (&iter);
+          last = (AfutGlibFd *) g_ptr_array_index (b->fd_list,
+                                                   b->fd_list->len - 1);
+          last->index = f->index;
+          g_ptr_array_remove_index_fast (b->fd_list, f->index);
+          g_hash_table_remove (b->fds, GINT_TO_POINTER (f->fd));
         }
       else if (wanted != f->registered)
         {
@@ -465,18 +470,17 @@ afut_glib__check (GSource *source)
 {
   AfutGlibSource *s = (AfutGlibSource *) source;
   AfutGlibBackend *b = (AfutGlibBackend *) s->loop->backend_data;
-  GHashTableIter iter;
-  gpointer value;
-  GPtrArray *fired = NULL;
-  GArray *revents = NULL;
-  guint i;
+  AfutFdWatch *fired_stack[16];
+  unsigned revents_stack[16];
+  AfutFdWatch **fired = fired_stack;
+  unsigned *revents = revents_stack;
+  guint n_fired = 0, cap = 16, i, k;
 
   /* Collect first: reporting a watch ready unwatches it, which edits the
    * watch arrays. */
-  g_hash_table_iter_init (&iter, b->fds);
-  while (g_hash_table_iter_next (&iter, NULL, &value))
+  for (k = 0; k < b->fd_list->len; k++)
     {
-      AfutGlibFd *f = (AfutGlibFd *) value;
+      AfutGlibFd *f = (AfutGlibFd *) g_ptr_array_index (b->fd_list, k);
       GIOCondition got = g_source_query_unix_fd (source, f->tag);
       if (got == 0)
         continue;
@@ -487,22 +491,32 @@ afut_glib__check (GSource *source)
                          & (w->events | G_IO_ERR | G_IO_HUP | G_IO_NVAL);
           if (hit == 0)
             continue;
-          if (fired == NULL)
+          if (n_fired == cap)
             {
-              fired = g_ptr_array_new ();
-              revents = g_array_new (FALSE, FALSE, sizeof (unsigned));
+              cap *= 2;
+              if (fired == fired_stack)
+                {
+                  fired = g_new (AfutFdWatch *, cap);
+                  revents = g_new (unsigned, cap);
+                  memcpy (fired, fired_stack, sizeof fired_stack);
+                  memcpy (revents, revents_stack, sizeof revents_stack);
+                }
+              else
+                {
+                  fired = g_renew (AfutFdWatch *, fired, cap);
+                  revents = g_renew (unsigned, revents, cap);
+                }
             }
-          g_ptr_array_add (fired, w);
-          g_array_append_val (revents, hit);
+          fired[n_fired] = w;
+          revents[n_fired++] = hit;
         }
     }
-  if (fired != NULL)
+  for (i = 0; i < n_fired; i++)
+    afut_loop_fd_ready (s->loop, fired[i], revents[i]);
+  if (fired != fired_stack)
     {
-      for (i = 0; i < fired->len; i++)
-        afut_loop_fd_ready (s->loop, (AfutFdWatch *) g_ptr_array_index (fired, i),
-                            g_array_index (revents, unsigned, i));
-      g_ptr_array_unref (fired);
-      g_array_unref (revents);
+      g_free (fired);
+      g_free (revents);
     }
   return afut_loop_prepare (s->loop, NULL);
 }
@@ -564,6 +578,8 @@ afut_glib__watch_fd (void *data, AfutFdWatch *watch)
       f->tag = g_source_add_unix_fd (&b->source->source, watch->fd,
                                      f->registered);
       g_hash_table_insert (b->fds, GINT_TO_POINTER (watch->fd), f);
+      f->index = b->fd_list->len;
+      g_ptr_array_add (b->fd_list, f);
     }
   else if ((f->registered & watch->events) != watch->events)
     {
@@ -635,6 +651,7 @@ afut_glib__close (void *data, AfutLoop *loop)
       g_source_unref (&b->source->source);
       b->source = NULL;
     }
+  g_ptr_array_set_size (b->fd_list, 0);
   g_hash_table_remove_all (b->fds);
 }
 
@@ -642,6 +659,7 @@ static void
 afut_glib__free (void *data)
 {
   AfutGlibBackend *b = (AfutGlibBackend *) data;
+  g_ptr_array_unref (b->fd_list);
   g_hash_table_unref (b->fds);
   g_hash_table_unref (b->links);
   g_hash_table_unref (b->cancellables);
@@ -665,6 +683,7 @@ afut_glib_loop_new (GMainContext *context, unsigned flags)
   b->context = g_main_context_ref (context != NULL ? context
                                                    : g_main_context_default ());
   b->fds = g_hash_table_new_full (NULL, NULL, NULL, afut_glib__fd_free);
+  b->fd_list = g_ptr_array_new ();
   b->links = g_hash_table_new (NULL, NULL);
   b->cancellables = g_hash_table_new (NULL, NULL);
   loop = afut_loop_new_with_backend (&afut_glib__backend, b, flags);
