@@ -3,6 +3,8 @@
 #include "afut.h"
 #include "afut-glib.h"
 
+#include "event-log.h"
+
 /* test-glib.c - the GLib adapter (glib-adapter/afut-glib.h):
  *   - the loop as ONE GSource on a GMainContext (fresh or default), run by
  *     g_main_loop_run(), g_main_context_iteration(), run_until_complete
@@ -37,34 +39,9 @@
 
 #define WAIT_LIMIT_US (20 * G_USEC_PER_SEC)
 
-static GString *events; /* "a b c": what ran, in order (loop thread) */
-static GString *out;    /* the seed programs' output */
 static pthread_mutex_t reports_lock = PTHREAD_MUTEX_INITIALIZER;
 static GPtrArray *reports; /* what exception handlers were told */
 
-static void ev (const char *format, ...) G_GNUC_PRINTF (1, 2);
-static void line (const char *format, ...) G_GNUC_PRINTF (1, 2);
-
-static void
-ev (const char *format, ...)
-{
-  va_list args;
-  if (events->len > 0)
-    g_string_append_c (events, ' ');
-  va_start (args, format);
-  g_string_append_vprintf (events, format, args);
-  va_end (args);
-}
-
-static void
-line (const char *format, ...)
-{
-  va_list args;
-  va_start (args, format);
-  g_string_append_vprintf (out, format, args);
-  va_end (args);
-  g_string_append_c (out, '\n');
-}
 
 static void
 record_report (AfutLoop *loop, const AfutExceptionContext *context,
@@ -105,7 +82,7 @@ static void
 reset_logs (void)
 {
   g_string_truncate (events, 0);
-  g_string_truncate (out, 0);
+  g_string_truncate (lines, 0);
 }
 
 static AfutLoop *
@@ -3815,7 +3792,7 @@ test_seed_two_yields (void)
   g_assert_cmpint (afut_run (seed_two_yields_main, sizeof (AfutTask), NULL,
                              "main"),
                    ==, 0);
-  g_assert_cmpstr (out->str, ==, seed_04_out);
+  g_assert_cmpstr (lines->str, ==, seed_04_out);
   for (i = 0; i < G_N_ELEMENTS (budgets); i++)
     {
       Env env;
@@ -3829,7 +3806,7 @@ test_seed_two_yields (void)
                          NULL, "main", NULL);
       afut_future_add_done_callback (t, quit_on_done, ml);
       main_loop_run_guarded (ml);
-      g_assert_cmpstr (out->str, ==, seed_04_out);
+      g_assert_cmpstr (lines->str, ==, seed_04_out);
       afut_future_unref (t);
       g_main_loop_unref (ml);
       env_clear (&env);
@@ -3884,7 +3861,7 @@ test_seed_gather_results (void)
   t = afut_task_new (env.loop, seed_gather_main, sizeof (AfutTask), NULL,
                      "main", NULL);
   g_assert_true (afut_loop_run_until_complete (env.loop, t));
-  g_assert_cmpstr (out->str, ==,
+  g_assert_cmpstr (lines->str, ==,
                    "Task 1 started\n"
                    "Task 2 started\n"
                    "Task 3 started\n"
@@ -3913,7 +3890,7 @@ main (int argc, char **argv)
   memcpy (args + 2, argv + 1, (size_t) (argc - 1) * sizeof (char *));
   g_test_init (&n_args, &args, NULL);
   events = g_string_new (NULL);
-  out = g_string_new (NULL);
+  lines = g_string_new (NULL);
   reports = g_ptr_array_new_with_free_func (g_free);
 
   g_test_add_func ("/glib/loop/fresh-context", test_loop_fresh_context);
@@ -4045,7 +4022,7 @@ main (int argc, char **argv)
 
   status = g_test_run ();
   g_string_free (events, TRUE);
-  g_string_free (out, TRUE);
+  g_string_free (lines, TRUE);
   g_ptr_array_unref (reports);
   g_free (args);
   return status;

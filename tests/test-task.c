@@ -7,43 +7,20 @@
 #include "afut.h"
 
 #include <glib.h>
+
+#include "event-log.h"
 #include <string.h>
 
 /* ---- harness ---- */
 
 #define TEST_ERROR (afut_quark_from_static_string ("test-error-quark"))
 
-static GString *events;   /* "a b c": what the tasks did, in order */
-static GString *lines;    /* the tutorial programs' output */
 static GPtrArray *reports; /* what the loop's exception handler was told */
 static GPtrArray *warnings;
 static gboolean expecting_warnings;
 static unsigned n_finalized;
 static unsigned n_destroyed;
 
-static void ev (const char *format, ...) G_GNUC_PRINTF (1, 2);
-static void line (const char *format, ...) G_GNUC_PRINTF (1, 2);
-
-static void
-ev (const char *format, ...)
-{
-  va_list args;
-  if (events->len > 0)
-    g_string_append_c (events, ' ');
-  va_start (args, format);
-  g_string_append_vprintf (events, format, args);
-  va_end (args);
-}
-
-static void
-line (const char *format, ...)
-{
-  va_list args;
-  va_start (args, format);
-  g_string_append_vprintf (lines, format, args);
-  va_end (args);
-  g_string_append_c (lines, '\n');
-}
 
 /* The running loop's virtual time, in seconds. */
 static double
