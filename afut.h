@@ -1346,7 +1346,6 @@ struct AfutTask
   AfutTask *next;
   int resume_point;
   uint16_t task_flags;
-  uint16_t n_cancel_requests;
 };
 
 /**
@@ -4786,8 +4785,6 @@ afut__task_cancel (AfutTask *task, const char *message)
       return afut__future_complete_error (&task->future,
                                           afut__cancelled_error (message));
     }
-  if (task->n_cancel_requests < UINT16_MAX)
-    task->n_cancel_requests++;
   if ((task->task_flags & AFUT__TASK_WAITING) && task->awaiting != NULL
       && afut_future_cancel (task->awaiting, message))
     return true;

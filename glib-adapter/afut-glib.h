@@ -392,7 +392,6 @@ typedef struct
   GPtrArray *fd_list;       /* the same AfutGlibFd, dense, for walking */
   GHashTable *links;        /* every AfutGlibLink of the loop's futures */
   GHashTable *cancellables; /* AfutFuture* -> its own AfutGlibLink */
-  AfutLoop *loop;           /* weak */
 } AfutGlibBackend;
 
 static const AfutBackend afut_glib__backend;
@@ -400,8 +399,8 @@ static const AfutBackend afut_glib__backend;
 static AfutGlibBackend *
 afut_glib__backend_of (AfutLoop *loop, const char *func)
 {
-  /* The backend vtable is the loop's first-class identity; the core keeps
-   * it private, so the adapter asks through the loop's own accessors. */
+  /* A loop is the adapter's when its backend is; the loop's struct is
+   * visible here, in the one file that implements both. */
   if (loop != NULL && loop->backend == &afut_glib__backend)
     return (AfutGlibBackend *) loop->backend_data;
   g_critical ("%s: the loop was not made by afut_glib_loop_new()", func);
@@ -692,7 +691,6 @@ afut_glib_loop_new (GMainContext *context, unsigned flags)
       afut_glib__free (b);
       return NULL;
     }
-  b->loop = loop;
   s = (AfutGlibSource *) g_source_new (&afut_glib__source_funcs,
                                        sizeof (AfutGlibSource));
   s->loop = loop;
