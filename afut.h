@@ -101,7 +101,7 @@
 #define AFUT_H
 
 #define AFUT_VERSION_MAJOR 0
-#define AFUT_VERSION_MINOR 1
+#define AFUT_VERSION_MINOR 2
 #define AFUT_VERSION_MICRO 0
 
 /**
@@ -125,7 +125,9 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #if defined(__GNUC__) || defined(__clang__)
 #define AFUT__PRINTF(fmt_idx, arg_idx)                                        \
@@ -166,6 +168,9 @@ typedef struct AfutTask AfutTask;
 typedef struct AfutError AfutError;
 typedef struct AfutBackend AfutBackend;
 typedef struct AfutFdWatch AfutFdWatch;
+typedef struct AfutScope AfutScope;
+typedef struct AfutTimeout AfutTimeout;
+typedef struct AfutTaskGroup AfutTaskGroup;
 
 /**
  * AfutQuark:
@@ -246,7 +251,8 @@ struct AfutError
   X (INVALID_STATE, "invalid-state", "Invalid state")                         \
   X (INVALID_ARGUMENT, "invalid-argument", "Invalid argument")                \
   X (CLOSED, "closed", "Event loop is closed")                                \
-  X (INCOMPLETE, "incomplete", "End of stream before the full read")
+  X (INCOMPLETE, "incomplete", "End of stream before the full read")        \
+  X (GROUP, "group", "Several operations failed")
 
 /**
  * AfutErrorCode:
@@ -260,6 +266,10 @@ struct AfutError
  * @AFUT_ERROR_CLOSED: the loop was closed
  * @AFUT_ERROR_INCOMPLETE: end of stream before afut_fd_read_exactly() got
  *   all it asked for (asyncio's IncompleteReadError)
+ * @AFUT_ERROR_GROUP: several errors at once (Python's ExceptionGroup, JS's
+ *   AggregateError): a task group's children failed, or every input of
+ *   afut_any() did.  The message lists them; the future that failed with
+ *   it hands each one out through afut_future_get_sub_error().
  *
  * Codes of the %AFUT_ERROR domain.
  */
@@ -864,6 +874,82 @@ AFUT_API void afut_loop_fd_ready (AfutLoop *loop, AfutFdWatch *watch,
  */
 AFUT_API void afut_loop_wakeup (AfutLoop *loop);
 
+/**
+ * afut_loop_call_later:
+ * @loop: a loop
+ * @delay: seconds from now; 0 or less: the next iteration
+ * @func: the callback
+ * @data: its argument
+ *
+ * asyncio's loop.call_later(): runs @func (@data) once, from the ready
+ * queue, when @delay seconds have passed.  Calls due at the same time run
+ * in the order they were made, in the same batch as the sleeps that end
+ * then.  The returned handle completes (with no value) when @func has
+ * run; afut_future_cancel() on it before then stops the call
+ * (TimerHandle.cancel()).  Dropping the handle does not cancel the call.
+ *
+ * Returns: (transfer full): the handle, %NULL on bad arguments (reported)
+ * Since: 0.2
+ */
+AFUT_API AfutFuture *afut_loop_call_later (AfutLoop *loop, double delay,
+                                           AfutCallback func, void *data);
+
+/**
+ * afut_loop_call_at:
+ * @loop: a loop
+ * @when: the time to run, on afut_loop_time()'s clock
+ * @func: the callback
+ * @data: its argument
+ *
+ * asyncio's loop.call_at(): as afut_loop_call_later() with an absolute
+ * time.
+ *
+ * Returns: (transfer full): the handle, %NULL on bad arguments (reported)
+ * Since: 0.2
+ */
+AFUT_API AfutFuture *afut_loop_call_at (AfutLoop *loop, double when,
+                                        AfutCallback func, void *data);
+
+/**
+ * AfutTaskForeachFunc:
+ * @task: a pending task
+ * @data: user data
+ *
+ * Called by afut_loop_foreach_task() for each pending task.
+ */
+typedef void (*AfutTaskForeachFunc) (AfutTask *task, void *data);
+
+/**
+ * afut_loop_foreach_task:
+ * @loop: a loop
+ * @func: (scope call): called for each task
+ * @data: user data for @func
+ *
+ * asyncio.all_tasks(): calls @func for every task of @loop that has not
+ * completed, oldest first (coroutine objects not yet started are not
+ * tasks yet).  It walks a snapshot, holding
+ * a reference to each task, so @func may cancel tasks or spawn new ones
+ * (those are not visited).
+ *
+ * Since: 0.2
+ */
+AFUT_API void afut_loop_foreach_task (AfutLoop *loop, AfutTaskForeachFunc func,
+                                      void *data);
+
+/**
+ * afut_loop_print_tasks: (skip)
+ * @loop: a loop
+ * @stream: (nullable): where to print, %NULL for stderr
+ *
+ * Task.print_stack() for every pending task, as far as C allows: one
+ * line per task, oldest first, as afut_task_describe() words it.  Call it
+ * from a debugger (`call afut_loop_print_tasks (loop, 0)`) or a signal
+ * handler's deferred callback to see what a stuck program waits for.
+ *
+ * Since: 0.2
+ */
+AFUT_API void afut_loop_print_tasks (AfutLoop *loop, FILE *stream);
+
 /* ---- futures ---- */
 
 /**
@@ -1342,10 +1428,12 @@ struct AfutTask
   AfutError *caught; /* what the last catching await caught */
   char *cancel_message;
   const char *name;
-  AfutTask *prev;
-  AfutTask *next;
+  AfutScope *scopes; /* innermost open timeout or task group */
   int resume_point;
+  uint32_t id;          /* creation serial: Task-<id> */
+  uint32_t list_index;  /* in the loop's task array */
   uint16_t task_flags;
+  uint16_t n_cancels;   /* cancel requests not yet uncancelled */
 };
 
 /**
@@ -1553,6 +1641,50 @@ AFUT_API AfutFuture *afut_task_awaited (AfutTask *task);
  * Since: 0.1
  */
 AFUT_API const AfutError *afut_task_caught (AfutTask *task);
+
+/**
+ * afut_task_cancelling:
+ * @task: a task
+ *
+ * asyncio's Task.cancelling(): how many cancel requests the task has
+ * had that afut_task_uncancel() did not take back.  Timeouts and task
+ * groups use it to tell their own cancellation from one that came from
+ * outside.
+ *
+ * Returns: the number of pending cancel requests
+ * Since: 0.2
+ */
+AFUT_API unsigned afut_task_cancelling (AfutTask *task);
+
+/**
+ * afut_task_uncancel:
+ * @task: a task
+ *
+ * asyncio's Task.uncancel(): takes back one cancel request, for the
+ * party that made it and handled the resulting cancellation.  It does not
+ * stop a cancellation already delivered.
+ *
+ * Returns: the number of cancel requests left
+ * Since: 0.2
+ */
+AFUT_API unsigned afut_task_uncancel (AfutTask *task);
+
+/**
+ * afut_task_describe:
+ * @task: a task
+ * @buffer: (array length=size) (nullable): where to write, %NULL to measure
+ * @size: the size of @buffer in bytes
+ *
+ * One line saying what @task is doing, for diagnostics, as `Task 'cook'
+ * (Task-3) pending at line 42, awaiting sleep (1.5 s left)`.  The line
+ * number is the source line of the await the task is suspended at.  The
+ * text is truncated to fit @buffer and always NUL-terminated, as
+ * snprintf() does.
+ *
+ * Returns: the length of the whole line, without the NUL
+ * Since: 0.2
+ */
+AFUT_API size_t afut_task_describe (AfutTask *task, char *buffer, size_t size);
 
 /**
  * AFUT_BEGIN:
@@ -1935,6 +2067,422 @@ AFUT_API AfutFuture *afut_fd_read_exactly (int fd, void *buffer, size_t size);
 AFUT_API AfutFuture *afut_fd_write_all (int fd, const void *buffer,
                                         size_t size);
 
+/* ---- timeouts, shield, wait, races ---- */
+
+/**
+ * AFUT_NO_TIMEOUT:
+ *
+ * A timeout that never expires (Python's `timeout=None`).
+ */
+#define AFUT_NO_TIMEOUT ((double) INFINITY)
+
+/**
+ * afut_shield:
+ * @future: (transfer full): the future to protect
+ *
+ * asyncio.shield(): a future that completes as @future does, except that
+ * cancelling it does not cancel @future, which runs on.  As in asyncio,
+ * a cancelled shield lets go of @future: an error @future fails with
+ * later is reported when it is freed unless someone else retrieves it.
+ * A coroutine is started.  A @future already done is returned as it is.
+ *
+ * Returns: (transfer full): the shield, %NULL if @future is %NULL
+ *   (reported)
+ * Since: 0.2
+ */
+AFUT_API AfutFuture *afut_shield (AfutFuture *future);
+
+/**
+ * afut_wait_for:
+ * @future: (transfer full): the future to wait for
+ * @timeout: seconds; 0 or less: @future must be done already;
+ *   %AFUT_NO_TIMEOUT: no limit
+ *
+ * asyncio.wait_for(): a future that completes as @future does, unless
+ * @timeout passes first: then @future is cancelled, afut waits for it to
+ * end (a task may clean up, awaiting more), and the result fails with
+ * %AFUT_ERROR_TIMEOUT.  If @future swallows the cancellation and
+ * completes with a value or another error, that is the result, as in
+ * asyncio.  Cancelling the result cancels @future and ends cancelled once
+ * @future has ended (the behaviour of Python 3.12, which fixed 3.11's
+ * lost cancellations).  A coroutine is started.  A pointer value is lent
+ * by @future, which the result keeps alive.
+ *
+ * Returns: (transfer full): the result future, %NULL on bad arguments
+ *   (reported)
+ * Since: 0.2
+ */
+AFUT_API AfutFuture *afut_wait_for (AfutFuture *future, double timeout);
+
+/**
+ * AfutScope:
+ *
+ * The private part shared by the scopes a task opens (#AfutTimeout, task
+ * groups).
+ */
+struct AfutScope
+{
+  /*< private >*/
+  AfutScope *outer;
+  AfutTask *task;
+  int kind;
+  int state;
+};
+
+/**
+ * AfutTimeout:
+ *
+ * asyncio.timeout(): a deadline on a stretch of a task's code.  Put one
+ * in the task's struct; its fields are private.
+ *
+ * |[<!-- language="C" -->
+ * afut_timeout_enter (&s->task, &s->timeout, 10.0);
+ * AFUT_AWAIT (s, fetch (s->url));        // an expiry ends s with a timeout
+ * afut_timeout_exit (&s->timeout);
+ * ]|
+ *
+ * When the deadline passes, the task is cancelled; the cancellation
+ * raised by the await it is suspended at becomes an %AFUT_ERROR_TIMEOUT
+ * where it leaves the scope.  Leaving happens when the task ends inside
+ * the scope (an await raised, or the task returned), or at
+ * afut_timeout_exit(), which converts the error AFUT_AWAIT_TRY() caught
+ * (afut_task_caught()).  A cancellation that came from outside the
+ * scope stays a cancellation.  Scopes nest.
+ */
+struct AfutTimeout
+{
+  /*< private >*/
+  AfutScope scope;
+  AfutFuture *handle;
+  int64_t when;
+  unsigned cancelling;
+};
+
+/**
+ * afut_timeout_enter:
+ * @task: the running task
+ * @timeout: the scope, in @task's struct
+ * @delay: seconds from now; %AFUT_NO_TIMEOUT for no deadline (yet)
+ *
+ * `async with asyncio.timeout(delay)`: opens the scope.  @timeout must
+ * stay where it is until the scope is left.
+ *
+ * Since: 0.2
+ */
+AFUT_API void afut_timeout_enter (AfutTask *task, AfutTimeout *timeout,
+                                  double delay);
+
+/**
+ * afut_timeout_enter_at:
+ * @task: the running task
+ * @timeout: the scope, in @task's struct
+ * @when: the deadline on afut_loop_time()'s clock; %AFUT_NO_TIMEOUT for
+ *   none
+ *
+ * `async with asyncio.timeout_at(when)`.
+ *
+ * Since: 0.2
+ */
+AFUT_API void afut_timeout_enter_at (AfutTask *task, AfutTimeout *timeout,
+                                     double when);
+
+/**
+ * afut_timeout_reschedule:
+ * @timeout: an open scope that has not expired
+ * @when: the new deadline on afut_loop_time()'s clock, in the past for
+ *   "at once", %AFUT_NO_TIMEOUT for none
+ *
+ * Timeout.reschedule().
+ *
+ * Since: 0.2
+ */
+AFUT_API void afut_timeout_reschedule (AfutTimeout *timeout, double when);
+
+/**
+ * afut_timeout_when:
+ * @timeout: a scope
+ *
+ * Returns: the deadline, %AFUT_NO_TIMEOUT if it has none
+ * Since: 0.2
+ */
+AFUT_API double afut_timeout_when (const AfutTimeout *timeout);
+
+/**
+ * afut_timeout_expired:
+ * @timeout: a scope
+ *
+ * Returns: true once the deadline has passed and cancelled the task
+ * Since: 0.2
+ */
+AFUT_API bool afut_timeout_expired (const AfutTimeout *timeout);
+
+/**
+ * afut_timeout_exit:
+ * @timeout: the innermost open scope of the running task
+ *
+ * Leaves the scope.  If it expired and the task's caught error
+ * (afut_task_caught()) is the cancellation it caused, that error becomes
+ * %AFUT_ERROR_TIMEOUT.
+ *
+ * Returns: true if the scope expired
+ * Since: 0.2
+ */
+AFUT_API bool afut_timeout_exit (AfutTimeout *timeout);
+
+/**
+ * AfutWaitMode:
+ * @AFUT_WAIT_FIRST_COMPLETED: when any future completes
+ * @AFUT_WAIT_FIRST_EXCEPTION: when any future fails or is cancelled, or
+ *   when all are done
+ * @AFUT_WAIT_ALL_COMPLETED: when all are done
+ *
+ * When afut_wait() returns (asyncio's return_when).
+ */
+typedef enum
+{
+  AFUT_WAIT_FIRST_COMPLETED,
+  AFUT_WAIT_FIRST_EXCEPTION,
+  AFUT_WAIT_ALL_COMPLETED
+} AfutWaitMode;
+
+/**
+ * afut_wait:
+ * @futures: (array length=n_futures): the futures, at least one
+ * @n_futures: how many
+ * @mode: when to complete
+ * @timeout: seconds, %AFUT_NO_TIMEOUT for no limit
+ *
+ * asyncio.wait(): a future that completes with no value when @mode is
+ * satisfied or @timeout passes, whichever comes first.  It never fails
+ * and cancels nothing; cancelling it leaves @futures running.  Then
+ * afut_wait_get_done() and afut_wait_get_pending() tell which are done.
+ * Coroutines are started; a future listed twice counts once.
+ *
+ * Returns: (transfer full): the wait, %NULL on bad arguments (reported)
+ * Since: 0.2
+ */
+AFUT_API AfutFuture *afut_wait (AfutFuture *const *futures, size_t n_futures,
+                                AfutWaitMode mode, double timeout);
+
+/**
+ * afut_wait_get_done:
+ * @wait: a completed afut_wait() future
+ * @index: an index below the count
+ * @n_done: (out) (optional): the number of done futures
+ *
+ * The done set, in input order, as it was when @wait completed.
+ *
+ * Returns: (transfer none) (nullable): the future at @index, %NULL past
+ *   the end
+ * Since: 0.2
+ */
+AFUT_API AfutFuture *afut_wait_get_done (AfutFuture *wait, size_t index,
+                                         size_t *n_done);
+
+/**
+ * afut_wait_get_pending:
+ * @wait: a completed afut_wait() future
+ * @index: an index below the count
+ * @n_pending: (out) (optional): the number of pending futures
+ *
+ * The pending set, in input order, as it was when @wait completed.
+ *
+ * Returns: (transfer none) (nullable): the future at @index, %NULL past
+ *   the end
+ * Since: 0.2
+ */
+AFUT_API AfutFuture *afut_wait_get_pending (AfutFuture *wait, size_t index,
+                                            size_t *n_pending);
+
+/**
+ * afut_as_completed:
+ * @futures: (array length=n_futures): the futures
+ * @n_futures: how many
+ * @timeout: seconds, %AFUT_NO_TIMEOUT for no limit
+ *
+ * asyncio.as_completed(): an iterator over @futures in the order they
+ * complete.  Each afut_as_completed_next() gives a future that resolves
+ * with the next input to complete as its pointer value (the input
+ * itself, as `async for` over as_completed yields since Python 3.13;
+ * read its value or error from it).  Once @timeout passes, the next
+ * futures fail with %AFUT_ERROR_TIMEOUT.  Coroutines are started; a
+ * future listed twice comes once.  The iterator is itself a future,
+ * done when every input is.
+ *
+ * Returns: (transfer full): the iterator, %NULL on bad arguments
+ *   (reported)
+ * Since: 0.2
+ */
+AFUT_API AfutFuture *afut_as_completed (AfutFuture *const *futures,
+                                        size_t n_futures, double timeout);
+
+/**
+ * afut_as_completed_next:
+ * @iterator: an afut_as_completed() iterator
+ *
+ * The next completion: a future that resolves with the completed input
+ * (transfer none, alive while @iterator is), at once if one completed
+ * already.
+ *
+ * Returns: (transfer full) (nullable): the future to await, %NULL when
+ *   every input has been handed out
+ * Since: 0.2
+ */
+AFUT_API AfutFuture *afut_as_completed_next (AfutFuture *iterator);
+
+/**
+ * afut_race:
+ * @first: (transfer full): the first future
+ * @...: (transfer full): more futures, then %NULL
+ *
+ * JavaScript's Promise.race(): a future that settles as the first of
+ * its inputs to complete does: with its value (a pointer lent, the input
+ * kept alive) or its error.  The others keep running; their later
+ * errors count as retrieved.  Cancelling the race cancels every input
+ * still pending.  Coroutines are started, in input order.
+ *
+ * Returns: (transfer full): the race, %NULL on bad arguments or no input
+ *   (reported)
+ * Since: 0.2
+ */
+AFUT_API AfutFuture *afut_race (AfutFuture *first, ...) AFUT__SENTINEL;
+
+/**
+ * afut_race_v:
+ * @futures: (array length=n_futures): the futures, at least one
+ * @n_futures: how many
+ *
+ * afut_race() over an array (transfer none: references are taken).
+ *
+ * Returns: (transfer full): the race, %NULL on bad arguments (reported)
+ * Since: 0.2
+ */
+AFUT_API AfutFuture *afut_race_v (AfutFuture *const *futures,
+                                  size_t n_futures);
+
+/**
+ * afut_any:
+ * @first: (transfer full): the first future
+ * @...: (transfer full): more futures, then %NULL
+ *
+ * JavaScript's Promise.any(): a future that resolves as the first of its
+ * inputs to succeed does.  When every input failed or was cancelled, it
+ * fails with %AFUT_ERROR_GROUP, whose sub-errors
+ * (afut_future_get_sub_error()) are the inputs' errors in input order.
+ * The others keep running.  Cancelling it cancels every input still
+ * pending and ends cancelled.  No input: fails at once with an empty
+ * group, as JS does.
+ *
+ * Returns: (transfer full): the future, %NULL on bad arguments
+ *   (reported)
+ * Since: 0.2
+ */
+AFUT_API AfutFuture *afut_any (AfutFuture *first, ...) AFUT__SENTINEL;
+
+/**
+ * afut_any_v:
+ * @futures: (array length=n_futures): the futures
+ * @n_futures: how many
+ *
+ * afut_any() over an array (transfer none: references are taken).
+ *
+ * Returns: (transfer full): the future, %NULL on bad arguments
+ *   (reported)
+ * Since: 0.2
+ */
+AFUT_API AfutFuture *afut_any_v (AfutFuture *const *futures,
+                                 size_t n_futures);
+
+/**
+ * afut_future_get_n_sub_errors:
+ * @future: a future
+ *
+ * Returns: the number of errors grouped in @future's %AFUT_ERROR_GROUP
+ *   error; 0 if it did not fail with one
+ * Since: 0.2
+ */
+AFUT_API size_t afut_future_get_n_sub_errors (AfutFuture *future);
+
+/**
+ * afut_future_get_sub_error:
+ * @future: a future that failed with %AFUT_ERROR_GROUP
+ * @index: below afut_future_get_n_sub_errors()
+ *
+ * One of the errors grouped: ExceptionGroup.exceptions[index].  Reading
+ * them retrieves the group.  Only the future that made the group has
+ * them: a task that awaited it and failed with it carries its message,
+ * which lists them all.
+ *
+ * Returns: (transfer none) (nullable): the error, %NULL past the end
+ * Since: 0.2
+ */
+AFUT_API const AfutError *afut_future_get_sub_error (AfutFuture *future,
+                                                     size_t index);
+
+/* ---- task groups ---- */
+
+/**
+ * afut_task_group_new:
+ * @task: the running task, the group's parent
+ *
+ * `async with asyncio.TaskGroup() as group`: opens a task group in
+ * @task.  Spawn children into it with afut_task_group_spawn(), then
+ * `AFUT_AWAIT (task, afut_task_group_exit (group))` where the `async
+ * with` block ends: it completes when every child has.  The first child
+ * to fail cancels the other children and @task itself (so the await it is
+ * suspended at raises), and the group ends with %AFUT_ERROR_GROUP
+ * holding every child's error (and @task's own, if one ended the
+ * block); read them with afut_future_get_sub_error() on the exit future.
+ * A cancellation of @task from outside cancels the children and stays a
+ * plain cancellation.  If @task ends inside the block (an await raised,
+ * or it returned), the group exits then: its children are cancelled on
+ * an error, awaited either way, and @task completes after them, with the
+ * group's error if there is one.
+ *
+ * Returns: (transfer none): the group, owned by @task until its exit
+ *   completes; %NULL outside a running task (reported)
+ * Since: 0.2
+ */
+AFUT_API AfutTaskGroup *afut_task_group_new (AfutTask *task);
+
+/**
+ * afut_task_group_spawn:
+ * @group: an open task group
+ * @future: (transfer full): a coroutine (AFUT_CORO()) or any future
+ *
+ * TaskGroup.create_task(): starts @future as a child of @group.  A group
+ * whose exit has completed, or that is cancelling its children after a
+ * failure, takes no more: @future is cancelled (reported).
+ *
+ * Returns: (transfer none) (nullable): the child, alive while @group
+ *   is; %NULL if it was refused
+ * Since: 0.2
+ */
+AFUT_API AfutFuture *afut_task_group_spawn (AfutTaskGroup *group,
+                                            AfutFuture *future);
+
+/**
+ * afut_task_group_exit:
+ * @group: the innermost open task group of the running task
+ *
+ * The end of the `async with` block.  Children may still be spawned
+ * while it waits, by the children themselves.
+ *
+ * Returns: (transfer full): the future to await: it completes with no
+ *   value when every child has, or fails as afut_task_group_new() says
+ * Since: 0.2
+ */
+AFUT_API AfutFuture *afut_task_group_exit (AfutTaskGroup *group);
+
+/**
+ * afut_task_group_get_n_children:
+ * @group: a task group
+ *
+ * Returns: the number of children not yet completed
+ * Since: 0.2
+ */
+AFUT_API size_t afut_task_group_get_n_children (AfutTaskGroup *group);
+
 /* ---- run ---- */
 
 /**
@@ -2066,7 +2614,13 @@ enum
   AFUT__KIND_SLEEP,
   AFUT__KIND_YIELD,
   AFUT__KIND_FD,
-  AFUT__KIND_CUSTOM
+  AFUT__KIND_CUSTOM,
+  AFUT__KIND_SHIELD,
+  AFUT__KIND_WAIT_FOR,
+  AFUT__KIND_WAIT,
+  AFUT__KIND_AS_COMPLETED,
+  AFUT__KIND_RACE, /* race and any */
+  AFUT__KIND_GROUP /* a task group's exit */
 };
 
 /* AfutFuture.flags */
@@ -2074,7 +2628,8 @@ enum
 {
   AFUT__FUTURE_ERROR_RETRIEVED = 1 << 0,
   AFUT__FUTURE_GATHER_MARK = 1 << 1, /* transient, while deduplicating */
-  AFUT__FUTURE_YIELD_ARMED = 1 << 2
+  AFUT__FUTURE_YIELD_ARMED = 1 << 2,
+  AFUT__FUTURE_HANDLE = 1 << 3 /* a SLEEP that runs a callback: call_later */
 };
 
 /* AfutTask.task_flags */
@@ -2087,7 +2642,9 @@ enum
   AFUT__TASK_NAME_OWNED = 1 << 4,
   AFUT__TASK_RUNNING = 1 << 5,
   AFUT__TASK_LAZY = 1 << 6, /* a coroutine object not started yet */
-  AFUT__TASK_AWAITED_INLINE = 1 << 7 /* started by an await, as `await coro()` */
+  AFUT__TASK_AWAITED_INLINE = 1 << 7, /* started by an await, as `await coro()` */
+  AFUT__TASK_UNWINDING = 1 << 8, /* ended inside a task group: waits for it */
+  AFUT__TASK_STASHED_ERROR = 1 << 9 /* future.u.error holds that ending */
 };
 
 #define AFUT__NO_HEAP_INDEX UINT32_MAX
@@ -2178,10 +2735,11 @@ struct AfutLoop
   size_t inbox_cap;
   int inbox_pending; /* atomic: set when inbox is non-empty */
 
-  AfutTask *tasks;
+  AfutTask **tasks; /* started, pending tasks; unordered (swap-remove) */
   size_t n_tasks;
+  size_t tasks_cap;
   size_t n_holds;
-  uint64_t task_counter;
+  uint32_t task_counter;
   AfutTask *current_task;
   AfutFdFuture *fd_watches;
   size_t n_fd_watches;
@@ -2200,6 +2758,10 @@ static void afut__task_wakeup (AfutFuture *future, void *data);
 static void afut__task_schedule_step (AfutTask *task);
 static bool afut__task_cancel (AfutTask *task, const char *message);
 static bool afut__gather_cancel (AfutGather *gather, const char *message);
+static void afut__task_finish (AfutTask *task, AfutError *error);
+static bool afut__combinator_cancel (AfutFuture *future, const char *message);
+static void afut__combinator_finalize (AfutFuture *future);
+static void afut__task_resume_unwind (AfutTask *task);
 static void afut__loop_close (AfutLoop *loop);
 static void afut__loop_free_memory (AfutLoop *loop);
 static void afut__heap_remove (AfutLoop *loop, AfutFuture *timer);
@@ -2278,6 +2840,8 @@ afut__log (AfutLogLevel level, const char *format, ...)
   while (0)
 #define AFUT__RETURN_VAL_IF_FAIL_IN(func, expr, val)                          \
   AFUT__CHECK_OR_RETURN (func, expr, #expr, (val))
+#define AFUT__RETURN_IF_FAIL_IN(func, expr)                                   \
+  AFUT__CHECK_OR_RETURN (func, expr, #expr, )
 #define AFUT__RETURN_VAL_IF_FAIL(expr, val)                                   \
   AFUT__CHECK_OR_RETURN (__func__, expr, #expr, (val))
 
@@ -2787,6 +3351,7 @@ afut__loop_free_memory (AfutLoop *loop)
 {
   AFUT_FREE (loop->ready);
   AFUT_FREE (loop->heap);
+  AFUT_FREE (loop->tasks);
   AFUT_FREE (loop->inbox);
   pthread_mutex_destroy (&loop->inbox_lock);
   if (loop->backend->free != NULL)
@@ -3335,7 +3900,6 @@ afut__loop_shutdown (AfutLoop *loop)
 {
   AfutFuture **tasks, *all;
   size_t i, n;
-  AfutTask *t;
 
   if (!afut__loop_enter (loop, "afut_loop_shutdown", false))
     return;
@@ -3343,8 +3907,8 @@ afut__loop_shutdown (AfutLoop *loop)
   if (n > 0)
     {
       tasks = (AfutFuture **) afut__alloc (n * sizeof (AfutFuture *));
-      for (t = loop->tasks, i = 0; t != NULL; t = t->next)
-        tasks[i++] = afut_future_ref (&t->future);
+      for (i = 0; i < n; i++)
+        tasks[i] = afut_future_ref (&loop->tasks[i]->future);
       for (i = 0; i < n; i++)
         afut_future_cancel (tasks[i], NULL);
       all = afut_gather_return_exceptions_v (tasks, n);
@@ -3552,7 +4116,13 @@ afut_future_unref (AfutFuture *future)
       if (((AfutCustomFuture *) future)->funcs->finalize != NULL)
         ((AfutCustomFuture *) future)->funcs->finalize (future);
       break;
+    case AFUT__KIND_SLEEP:
+    case AFUT__KIND_YIELD:
+    case AFUT__KIND_FD:
+    case AFUT__KIND_PLAIN:
+      break;
     default:
+      afut__combinator_finalize (future);
       break;
     }
 
@@ -3699,7 +4269,9 @@ afut__future_check_settable (AfutFuture *future, const char *func)
              future->kind == AFUT__KIND_TASK     ? "task"
              : future->kind == AFUT__KIND_GATHER ? "gather"
              : future->kind == AFUT__KIND_FD     ? "fd wait"
-                                                 : "sleep");
+             : future->kind == AFUT__KIND_SLEEP || future->kind == AFUT__KIND_YIELD
+               ? "sleep"
+               : "combinator");
   return false;
 }
 
@@ -3826,6 +4398,13 @@ afut_future_cancel (AfutFuture *future, const char *message)
           return funcs->cancel (future, message);
       }
       break;
+    case AFUT__KIND_SHIELD:
+    case AFUT__KIND_WAIT_FOR:
+    case AFUT__KIND_WAIT:
+    case AFUT__KIND_AS_COMPLETED:
+    case AFUT__KIND_RACE:
+    case AFUT__KIND_GROUP:
+      return afut__combinator_cancel (future, message);
     default:
       break;
     }
@@ -4193,14 +4772,9 @@ static void
 afut__task_unlink (AfutTask *task)
 {
   AfutLoop *loop = task->future.loop;
-  if (task->prev != NULL)
-    task->prev->next = task->next;
-  else
-    loop->tasks = task->next;
-  if (task->next != NULL)
-    task->next->prev = task->prev;
-  task->prev = task->next = NULL;
-  loop->n_tasks--;
+  AfutTask *last = loop->tasks[--loop->n_tasks];
+  last->list_index = task->list_index;
+  loop->tasks[task->list_index] = last;
 }
 
 /* Links a task into its loop's list (which holds a reference until it
@@ -4210,11 +4784,14 @@ afut__task_link (AfutTask *task)
 {
   AfutLoop *loop = task->future.loop;
   task->task_flags &= (uint16_t) ~AFUT__TASK_LAZY;
-  task->next = loop->tasks;
-  if (loop->tasks != NULL)
-    loop->tasks->prev = task;
-  loop->tasks = task;
-  loop->n_tasks++;
+  if (loop->n_tasks == loop->tasks_cap)
+    {
+      loop->tasks_cap = loop->tasks_cap ? loop->tasks_cap * 2 : 16;
+      loop->tasks = (AfutTask **) afut__realloc (
+        loop->tasks, loop->tasks_cap * sizeof (AfutTask *));
+    }
+  task->list_index = (uint32_t) loop->n_tasks;
+  loop->tasks[loop->n_tasks++] = task;
   task->future.ref_count++;
 }
 
@@ -4239,7 +4816,7 @@ afut__task_create (AfutLoop *loop, AfutTaskFunc func, size_t struct_size,
   afut__future_init (&task->future, loop, AFUT__KIND_TASK);
   task->func = func;
   task->finalize = finalize;
-  loop->task_counter++;
+  task->id = ++loop->task_counter;
   if (name != NULL)
     {
       task->name = afut__strdup (name);
@@ -4247,8 +4824,7 @@ afut__task_create (AfutLoop *loop, AfutTaskFunc func, size_t struct_size,
   else
     {
       char buf[32];
-      snprintf (buf, sizeof buf, "Task-%llu",
-                (unsigned long long) loop->task_counter);
+      snprintf (buf, sizeof buf, "Task-%lu", (unsigned long) task->id);
       task->name = afut__strdup (buf);
     }
   task->task_flags = AFUT__TASK_NAME_OWNED;
@@ -4407,40 +4983,31 @@ afut__task_check_running (AfutTask *task, const char *func)
   return false;
 }
 
+/* Whether a return may complete the task now; not while its scopes
+ * unwind (the step that would return never runs then). */
 static bool
-afut__task_cancel_on_return (AfutTask *task)
+afut__task_may_return (AfutTask *task, const char *func)
 {
-  /* asyncio: a task cancelled right before its coroutine returns ends
-   * cancelled. */
-  if (!(task->task_flags & AFUT__TASK_MUST_CANCEL))
-    return false;
-  task->future.u.error = afut__cancelled_error (task->cancel_message);
-  task->future.state = AFUT_FUTURE_CANCELLED;
-  afut__future_schedule_callbacks (&task->future);
-  afut__task_done (task);
-  return true;
+  return afut__task_check_running (task, func)
+         && task->future.state == AFUT_FUTURE_PENDING
+         && !(task->task_flags & AFUT__TASK_UNWINDING);
 }
 
 void
 afut__task_return_none (AfutTask *task)
 {
   AFUT__RETURN_IF_FAIL (task != NULL);
-  if (!afut__task_check_running (task, __func__)
-      || task->future.state != AFUT_FUTURE_PENDING)
+  if (!afut__task_may_return (task, __func__))
     return;
-  if (afut__task_cancel_on_return (task))
-    return;
-  afut__future_complete_value (&task->future, AFUT_VALUE_NONE);
-  afut__task_done (task);
+  task->future.value_type = AFUT_VALUE_NONE;
+  afut__task_finish (task, NULL);
 }
 
 void
 afut__task_return_pointer (AfutTask *task, void *pointer,
                            AfutDestroyNotify destroy)
 {
-  if (task == NULL || !afut__task_check_running (task, __func__)
-      || task->future.state != AFUT_FUTURE_PENDING
-      || afut__task_cancel_on_return (task))
+  if (task == NULL || !afut__task_may_return (task, __func__))
     {
       if (task == NULL)
         afut__log (AFUT_LOG_CRITICAL, "%s: assertion 'task != NULL' failed",
@@ -4451,34 +5018,30 @@ afut__task_return_pointer (AfutTask *task, void *pointer,
     }
   task->future.u.value.v.pointer = pointer;
   task->future.u.value.destroy = destroy;
-  afut__future_complete_value (&task->future, AFUT_VALUE_POINTER);
-  afut__task_done (task);
+  task->future.value_type = AFUT_VALUE_POINTER;
+  afut__task_finish (task, NULL);
 }
 
 void
 afut__task_return_int (AfutTask *task, int64_t value)
 {
   AFUT__RETURN_IF_FAIL (task != NULL);
-  if (!afut__task_check_running (task, __func__)
-      || task->future.state != AFUT_FUTURE_PENDING
-      || afut__task_cancel_on_return (task))
+  if (!afut__task_may_return (task, __func__))
     return;
   task->future.u.value.v.v_int = value;
-  afut__future_complete_value (&task->future, AFUT_VALUE_INT);
-  afut__task_done (task);
+  task->future.value_type = AFUT_VALUE_INT;
+  afut__task_finish (task, NULL);
 }
 
 void
 afut__task_return_double (AfutTask *task, double value)
 {
   AFUT__RETURN_IF_FAIL (task != NULL);
-  if (!afut__task_check_running (task, __func__)
-      || task->future.state != AFUT_FUTURE_PENDING
-      || afut__task_cancel_on_return (task))
+  if (!afut__task_may_return (task, __func__))
     return;
   task->future.u.value.v.v_double = value;
-  afut__future_complete_value (&task->future, AFUT_VALUE_DOUBLE);
-  afut__task_done (task);
+  task->future.value_type = AFUT_VALUE_DOUBLE;
+  afut__task_finish (task, NULL);
 }
 
 void
@@ -4491,8 +5054,7 @@ afut__task_throw (AfutTask *task, AfutError *error)
       afut_error_free (error);
       return;
     }
-  if (!afut__task_check_running (task, "AFUT_THROW")
-      || task->future.state != AFUT_FUTURE_PENDING)
+  if (!afut__task_may_return (task, "AFUT_THROW"))
     {
       afut_error_free (error);
       return;
@@ -4505,8 +5067,7 @@ afut__task_throw (AfutTask *task, AfutError *error)
       error = afut_error_new_literal (AFUT_ERROR, AFUT_ERROR_INVALID_ARGUMENT,
                                       "AFUT_THROW given a NULL error");
     }
-  afut__future_complete_error (&task->future, error);
-  afut__task_done (task);
+  afut__task_finish (task, error);
 }
 
 void
@@ -4578,6 +5139,12 @@ afut__task_run_step (AfutTask *task)
   if (task->future.state != AFUT_FUTURE_PENDING)
     return;
 
+  if (task->task_flags & AFUT__TASK_UNWINDING)
+    {
+      afut__task_resume_unwind (task);
+      goto ended;
+    }
+
   if (!(task->task_flags & AFUT__TASK_STARTED))
     {
       task->task_flags |= AFUT__TASK_STARTED;
@@ -4620,6 +5187,7 @@ afut__task_run_step (AfutTask *task)
       task->task_flags &= (uint16_t) ~AFUT__TASK_RUNNING;
     }
 
+ended:
   /* `await coro()` in Python continues the awaiter the moment the
    * coroutine returns.  A coroutine started by an await, whose only done
    * callback is that awaiter's wakeup, hands control back the same way;
@@ -4777,6 +5345,8 @@ afut__task_resume (AfutTask *task, int catching)
 static bool
 afut__task_cancel (AfutTask *task, const char *message)
 {
+  if (task->n_cancels < UINT16_MAX)
+    task->n_cancels++;
   if (task->task_flags & AFUT__TASK_LAZY)
     {
       /* Never started, never will: cancelled as it is. */
@@ -4797,11 +5367,26 @@ afut__task_cancel (AfutTask *task, const char *message)
 
 /* ---- sleep ---- */
 
+typedef struct
+{
+  AfutFuture future; /* kind SLEEP, flag HANDLE */
+  AfutCallback func;
+  void *data;
+} AfutHandle;
+
 static void
 afut__sleep_fire (void *data)
 {
   AfutFuture *timer = (AfutFuture *) data;
-  if (timer->state == AFUT_FUTURE_PENDING)
+  if (timer->state == AFUT_FUTURE_PENDING && (timer->flags & AFUT__FUTURE_HANDLE))
+    {
+      AfutHandle *h = (AfutHandle *) timer;
+      h->func (h->data);
+      /* The callback may have cancelled its own handle. */
+      if (timer->state == AFUT_FUTURE_PENDING)
+        afut__future_complete_value (timer, AFUT_VALUE_NONE);
+    }
+  else if (timer->state == AFUT_FUTURE_PENDING)
     afut__future_complete_value (timer, AFUT_VALUE_NONE);
   afut_future_unref (timer);
 }
@@ -5082,6 +5667,1649 @@ afut_gather_get_item (AfutFuture *gather, size_t index)
   g = (AfutGather *) gather;
   AFUT__RETURN_VAL_IF_FAIL (index < g->n_items, NULL);
   return g->items[index];
+}
+
+/* ---- timer handles ---- */
+
+static AfutFuture *
+afut__loop_call_at_ns (AfutLoop *loop, int64_t when, AfutCallback func,
+                       void *data)
+{
+  AfutHandle *h = (AfutHandle *) afut__alloc (sizeof (AfutHandle));
+  afut__future_init (&h->future, loop, AFUT__KIND_SLEEP);
+  h->future.flags |= AFUT__FUTURE_HANDLE;
+  h->func = func;
+  h->data = data;
+  h->future.ref_count++; /* the heap's */
+  afut__heap_push (loop, &h->future, when);
+  return &h->future;
+}
+
+/* Seconds to a deadline in ns, saturating: INFINITY and huge values
+ * become "never" (INT64_MAX), far past ones INT64_MIN / 2. */
+static int64_t
+afut__seconds_to_ns (double seconds)
+{
+  if (seconds >= 9.2e9)
+    return INT64_MAX;
+  if (seconds <= -9.2e9)
+    return INT64_MIN / 2;
+  return (int64_t) (seconds * 1e9);
+}
+
+static int64_t
+afut__deadline_after (AfutLoop *loop, double delay)
+{
+  int64_t d = afut__seconds_to_ns (delay);
+  if (d == INT64_MAX)
+    return INT64_MAX;
+  return afut_loop_time_ns (loop) + (d > 0 ? d : 0);
+}
+
+static AfutFuture *
+afut__call_checked (AfutLoop *loop, double t, bool absolute, AfutCallback func,
+                    void *data, const char *caller)
+{
+  AFUT__RETURN_VAL_IF_FAIL_IN (caller, loop != NULL, NULL);
+  AFUT__RETURN_VAL_IF_FAIL_IN (caller, func != NULL, NULL);
+  AFUT__RETURN_VAL_IF_FAIL_IN (caller, t == t, NULL); /* not NaN */
+  if (loop->closed)
+    {
+      afut__log (AFUT_LOG_CRITICAL, "%s: the loop is closed", caller);
+      return NULL;
+    }
+  return afut__loop_call_at_ns (
+    loop, absolute ? afut__seconds_to_ns (t) : afut__deadline_after (loop, t),
+    func, data);
+}
+
+AfutFuture *
+afut_loop_call_later (AfutLoop *loop, double delay, AfutCallback func,
+                      void *data)
+{
+  return afut__call_checked (loop, delay, false, func, data, __func__);
+}
+
+AfutFuture *
+afut_loop_call_at (AfutLoop *loop, double when, AfutCallback func, void *data)
+{
+  return afut__call_checked (loop, when, true, func, data, __func__);
+}
+
+/* Cancels and drops a handle the caller holds; NULL is fine. */
+static void
+afut__handle_clear (AfutFuture **handle)
+{
+  if (*handle == NULL)
+    return;
+  afut_future_cancel (*handle, NULL);
+  afut_future_unref (*handle);
+  *handle = NULL;
+}
+
+/* ---- futures that follow other futures ---- */
+
+/* Completes @dst as @src completed.  A pointer value is lent: whoever
+ * made @dst keeps @src alive as long as @dst. */
+static void
+afut__future_mirror (AfutFuture *dst, AfutFuture *src)
+{
+  if (src->state == AFUT_FUTURE_DONE)
+    {
+      dst->u.value.v = src->u.value.v;
+      dst->u.value.destroy = NULL;
+      afut__future_complete_value (dst, (AfutValueType) src->value_type);
+    }
+  else
+    {
+      src->flags |= AFUT__FUTURE_ERROR_RETRIEVED;
+      afut__future_complete_error (dst, afut_error_copy (src->u.error));
+    }
+}
+
+/* Drops one callback (and the reference it held on @data's future) that
+ * @future still has pending. */
+static void
+afut__future_detach (AfutFuture *future, AfutFutureCallback func,
+                     AfutFuture *owner)
+{
+  size_t n = afut_future_remove_done_callback (future, func, owner);
+  while (n-- > 0)
+    afut_future_unref (owner);
+}
+
+static void
+afut__future_watch (AfutFuture *future, AfutFutureCallback func,
+                    AfutFuture *owner)
+{
+  owner->ref_count++;
+  afut_future_add_done_callback (future, func, owner);
+}
+
+/* An error group: the message lists each error. */
+static AfutError *
+afut__group_error (const char *what, AfutError *const *errors, size_t n)
+{
+  size_t i, len = strlen (what) + 48;
+  char *msg, *p;
+  AfutError *e;
+  for (i = 0; i < n; i++)
+    len += strlen (errors[i]->message) + 2;
+  msg = (char *) afut__alloc (len);
+  p = msg + sprintf (msg, "%s (%zu sub-error%s)", what, n, n == 1 ? "" : "s");
+  for (i = 0; i < n; i++)
+    p += sprintf (p, "%s%s", i == 0 ? ": " : "; ", errors[i]->message);
+  e = afut_error_new_literal (AFUT_ERROR, AFUT_ERROR_GROUP, msg);
+  AFUT_FREE (msg);
+  return e;
+}
+
+/* Starts a coroutine the way a combinator takes it (ensure_future). */
+static AfutFuture *
+afut__take (AfutFuture *future)
+{
+  return afut_task_start (future);
+}
+
+/* shield */
+
+typedef struct
+{
+  AfutFuture future;
+  AfutFuture *inner;
+} AfutShield;
+
+static void
+afut__shield_inner_done (AfutFuture *inner, void *data)
+{
+  AfutFuture *outer = (AfutFuture *) data;
+  if (outer->state == AFUT_FUTURE_PENDING)
+    afut__future_mirror (outer, inner);
+  afut_future_unref (outer);
+}
+
+static bool
+afut__shield_cancel (AfutShield *s, const char *message)
+{
+  /* As asyncio: the inner loses its link to the outer, so an error it
+   * fails with later is nobody's (reported when freed). */
+  afut__future_detach (s->inner, afut__shield_inner_done, &s->future);
+  return afut__future_complete_error (&s->future,
+                                      afut__cancelled_error (message));
+}
+
+AfutFuture *
+afut_shield (AfutFuture *future)
+{
+  AfutShield *s;
+  AFUT__RETURN_VAL_IF_FAIL (future != NULL, NULL);
+  afut__take (future);
+  if (future->state != AFUT_FUTURE_PENDING)
+    return future;
+  s = (AfutShield *) afut__alloc (sizeof (AfutShield));
+  afut__future_init (&s->future, future->loop, AFUT__KIND_SHIELD);
+  s->inner = future;
+  afut__future_watch (future, afut__shield_inner_done, &s->future);
+  return &s->future;
+}
+
+/* wait_for */
+
+typedef struct
+{
+  AfutFuture future;
+  AfutFuture *inner;
+  AfutFuture *timer;
+  bool expired;
+  bool cancel_requested;
+  bool cancel_missed; /* our cancel found the inner already done */
+} AfutWaitFor;
+
+static void
+afut__wait_for_inner_done (AfutFuture *inner, void *data)
+{
+  AfutWaitFor *w = (AfutWaitFor *) data;
+  afut__handle_clear (&w->timer);
+  if (w->future.state == AFUT_FUTURE_PENDING)
+    {
+      if (w->cancel_requested
+          && (inner->state == AFUT_FUTURE_CANCELLED || w->cancel_missed))
+        {
+          if (inner->state == AFUT_FUTURE_FAILED)
+            inner->flags |= AFUT__FUTURE_ERROR_RETRIEVED;
+          afut__future_complete_error (
+            &w->future, inner->state == AFUT_FUTURE_CANCELLED
+                          ? afut_error_copy (inner->u.error)
+                          : afut__cancelled_error (NULL));
+        }
+      else if (w->expired && inner->state == AFUT_FUTURE_CANCELLED)
+        afut__future_complete_error (
+          &w->future, afut_error_new_literal (AFUT_ERROR, AFUT_ERROR_TIMEOUT,
+                                              "wait_for timed out"));
+      else
+        afut__future_mirror (&w->future, inner);
+    }
+  afut_future_unref (&w->future);
+}
+
+static void
+afut__wait_for_expire (void *data)
+{
+  AfutWaitFor *w = (AfutWaitFor *) data;
+  w->expired = true;
+  afut_future_cancel (w->inner, NULL);
+}
+
+static bool
+afut__wait_for_cancel (AfutWaitFor *w, const char *message)
+{
+  w->cancel_requested = true;
+  if (!afut_future_cancel (w->inner, message))
+    w->cancel_missed = true;
+  return true;
+}
+
+AfutFuture *
+afut_wait_for (AfutFuture *future, double timeout)
+{
+  AfutWaitFor *w;
+  AFUT__RETURN_VAL_IF_FAIL (future != NULL, NULL);
+  if (timeout != timeout)
+    {
+      afut__log (AFUT_LOG_CRITICAL, "%s: the timeout is NaN", __func__);
+      afut_future_unref (future);
+      return NULL;
+    }
+  if (timeout == AFUT_NO_TIMEOUT || future->state != AFUT_FUTURE_PENDING)
+    return future; /* `return await fut` */
+  afut__take (future);
+  w = (AfutWaitFor *) afut__alloc (sizeof (AfutWaitFor));
+  afut__future_init (&w->future, future->loop, AFUT__KIND_WAIT_FOR);
+  w->inner = future;
+  w->timer = NULL;
+  w->expired = w->cancel_requested = w->cancel_missed = false;
+  afut__future_watch (future, afut__wait_for_inner_done, &w->future);
+  if (timeout <= 0)
+    afut__wait_for_expire (w);
+  else
+    w->timer = afut__loop_call_at_ns (
+      future->loop, afut__deadline_after (future->loop, timeout),
+      afut__wait_for_expire, w);
+  return &w->future;
+}
+
+/* wait, as_completed, race and any share one layout: the inputs,
+ * deduplicated, each watched by a callback holding a reference. */
+
+typedef struct
+{
+  AfutFuture future;
+  size_t n_items;   /* distinct inputs */
+  size_t n_settled; /* inputs completed (race/any: seen failing, for any) */
+  AfutFuture *timer;
+  AfutFuture **items;
+  uint8_t mode;     /* AfutWaitMode, or RACE / ANY */
+  bool cancel_requested;
+  bool partitioned;
+  /* wait: done then pending, after partitioning; as_completed: inputs in
+   * completion order */
+  AfutFuture **order;
+  size_t n_order;
+  size_t n_handed; /* as_completed: completions handed out */
+  AfutFuture **waiters; /* as_completed: next() futures not yet served */
+  size_t n_waiters;
+  size_t waiters_cap;
+  /* any: the errors of a group */
+  AfutError **sub_errors;
+  size_t n_sub_errors;
+} AfutMulti;
+
+enum
+{
+  AFUT__MULTI_RACE = 8,
+  AFUT__MULTI_ANY = 9
+};
+
+static void
+afut__multi_finalize (AfutMulti *m)
+{
+  size_t i;
+  for (i = 0; i < m->n_items; i++)
+    afut_future_unref (m->items[i]);
+  for (i = 0; i < m->n_waiters; i++)
+    afut_future_unref (m->waiters[i]);
+  for (i = 0; i < m->n_sub_errors; i++)
+    afut_error_free (m->sub_errors[i]);
+  afut_future_unref (m->timer);
+  AFUT_FREE (m->sub_errors);
+  AFUT_FREE (m->waiters);
+  AFUT_FREE (m->order);
+  AFUT_FREE (m->items);
+}
+
+/* Takes @futures (one reference each, the caller's), deduplicated;
+ * NULL (after dropping them) when they are not all of one open loop. */
+static AfutMulti *
+afut__multi_new (AfutFuture **futures, size_t n, uint8_t kind, uint8_t mode,
+                 const char *caller)
+{
+  AfutLoop *loop = NULL;
+  AfutMulti *m;
+  size_t i;
+
+  for (i = 0; i < n; i++)
+    {
+      if (futures[i] == NULL)
+        {
+          afut__log (AFUT_LOG_CRITICAL, "%s: input %zu is NULL", caller, i);
+          goto bad;
+        }
+      if (loop == NULL)
+        loop = futures[i]->loop;
+      else if (futures[i]->loop != loop)
+        {
+          afut__log (AFUT_LOG_CRITICAL,
+                     "%s: the inputs belong to different loops", caller);
+          goto bad;
+        }
+    }
+  if (loop == NULL)
+    loop = afut__resolve_loop (NULL, caller);
+  else if (loop->closed)
+    {
+      afut__log (AFUT_LOG_CRITICAL, "%s: the loop is closed", caller);
+      loop = NULL;
+    }
+  if (loop == NULL)
+    goto bad;
+
+  m = (AfutMulti *) afut__alloc (sizeof (AfutMulti));
+  memset (m, 0, sizeof *m);
+  afut__future_init (&m->future, loop, kind);
+  m->mode = mode;
+  m->items = (AfutFuture **) afut__alloc ((n ? n : 1) * sizeof (AfutFuture *));
+  for (i = 0; i < n; i++)
+    {
+      AfutFuture *f = futures[i];
+      if (f->flags & AFUT__FUTURE_GATHER_MARK)
+        {
+          afut_future_unref (f);
+          continue;
+        }
+      f->flags |= AFUT__FUTURE_GATHER_MARK;
+      m->items[m->n_items++] = afut__take (f);
+    }
+  for (i = 0; i < m->n_items; i++)
+    m->items[i]->flags &= (uint8_t) ~AFUT__FUTURE_GATHER_MARK;
+  return m;
+
+bad:
+  for (i = 0; i < n; i++)
+    afut_future_unref (futures[i]);
+  return NULL;
+}
+
+/* Refs @futures (transfer none in) into a temporary array for
+ * afut__multi_new. */
+static AfutMulti *
+afut__multi_new_array (AfutFuture *const *futures, size_t n, uint8_t kind,
+                       uint8_t mode, const char *caller)
+{
+  AfutFuture **refs;
+  AfutMulti *m;
+  size_t i;
+  AFUT__RETURN_VAL_IF_FAIL_IN (caller, futures != NULL || n == 0, NULL);
+  for (i = 0; i < n; i++)
+    AFUT__RETURN_VAL_IF_FAIL_IN (caller, futures[i] != NULL, NULL);
+  refs = (AfutFuture **) afut__alloc ((n ? n : 1) * sizeof *refs);
+  for (i = 0; i < n; i++)
+    refs[i] = afut_future_ref (futures[i]);
+  m = afut__multi_new (refs, n, kind, mode, caller);
+  AFUT_FREE (refs);
+  return m;
+}
+
+static void afut__multi_item_done (AfutFuture *item, void *data);
+
+/* Stops watching the inputs still pending and the timer. */
+static void
+afut__multi_detach (AfutMulti *m)
+{
+  size_t i;
+  afut__handle_clear (&m->timer);
+  for (i = 0; i < m->n_items; i++)
+    afut__future_detach (m->items[i], afut__multi_item_done, &m->future);
+}
+
+static void
+afut__multi_watch_all (AfutMulti *m)
+{
+  size_t i;
+  for (i = 0; i < m->n_items; i++)
+    afut__future_watch (m->items[i], afut__multi_item_done, &m->future);
+}
+
+/* wait */
+
+static void
+afut__wait_release (void *data)
+{
+  AfutMulti *m = (AfutMulti *) data;
+  afut__multi_detach (m);
+  if (m->future.state == AFUT_FUTURE_PENDING)
+    afut__future_complete_value (&m->future, AFUT_VALUE_NONE);
+}
+
+static void
+afut__wait_item_done (AfutMulti *m, AfutFuture *item)
+{
+  m->n_settled++;
+  if (m->future.state != AFUT_FUTURE_PENDING)
+    return;
+  if (m->n_settled == m->n_items || m->mode == AFUT_WAIT_FIRST_COMPLETED
+      || (m->mode == AFUT_WAIT_FIRST_EXCEPTION
+          && item->state == AFUT_FUTURE_FAILED))
+    {
+      m->future.ref_count++;
+      afut__wait_release (m);
+      afut_future_unref (&m->future);
+    }
+}
+
+AfutFuture *
+afut_wait (AfutFuture *const *futures, size_t n_futures, AfutWaitMode mode,
+           double timeout)
+{
+  AfutMulti *m;
+  AFUT__RETURN_VAL_IF_FAIL (n_futures > 0, NULL);
+  AFUT__RETURN_VAL_IF_FAIL (mode <= AFUT_WAIT_ALL_COMPLETED, NULL);
+  AFUT__RETURN_VAL_IF_FAIL (timeout == timeout, NULL);
+  m = afut__multi_new_array (futures, n_futures, AFUT__KIND_WAIT,
+                             (uint8_t) mode, __func__);
+  if (m == NULL)
+    return NULL;
+  /* As asyncio: even with every input done, the answer comes through
+   * their callbacks, a loop turn later. */
+  afut__multi_watch_all (m);
+  if (timeout != AFUT_NO_TIMEOUT)
+    m->timer = afut__loop_call_at_ns (
+      m->future.loop, afut__deadline_after (m->future.loop, timeout),
+      afut__wait_release, m);
+  return &m->future;
+}
+
+static AfutMulti *
+afut__wait_partitioned (AfutFuture *wait, const char *caller)
+{
+  AfutMulti *m = (AfutMulti *) wait;
+  size_t i;
+  AFUT__RETURN_VAL_IF_FAIL_IN (caller, wait != NULL, NULL);
+  AFUT__RETURN_VAL_IF_FAIL_IN (caller, wait->kind == AFUT__KIND_WAIT, NULL);
+  AFUT__RETURN_VAL_IF_FAIL_IN (caller, wait->state != AFUT_FUTURE_PENDING,
+                               NULL);
+  if (!m->partitioned)
+    {
+      /* As asyncio: the sets are what they are when the awaiter looks. */
+      m->partitioned = true;
+      m->order = (AfutFuture **) afut__alloc (m->n_items * sizeof (AfutFuture *));
+      for (i = 0; i < m->n_items; i++)
+        if (m->items[i]->state != AFUT_FUTURE_PENDING)
+          m->order[m->n_order++] = m->items[i];
+      m->n_handed = m->n_order;
+      for (i = 0; i < m->n_items; i++)
+        if (m->items[i]->state == AFUT_FUTURE_PENDING)
+          m->order[m->n_handed++] = m->items[i];
+    }
+  return m;
+}
+
+AfutFuture *
+afut_wait_get_done (AfutFuture *wait, size_t index, size_t *n_done)
+{
+  AfutMulti *m = afut__wait_partitioned (wait, __func__);
+  if (n_done != NULL)
+    *n_done = m != NULL ? m->n_order : 0;
+  if (m == NULL || index >= m->n_order)
+    return NULL;
+  return m->order[index];
+}
+
+AfutFuture *
+afut_wait_get_pending (AfutFuture *wait, size_t index, size_t *n_pending)
+{
+  AfutMulti *m = afut__wait_partitioned (wait, __func__);
+  size_t n = m != NULL ? m->n_items - m->n_order : 0;
+  if (n_pending != NULL)
+    *n_pending = n;
+  if (m == NULL || index >= n)
+    return NULL;
+  return m->order[m->n_order + index];
+}
+
+/* as_completed */
+
+static void
+afut__as_completed_serve (AfutMulti *m)
+{
+  size_t i, j = 0;
+  for (i = 0; i < m->n_waiters; i++)
+    {
+      AfutFuture *w = m->waiters[i];
+      if (w->state == AFUT_FUTURE_PENDING && m->n_handed < m->n_order)
+        {
+          AfutFuture *f = afut_future_ref (m->order[m->n_handed++]);
+          afut_future_resolve_pointer (w, f,
+                                       (AfutDestroyNotify) afut_future_unref);
+        }
+      else if (w->state == AFUT_FUTURE_PENDING && m->timer == NULL
+               && m->n_order < m->n_items
+               && m->future.state != AFUT_FUTURE_PENDING)
+        {
+          /* timed out or cancelled: nothing more will come */
+          afut_future_fail (w, afut_error_new_literal (
+                                 AFUT_ERROR, AFUT_ERROR_TIMEOUT,
+                                 "as_completed timed out"));
+        }
+      if (w->state == AFUT_FUTURE_PENDING)
+        {
+          m->waiters[j++] = w;
+          continue;
+        }
+      afut_future_unref (w);
+    }
+  m->n_waiters = j;
+}
+
+static void
+afut__as_completed_item_done (AfutMulti *m, AfutFuture *item)
+{
+  m->order[m->n_order++] = item;
+  if (m->n_order == m->n_items)
+    {
+      afut__handle_clear (&m->timer);
+      if (m->future.state == AFUT_FUTURE_PENDING)
+        afut__future_complete_value (&m->future, AFUT_VALUE_NONE);
+    }
+  afut__as_completed_serve (m);
+}
+
+static void
+afut__as_completed_expire (void *data)
+{
+  AfutMulti *m = (AfutMulti *) data;
+  m->future.ref_count++;
+  afut__multi_detach (m);
+  if (m->future.state == AFUT_FUTURE_PENDING)
+    afut__future_complete_value (&m->future, AFUT_VALUE_NONE);
+  afut__as_completed_serve (m);
+  afut_future_unref (&m->future);
+}
+
+AfutFuture *
+afut_as_completed (AfutFuture *const *futures, size_t n_futures,
+                   double timeout)
+{
+  AfutMulti *m;
+  AFUT__RETURN_VAL_IF_FAIL (timeout == timeout, NULL);
+  m = afut__multi_new_array (futures, n_futures, AFUT__KIND_AS_COMPLETED, 0,
+                             __func__);
+  if (m == NULL)
+    return NULL;
+  m->order = (AfutFuture **) afut__alloc ((m->n_items ? m->n_items : 1)
+                                          * sizeof (AfutFuture *));
+  if (m->n_items == 0)
+    {
+      afut__future_complete_value (&m->future, AFUT_VALUE_NONE);
+      return &m->future;
+    }
+  afut__multi_watch_all (m);
+  if (timeout != AFUT_NO_TIMEOUT)
+    m->timer = afut__loop_call_at_ns (
+      m->future.loop, afut__deadline_after (m->future.loop, timeout),
+      afut__as_completed_expire, m);
+  return &m->future;
+}
+
+AfutFuture *
+afut_as_completed_next (AfutFuture *iterator)
+{
+  AfutMulti *m = (AfutMulti *) iterator;
+  AfutFuture *next;
+  size_t promised;
+  AFUT__RETURN_VAL_IF_FAIL (iterator != NULL, NULL);
+  AFUT__RETURN_VAL_IF_FAIL (iterator->kind == AFUT__KIND_AS_COMPLETED, NULL);
+  if (iterator->loop->closed)
+    {
+      afut__log (AFUT_LOG_CRITICAL, "%s: the loop is closed", __func__);
+      return NULL;
+    }
+  /* Each input is handed out once; waiters already queued will take
+   * the next ones. */
+  promised = m->n_handed;
+  {
+    size_t i;
+    for (i = 0; i < m->n_waiters; i++)
+      if (m->waiters[i]->state == AFUT_FUTURE_PENDING)
+        promised++;
+  }
+  if (promised >= m->n_items)
+    return NULL;
+  next = afut__future_init ((AfutFuture *) afut__alloc (sizeof (AfutFuture)),
+                            iterator->loop, AFUT__KIND_PLAIN);
+  if (m->n_waiters == m->waiters_cap)
+    {
+      m->waiters_cap = m->waiters_cap ? m->waiters_cap * 2 : 4;
+      m->waiters = (AfutFuture **) afut__realloc (
+        m->waiters, m->waiters_cap * sizeof (AfutFuture *));
+    }
+  m->waiters[m->n_waiters++] = afut_future_ref (next);
+  afut__as_completed_serve (m);
+  return next;
+}
+
+/* race and any */
+
+static void
+afut__race_item_done (AfutMulti *m, AfutFuture *item)
+{
+  size_t i;
+  m->n_settled++;
+  if (m->future.state != AFUT_FUTURE_PENDING)
+    {
+      /* A loser: its error is the race's business, not lost. */
+      if (item->state == AFUT_FUTURE_FAILED)
+        item->flags |= AFUT__FUTURE_ERROR_RETRIEVED;
+      return;
+    }
+  if (m->mode == AFUT__MULTI_RACE || item->state == AFUT_FUTURE_DONE)
+    {
+      afut__future_mirror (&m->future, item);
+      return;
+    }
+  if (m->n_settled < m->n_items)
+    return;
+  /* any: every input failed. */
+  if (m->cancel_requested)
+    {
+      for (i = 0; i < m->n_items; i++)
+        if (m->items[i]->state == AFUT_FUTURE_FAILED)
+          m->items[i]->flags |= AFUT__FUTURE_ERROR_RETRIEVED;
+      afut__future_complete_error (&m->future, afut__cancelled_error (NULL));
+      return;
+    }
+  m->sub_errors = (AfutError **) afut__alloc (m->n_items * sizeof (AfutError *));
+  for (i = 0; i < m->n_items; i++)
+    {
+      m->items[i]->flags |= AFUT__FUTURE_ERROR_RETRIEVED;
+      m->sub_errors[m->n_sub_errors++] = afut_error_copy (m->items[i]->u.error);
+    }
+  afut__future_complete_error (
+    &m->future, afut__group_error ("all futures failed", m->sub_errors,
+                                   m->n_sub_errors));
+}
+
+static AfutFuture *
+afut__race_finish (AfutMulti *m, const char *caller)
+{
+  if (m == NULL)
+    return NULL;
+  if (m->n_items == 0)
+    {
+      if (m->mode == AFUT__MULTI_RACE)
+        {
+          afut__log (AFUT_LOG_CRITICAL,
+                     "%s: no input: the race would never settle", caller);
+          afut_future_unref (&m->future);
+          return NULL;
+        }
+      afut__future_complete_error (
+        &m->future, afut__group_error ("all futures failed", NULL, 0));
+      return &m->future;
+    }
+  afut__multi_watch_all (m);
+  return &m->future;
+}
+
+static AfutFuture *
+afut__race_valist (AfutFuture *first, va_list args, uint8_t mode,
+                   const char *caller)
+{
+  AfutFuture **items = NULL;
+  size_t n = 0, cap = 0;
+  AfutFuture *f;
+  AfutMulti *m;
+  for (f = first; f != NULL; f = va_arg (args, AfutFuture *))
+    {
+      if (n == cap)
+        {
+          cap = cap ? cap * 2 : 8;
+          items = (AfutFuture **) afut__realloc (items, cap * sizeof *items);
+        }
+      items[n++] = f;
+    }
+  m = afut__multi_new (items, n, AFUT__KIND_RACE, mode, caller);
+  AFUT_FREE (items);
+  return afut__race_finish (m, caller);
+}
+
+AfutFuture *
+afut_race (AfutFuture *first, ...)
+{
+  va_list args;
+  AfutFuture *result;
+  va_start (args, first);
+  result = afut__race_valist (first, args, AFUT__MULTI_RACE, __func__);
+  va_end (args);
+  return result;
+}
+
+AfutFuture *
+afut_race_v (AfutFuture *const *futures, size_t n_futures)
+{
+  return afut__race_finish (
+    afut__multi_new_array (futures, n_futures, AFUT__KIND_RACE,
+                           AFUT__MULTI_RACE, __func__),
+    __func__);
+}
+
+AfutFuture *
+afut_any (AfutFuture *first, ...)
+{
+  va_list args;
+  AfutFuture *result;
+  va_start (args, first);
+  result = afut__race_valist (first, args, AFUT__MULTI_ANY, __func__);
+  va_end (args);
+  return result;
+}
+
+AfutFuture *
+afut_any_v (AfutFuture *const *futures, size_t n_futures)
+{
+  return afut__race_finish (
+    afut__multi_new_array (futures, n_futures, AFUT__KIND_RACE,
+                           AFUT__MULTI_ANY, __func__),
+    __func__);
+}
+
+static bool
+afut__multi_cancel (AfutMulti *m, const char *message)
+{
+  size_t i;
+  bool any = false;
+  switch (m->future.kind)
+    {
+    case AFUT__KIND_RACE:
+      m->cancel_requested = true;
+      for (i = 0; i < m->n_items; i++)
+        if (afut_future_cancel (m->items[i], message))
+          any = true;
+      if (any)
+        return true;
+      break;
+    case AFUT__KIND_AS_COMPLETED:
+      afut__multi_detach (m);
+      if (!afut__future_complete_error (&m->future,
+                                        afut__cancelled_error (message)))
+        return false;
+      for (i = 0; i < m->n_waiters; i++)
+        afut_future_cancel (m->waiters[i], message);
+      afut__as_completed_serve (m);
+      return true;
+    default: /* wait: the inputs run on */
+      afut__multi_detach (m);
+      break;
+    }
+  return afut__future_complete_error (&m->future,
+                                      afut__cancelled_error (message));
+}
+
+static void
+afut__multi_item_done (AfutFuture *item, void *data)
+{
+  AfutMulti *m = (AfutMulti *) data;
+  switch (m->future.kind)
+    {
+    case AFUT__KIND_WAIT:
+      afut__wait_item_done (m, item);
+      break;
+    case AFUT__KIND_AS_COMPLETED:
+      afut__as_completed_item_done (m, item);
+      break;
+    default:
+      afut__race_item_done (m, item);
+      break;
+    }
+  afut_future_unref (&m->future);
+}
+
+/* ---- error groups ---- */
+
+typedef struct AfutGroupLink AfutGroupLink;
+
+struct AfutTaskGroup
+{
+  AfutFuture future; /* kind GROUP: what afut_task_group_exit() hands out */
+  AfutScope scope;
+  AfutGroupLink **children; /* pending children, swap-removed */
+  size_t n_children;
+  size_t children_cap;
+  AfutError **errors;
+  size_t n_errors;
+  size_t errors_cap;
+  AfutError *body_error; /* a non-cancel error the parent's block ended with */
+  char *cancel_message;  /* of a cancellation to propagate */
+  unsigned cancelling;   /* the parent's cancel requests at entry */
+  bool exiting;
+  bool aborting;
+  bool parent_cancel_requested;
+  bool propagate_cancel;
+};
+
+struct AfutGroupLink
+{
+  AfutTaskGroup *group;
+  AfutFuture *child;
+  size_t index;
+};
+
+size_t
+afut_future_get_n_sub_errors (AfutFuture *future)
+{
+  AFUT__RETURN_VAL_IF_FAIL (future != NULL, 0);
+  if (future->state != AFUT_FUTURE_FAILED
+      || !afut_error_matches (future->u.error, AFUT_ERROR, AFUT_ERROR_GROUP))
+    return 0;
+  if (future->kind == AFUT__KIND_RACE)
+    return ((AfutMulti *) future)->n_sub_errors;
+  if (future->kind == AFUT__KIND_GROUP)
+    return ((AfutTaskGroup *) future)->n_errors;
+  return 0;
+}
+
+const AfutError *
+afut_future_get_sub_error (AfutFuture *future, size_t index)
+{
+  size_t n = afut_future_get_n_sub_errors (future);
+  if (index >= n)
+    return NULL;
+  future->flags |= AFUT__FUTURE_ERROR_RETRIEVED;
+  if (future->kind == AFUT__KIND_RACE)
+    return ((AfutMulti *) future)->sub_errors[index];
+  return ((AfutTaskGroup *) future)->errors[index];
+}
+
+/* ---- scopes: timeouts and task groups ---- */
+
+enum
+{
+  AFUT__SCOPE_TIMEOUT = 1,
+  AFUT__SCOPE_GROUP = 2
+};
+
+enum
+{
+  AFUT__TIMEOUT_CREATED,
+  AFUT__TIMEOUT_ENTERED,
+  AFUT__TIMEOUT_EXPIRING,
+  AFUT__TIMEOUT_EXPIRED,
+  AFUT__TIMEOUT_EXITED
+};
+
+static bool
+afut__task_check_current (AfutTask *task, const char *func)
+{
+  if (AFUT__LIKELY (task->future.kind == AFUT__KIND_TASK
+                    && (task->task_flags & AFUT__TASK_RUNNING)
+                    && task->future.loop->current_task == task))
+    return true;
+  afut__log (AFUT_LOG_CRITICAL,
+             "%s: not called from inside the task's own step", func);
+  return false;
+}
+
+static void
+afut__scope_push (AfutTask *task, AfutScope *scope, int kind)
+{
+  scope->outer = task->scopes;
+  scope->task = task;
+  scope->kind = kind;
+  task->scopes = scope;
+}
+
+static void
+afut__scope_unlink (AfutScope *scope)
+{
+  AfutScope **p;
+  if (scope->task == NULL)
+    return;
+  for (p = &scope->task->scopes; *p != NULL; p = &(*p)->outer)
+    if (*p == scope)
+      {
+        *p = scope->outer;
+        break;
+      }
+  scope->outer = NULL;
+}
+
+/* timeouts */
+
+static void
+afut__timeout_fire (void *data)
+{
+  AfutTimeout *t = (AfutTimeout *) data;
+  /* The handle is running this: the heap's entry keeps it alive. */
+  afut_future_unref (t->handle);
+  t->handle = NULL;
+  t->scope.state = AFUT__TIMEOUT_EXPIRING;
+  afut_future_cancel (&t->scope.task->future, NULL);
+}
+
+static void
+afut__timeout_schedule (AfutTimeout *t)
+{
+  AfutLoop *loop = t->scope.task->future.loop;
+  afut__handle_clear (&t->handle);
+  if (t->when == INT64_MAX)
+    return;
+  if (t->when <= afut_loop_time_ns (loop))
+    {
+      /* As asyncio's call_soon: the next batch, not the next timers. */
+      AfutHandle *h = (AfutHandle *) afut__alloc (sizeof (AfutHandle));
+      afut__future_init (&h->future, loop, AFUT__KIND_SLEEP);
+      h->future.flags |= AFUT__FUTURE_HANDLE;
+      h->future.u.timer.heap_index = AFUT__NO_HEAP_INDEX;
+      h->func = afut__timeout_fire;
+      h->data = t;
+      h->future.ref_count++; /* the ready entry's */
+      afut__ready_push (loop, afut__sleep_fire, &h->future);
+      t->handle = &h->future;
+    }
+  else
+    t->handle = afut__loop_call_at_ns (loop, t->when, afut__timeout_fire, t);
+}
+
+static void
+afut__timeout_enter (AfutTask *task, AfutTimeout *t, int64_t when,
+                     const char *caller)
+{
+  AFUT__RETURN_IF_FAIL_IN (caller, task != NULL);
+  AFUT__RETURN_IF_FAIL_IN (caller, t != NULL);
+  if (!afut__task_check_current (task, caller))
+    return;
+  memset (t, 0, sizeof *t);
+  afut__scope_push (task, &t->scope, AFUT__SCOPE_TIMEOUT);
+  t->scope.state = AFUT__TIMEOUT_ENTERED;
+  t->cancelling = task->n_cancels;
+  t->when = when;
+  afut__timeout_schedule (t);
+}
+
+void
+afut_timeout_enter (AfutTask *task, AfutTimeout *timeout, double delay)
+{
+  AFUT__RETURN_IF_FAIL (delay == delay);
+  if (task == NULL || timeout == NULL)
+    {
+      afut__timeout_enter (task, timeout, 0, __func__);
+      return;
+    }
+  afut__timeout_enter (task, timeout,
+                       afut__deadline_after (task->future.loop, delay),
+                       __func__);
+}
+
+void
+afut_timeout_enter_at (AfutTask *task, AfutTimeout *timeout, double when)
+{
+  AFUT__RETURN_IF_FAIL (when == when);
+  afut__timeout_enter (task, timeout, afut__seconds_to_ns (when), __func__);
+}
+
+void
+afut_timeout_reschedule (AfutTimeout *timeout, double when)
+{
+  AFUT__RETURN_IF_FAIL (timeout != NULL);
+  AFUT__RETURN_IF_FAIL (when == when);
+  if (timeout->scope.state != AFUT__TIMEOUT_ENTERED)
+    {
+      afut__log (AFUT_LOG_CRITICAL,
+                 "%s: cannot change the deadline of a timeout that is %s",
+                 __func__,
+                 timeout->scope.state == AFUT__TIMEOUT_CREATED ? "not entered"
+                 : timeout->scope.state == AFUT__TIMEOUT_EXITED
+                   ? "exited"
+                   : "expiring");
+      return;
+    }
+  timeout->when = afut__seconds_to_ns (when);
+  afut__timeout_schedule (timeout);
+}
+
+double
+afut_timeout_when (const AfutTimeout *timeout)
+{
+  AFUT__RETURN_VAL_IF_FAIL (timeout != NULL, AFUT_NO_TIMEOUT);
+  if (timeout->when == INT64_MAX)
+    return AFUT_NO_TIMEOUT;
+  return (double) timeout->when / 1e9;
+}
+
+bool
+afut_timeout_expired (const AfutTimeout *timeout)
+{
+  AFUT__RETURN_VAL_IF_FAIL (timeout != NULL, false);
+  return timeout->scope.state == AFUT__TIMEOUT_EXPIRING
+         || timeout->scope.state == AFUT__TIMEOUT_EXPIRED;
+}
+
+/* Leaves the scope with *@error passing through it (may be NULL). */
+static void
+afut__timeout_close (AfutTimeout *t, AfutError **error)
+{
+  AfutTask *task = t->scope.task;
+  afut__scope_unlink (&t->scope);
+  afut__handle_clear (&t->handle);
+  if (t->scope.state == AFUT__TIMEOUT_EXPIRING)
+    {
+      t->scope.state = AFUT__TIMEOUT_EXPIRED;
+      /* Ours unless more cancel requests came than there were before. */
+      if (afut_task_uncancel (task) <= t->cancelling && *error != NULL
+          && afut_error_is_cancelled (*error))
+        {
+          afut_error_free (*error);
+          *error = afut_error_new_literal (AFUT_ERROR, AFUT_ERROR_TIMEOUT,
+                                           "timed out");
+        }
+    }
+  else
+    t->scope.state = AFUT__TIMEOUT_EXITED;
+}
+
+static bool
+afut__scope_check_innermost (AfutScope *scope, const char *func)
+{
+  AfutTask *task = scope->task;
+  if (task == NULL || task->scopes != scope)
+    {
+      afut__log (AFUT_LOG_CRITICAL,
+                 "%s: this scope is not the innermost open one of its task "
+                 "(exited twice, or out of order?)",
+                 func);
+      return false;
+    }
+  return afut__task_check_current (task, func);
+}
+
+bool
+afut_timeout_exit (AfutTimeout *timeout)
+{
+  AFUT__RETURN_VAL_IF_FAIL (timeout != NULL, false);
+  AFUT__RETURN_VAL_IF_FAIL (timeout->scope.kind == AFUT__SCOPE_TIMEOUT, false);
+  if (!afut__scope_check_innermost (&timeout->scope, __func__))
+    return false;
+  afut__timeout_close (timeout, &timeout->scope.task->caught);
+  return timeout->scope.state == AFUT__TIMEOUT_EXPIRED;
+}
+
+/* task groups */
+
+static void afut__group_child_done (AfutFuture *child, void *data);
+
+static AfutTaskGroup *
+afut__group_of (AfutScope *scope)
+{
+  return (AfutTaskGroup *) (void *) ((char *) scope
+                                     - offsetof (AfutTaskGroup, scope));
+}
+
+static void
+afut__group_finalize (AfutTaskGroup *g)
+{
+  size_t i;
+  for (i = 0; i < g->n_errors; i++)
+    afut_error_free (g->errors[i]);
+  AFUT_FREE (g->errors);
+  AFUT_FREE (g->children);
+  afut_error_free (g->body_error);
+  AFUT_FREE (g->cancel_message);
+}
+
+AfutTaskGroup *
+afut_task_group_new (AfutTask *task)
+{
+  AfutTaskGroup *g;
+  AFUT__RETURN_VAL_IF_FAIL (task != NULL, NULL);
+  if (!afut__task_check_current (task, __func__))
+    return NULL;
+  g = (AfutTaskGroup *) afut__alloc (sizeof (AfutTaskGroup));
+  memset (g, 0, sizeof *g);
+  /* Its first reference is the parent's scope chain's. */
+  afut__future_init (&g->future, task->future.loop, AFUT__KIND_GROUP);
+  afut__scope_push (task, &g->scope, AFUT__SCOPE_GROUP);
+  g->cancelling = task->n_cancels;
+  return g;
+}
+
+static void
+afut__group_set_cancel (AfutTaskGroup *g, const char *message)
+{
+  g->propagate_cancel = true;
+  AFUT_FREE (g->cancel_message);
+  g->cancel_message = message != NULL ? afut__strdup (message) : NULL;
+}
+
+static void
+afut__group_abort (AfutTaskGroup *g)
+{
+  size_t i;
+  g->aborting = true;
+  /* Cancelling queues callbacks, never runs them: the array holds. */
+  for (i = 0; i < g->n_children; i++)
+    afut_future_cancel (g->children[i]->child, NULL);
+}
+
+static void
+afut__group_append_error (AfutTaskGroup *g, AfutError *error)
+{
+  if (g->n_errors == g->errors_cap)
+    {
+      g->errors_cap = g->errors_cap ? g->errors_cap * 2 : 4;
+      g->errors = (AfutError **) afut__realloc (
+        g->errors, g->errors_cap * sizeof (AfutError *));
+    }
+  g->errors[g->n_errors++] = error;
+}
+
+/* Every child is done and the block has ended: the group's outcome. */
+static void
+afut__group_finish (AfutTaskGroup *g)
+{
+  AfutTask *parent = g->scope.task;
+  bool propagate = g->propagate_cancel;
+  AfutError *outcome = NULL;
+
+  if (g->parent_cancel_requested
+      && afut_task_uncancel (parent) <= g->cancelling)
+    propagate = false; /* the cancel was ours */
+  if (propagate && g->n_errors == 0)
+    outcome = afut__cancelled_error (g->cancel_message);
+  else
+    {
+      if (g->body_error != NULL)
+        {
+          afut__group_append_error (g, g->body_error);
+          g->body_error = NULL;
+        }
+      if (g->n_errors > 0)
+        outcome = afut__group_error ("unhandled errors in a TaskGroup",
+                                     g->errors, g->n_errors);
+    }
+  afut__scope_unlink (&g->scope);
+  if (outcome != NULL)
+    afut__future_complete_error (&g->future, outcome);
+  else
+    afut__future_complete_value (&g->future, AFUT_VALUE_NONE);
+  afut_future_unref (&g->future); /* the scope chain's */
+}
+
+static void
+afut__group_child_done (AfutFuture *child, void *data)
+{
+  AfutGroupLink *link = (AfutGroupLink *) data;
+  AfutTaskGroup *g = link->group;
+  AfutTask *parent = g->scope.task;
+
+  g->children[link->index] = g->children[--g->n_children];
+  g->children[link->index]->index = link->index;
+  AFUT_FREE (link);
+
+  if (child->state == AFUT_FUTURE_FAILED)
+    {
+      child->flags |= AFUT__FUTURE_ERROR_RETRIEVED;
+      afut__group_append_error (g, afut_error_copy (child->u.error));
+      if (parent->future.state != AFUT_FUTURE_PENDING)
+        afut__report (g->future.loop,
+                      "a task group's child failed after its parent ended",
+                      child->u.error, parent->name);
+      else if (!g->aborting && !g->parent_cancel_requested)
+        {
+          /* Stop the block: the siblings, and the parent's await. */
+          afut__group_abort (g);
+          g->parent_cancel_requested = true;
+          afut_future_cancel (&parent->future, NULL);
+        }
+    }
+  afut_future_unref (child);
+  if (g->exiting && g->n_children == 0
+      && g->future.state == AFUT_FUTURE_PENDING)
+    afut__group_finish (g);
+  afut_future_unref (&g->future); /* the link's */
+}
+
+static bool
+afut__group_cancel (AfutTaskGroup *g, const char *message)
+{
+  /* A cancellation reaching the group's exit (its parent was cancelled
+   * while waiting for the children): the children are cancelled, the
+   * wait goes on, and the parent ends cancelled.  One that the group's
+   * own abort caused is absorbed. */
+  if (!g->aborting)
+    {
+      afut__group_set_cancel (g, message);
+      afut__group_abort (g);
+    }
+  return true;
+}
+
+AfutFuture *
+afut_task_group_spawn (AfutTaskGroup *group, AfutFuture *future)
+{
+  AfutGroupLink *link;
+  const char *refusal = NULL;
+  AFUT__RETURN_VAL_IF_FAIL (group != NULL, NULL);
+  if (future == NULL)
+    {
+      afut__log (AFUT_LOG_CRITICAL, "%s: assertion 'future != NULL' failed",
+                 __func__);
+      return NULL;
+    }
+  if (group->future.state != AFUT_FUTURE_PENDING)
+    refusal = "is finished";
+  else if (group->aborting)
+    refusal = "is shutting down";
+  else if (future->loop != group->future.loop)
+    refusal = "belongs to another loop than the future";
+  if (refusal != NULL)
+    {
+      afut__log (AFUT_LOG_CRITICAL, "%s: the task group %s", __func__,
+                 refusal);
+      afut_future_cancel (future, NULL);
+      afut_future_unref (future);
+      return NULL;
+    }
+  afut__take (future);
+  link = (AfutGroupLink *) afut__alloc (sizeof (AfutGroupLink));
+  link->group = group;
+  link->child = future; /* the caller's reference */
+  if (group->n_children == group->children_cap)
+    {
+      group->children_cap = group->children_cap ? group->children_cap * 2 : 8;
+      group->children = (AfutGroupLink **) afut__realloc (
+        group->children, group->children_cap * sizeof (AfutGroupLink *));
+    }
+  link->index = group->n_children;
+  group->children[group->n_children++] = link;
+  group->future.ref_count++;
+  afut_future_add_done_callback (future, afut__group_child_done, link);
+  return future;
+}
+
+AfutFuture *
+afut_task_group_exit (AfutTaskGroup *group)
+{
+  AFUT__RETURN_VAL_IF_FAIL (group != NULL, NULL);
+  if (group->future.state != AFUT_FUTURE_PENDING || group->exiting)
+    {
+      afut__log (AFUT_LOG_CRITICAL, "%s: the task group was exited already",
+                 __func__);
+      return NULL;
+    }
+  if (!afut__scope_check_innermost (&group->scope, __func__))
+    return NULL;
+  afut_future_ref (&group->future);
+  group->exiting = true;
+  if (group->n_children == 0)
+    afut__group_finish (group);
+  return &group->future;
+}
+
+size_t
+afut_task_group_get_n_children (AfutTaskGroup *group)
+{
+  AFUT__RETURN_VAL_IF_FAIL (group != NULL, 0);
+  return group->n_children;
+}
+
+/* The parent's block ended with *@error (NULL: normally).  True when the
+ * group is done, its outcome folded into *@error; false when the parent
+ * must wait for the children. */
+static bool
+afut__group_leave (AfutTaskGroup *g, AfutError **error)
+{
+  if (!g->exiting)
+    {
+      g->exiting = true;
+      if (*error != NULL)
+        {
+          if (afut_error_is_cancelled (*error))
+            afut__group_set_cancel (g, (*error)->message);
+          else
+            g->body_error = afut_error_copy (*error);
+          if (!g->aborting)
+            afut__group_abort (g);
+        }
+      if (g->n_children > 0)
+        return false;
+      g->future.ref_count++;
+      afut__group_finish (g);
+    }
+  else
+    g->future.ref_count++;
+  /* Done: its error, if any, replaces the block's. */
+  if (g->future.state != AFUT_FUTURE_DONE)
+    {
+      g->future.flags |= AFUT__FUTURE_ERROR_RETRIEVED;
+      afut_error_free (*error);
+      *error = afut_error_copy (g->future.u.error);
+    }
+  afut_future_unref (&g->future);
+  return true;
+}
+
+/* ---- task completion through its scopes ---- */
+
+/* Completes @task with @error, or with the value stored in its future's
+ * value fields when @error is NULL, after leaving every scope still
+ * open; a task group may make it wait for its children first. */
+static void
+afut__task_finish (AfutTask *task, AfutError *error)
+{
+  while (task->scopes != NULL)
+    {
+      AfutScope *scope = task->scopes;
+      AfutTaskGroup *g;
+      if (scope->kind == AFUT__SCOPE_TIMEOUT)
+        {
+          afut__timeout_close ((AfutTimeout *) (void *) scope, &error);
+          continue;
+        }
+      g = afut__group_of (scope);
+      if (g->exiting && g->future.state == AFUT_FUTURE_PENDING)
+        {
+          /* An exit already waits: the block ends when it does. */
+        }
+      else if (afut__group_leave (g, &error))
+        continue;
+      /* Wait for the children, as `async with` does, holding the
+       * outcome. */
+      if (error != NULL)
+        {
+          task->task_flags |= AFUT__TASK_STASHED_ERROR;
+          task->future.u.error = error;
+        }
+      task->task_flags |= AFUT__TASK_UNWINDING;
+      afut_future_unref (task->awaiting);
+      task->awaiting = afut_future_ref (&g->future);
+      afut_future_add_done_callback (&g->future, afut__task_wakeup, task);
+      task->task_flags |= AFUT__TASK_WAITING;
+      if ((task->task_flags & AFUT__TASK_MUST_CANCEL)
+          && afut_future_cancel (&g->future, task->cancel_message))
+        task->task_flags &= (uint16_t) ~AFUT__TASK_MUST_CANCEL;
+      return;
+    }
+
+  if (error == NULL && (task->task_flags & AFUT__TASK_MUST_CANCEL))
+    /* asyncio: a task cancelled right before its coroutine returns ends
+     * cancelled. */
+    error = afut__cancelled_error (task->cancel_message);
+  if (error != NULL)
+    {
+      if (task->future.value_type == AFUT_VALUE_POINTER
+          && task->future.u.value.destroy != NULL)
+        task->future.u.value.destroy (task->future.u.value.v.pointer);
+      afut__future_complete_error (&task->future, error);
+    }
+  else
+    afut__future_complete_value (&task->future,
+                                 (AfutValueType) task->future.value_type);
+  afut__task_done (task);
+}
+
+/* The children of the group the task waited on are done: go on leaving
+ * its scopes. */
+static void
+afut__task_resume_unwind (AfutTask *task)
+{
+  AfutTaskGroup *g = (AfutTaskGroup *) task->awaiting;
+  AfutError *error = NULL;
+  task->task_flags &= (uint16_t) ~AFUT__TASK_UNWINDING;
+  if (task->task_flags & AFUT__TASK_STASHED_ERROR)
+    {
+      task->task_flags &= (uint16_t) ~AFUT__TASK_STASHED_ERROR;
+      error = task->future.u.error;
+      task->future.u.error = NULL;
+      task->future.value_type = AFUT_VALUE_NONE;
+    }
+  if (g->future.state != AFUT_FUTURE_DONE)
+    {
+      g->future.flags |= AFUT__FUTURE_ERROR_RETRIEVED;
+      afut_error_free (error);
+      error = afut_error_copy (g->future.u.error);
+    }
+  task->awaiting = NULL;
+  afut_future_unref (&g->future);
+  afut__task_finish (task, error);
+}
+
+/* ---- diagnostics ---- */
+
+unsigned
+afut_task_cancelling (AfutTask *task)
+{
+  AFUT__RETURN_VAL_IF_FAIL (task != NULL, 0);
+  AFUT__RETURN_VAL_IF_FAIL (task->future.kind == AFUT__KIND_TASK, 0);
+  return task->n_cancels;
+}
+
+unsigned
+afut_task_uncancel (AfutTask *task)
+{
+  AFUT__RETURN_VAL_IF_FAIL (task != NULL, 0);
+  AFUT__RETURN_VAL_IF_FAIL (task->future.kind == AFUT__KIND_TASK, 0);
+  if (task->n_cancels > 0)
+    task->n_cancels--;
+  return task->n_cancels;
+}
+
+static double
+afut__timer_left (AfutFuture *timer)
+{
+  AfutLoop *loop = timer->loop;
+  uint32_t i = timer->u.timer.heap_index;
+  if (timer->kind != AFUT__KIND_SLEEP || i == AFUT__NO_HEAP_INDEX
+      || i >= loop->heap_len)
+    return 0;
+  return (double) (loop->heap[i].when - afut_loop_time_ns (loop)) / 1e9;
+}
+
+/* What @f is, for a person: "sleep (1.5 s left)". */
+static int
+afut__future_describe (AfutFuture *f, char *buf, size_t size)
+{
+  switch (f->kind)
+    {
+    case AFUT__KIND_TASK:
+      return snprintf (buf, size, "task '%s'", ((AfutTask *) f)->name);
+    case AFUT__KIND_GATHER:
+      {
+        AfutGather *g = (AfutGather *) f;
+        return snprintf (buf, size, "gather (%zu of %zu done)", g->n_finished,
+                         g->n_unique);
+      }
+    case AFUT__KIND_SLEEP:
+      if (f->flags & AFUT__FUTURE_HANDLE)
+        return snprintf (buf, size, "a timer handle (%.3g s left)",
+                         afut__timer_left (f));
+      return snprintf (buf, size, "sleep (%.3g s left)", afut__timer_left (f));
+    case AFUT__KIND_YIELD:
+      return snprintf (buf, size, "sleep (0)");
+    case AFUT__KIND_FD:
+      return snprintf (buf, size, "fd %d", ((AfutFdFuture *) f)->watch.fd);
+    case AFUT__KIND_CUSTOM:
+      return snprintf (buf, size, "a custom future");
+    case AFUT__KIND_SHIELD:
+      return snprintf (buf, size, "a shield");
+    case AFUT__KIND_WAIT_FOR:
+      {
+        AfutWaitFor *w = (AfutWaitFor *) f;
+        if (w->timer == NULL)
+          return snprintf (buf, size, "wait_for (expired)");
+        return snprintf (buf, size, "wait_for (%.3g s left)",
+                         afut__timer_left (w->timer));
+      }
+    case AFUT__KIND_WAIT:
+      {
+        AfutMulti *m = (AfutMulti *) f;
+        return snprintf (buf, size, "wait (%zu of %zu done)", m->n_settled,
+                         m->n_items);
+      }
+    case AFUT__KIND_AS_COMPLETED:
+      return snprintf (buf, size, "as_completed");
+    case AFUT__KIND_RACE:
+      return snprintf (buf, size, "%s of %zu",
+                       ((AfutMulti *) f)->mode == AFUT__MULTI_ANY ? "any"
+                                                                 : "race",
+                       ((AfutMulti *) f)->n_items);
+    case AFUT__KIND_GROUP:
+      return snprintf (buf, size, "a task group (%zu children left)",
+                       ((AfutTaskGroup *) f)->n_children);
+    default:
+      return snprintf (buf, size, "a future");
+    }
+}
+
+size_t
+afut_task_describe (AfutTask *task, char *buffer, size_t size)
+{
+  char what[160];
+  const char *state;
+  int n;
+  AFUT__RETURN_VAL_IF_FAIL (task != NULL, 0);
+  AFUT__RETURN_VAL_IF_FAIL (task->future.kind == AFUT__KIND_TASK, 0);
+  AFUT__RETURN_VAL_IF_FAIL (buffer != NULL || size == 0, 0);
+  what[0] = '\0';
+  if (task->future.state != AFUT_FUTURE_PENDING)
+    state = afut_future_state_to_string ((AfutFutureState) task->future.state);
+  else if (task->task_flags & AFUT__TASK_LAZY)
+    state = "not started";
+  else if (task->task_flags & AFUT__TASK_RUNNING)
+    state = "running";
+  else if (!(task->task_flags & AFUT__TASK_STARTED))
+    state = "scheduled";
+  else
+    state = "pending";
+  if (task->future.state == AFUT_FUTURE_PENDING
+      && (task->task_flags & AFUT__TASK_WAITING) && task->awaiting != NULL)
+    {
+      size_t len = (size_t) snprintf (
+        what, sizeof what, ", %s ",
+        (task->task_flags & AFUT__TASK_UNWINDING) ? "leaving" : "awaiting");
+      afut__future_describe (task->awaiting, what + len, sizeof what - len);
+    }
+  else if (task->future.state == AFUT_FUTURE_PENDING
+           && (task->task_flags & AFUT__TASK_STARTED)
+           && (task->task_flags & AFUT__TASK_SCHEDULED))
+    snprintf (what, sizeof what, ", ready to resume");
+  else if (task->future.state != AFUT_FUTURE_DONE
+           && task->future.state != AFUT_FUTURE_PENDING)
+    snprintf (what, sizeof what, ": %s", task->future.u.error->message);
+  if (task->future.state == AFUT_FUTURE_PENDING
+      && (task->task_flags & AFUT__TASK_STARTED) && task->resume_point > 0)
+    n = snprintf (buffer, size, "Task '%s' (Task-%lu) %s at line %d%s",
+                  task->name, (unsigned long) task->id, state,
+                  task->resume_point, what);
+  else
+    n = snprintf (buffer, size, "Task '%s' (Task-%lu) %s%s", task->name,
+                  (unsigned long) task->id, state, what);
+  return n > 0 ? (size_t) n : 0;
+}
+
+static int
+afut__task_compare_id (const void *a, const void *b)
+{
+  uint32_t x = (*(AfutTask *const *) a)->id;
+  uint32_t y = (*(AfutTask *const *) b)->id;
+  return x < y ? -1 : x > y;
+}
+
+void
+afut_loop_foreach_task (AfutLoop *loop, AfutTaskForeachFunc func, void *data)
+{
+  AfutTask **snapshot;
+  size_t i, n;
+  AFUT__RETURN_IF_FAIL (loop != NULL);
+  AFUT__RETURN_IF_FAIL (func != NULL);
+  n = loop->n_tasks;
+  if (n == 0)
+    return;
+  snapshot = (AfutTask **) afut__alloc (n * sizeof (AfutTask *));
+  for (i = 0; i < n; i++)
+    {
+      snapshot[i] = loop->tasks[i];
+      snapshot[i]->future.ref_count++;
+    }
+  qsort (snapshot, n, sizeof (AfutTask *), afut__task_compare_id);
+  for (i = 0; i < n; i++)
+    {
+      if (snapshot[i]->future.state == AFUT_FUTURE_PENDING)
+        func (snapshot[i], data);
+      afut_future_unref (&snapshot[i]->future);
+    }
+  AFUT_FREE (snapshot);
+}
+
+static void
+afut__print_task (AfutTask *task, void *data)
+{
+  char line[512];
+  afut_task_describe (task, line, sizeof line);
+  fprintf ((FILE *) data, "%s\n", line);
+}
+
+void
+afut_loop_print_tasks (AfutLoop *loop, FILE *stream)
+{
+  AFUT__RETURN_IF_FAIL (loop != NULL);
+  afut_loop_foreach_task (loop, afut__print_task,
+                          stream != NULL ? stream : stderr);
+}
+
+static bool
+afut__combinator_cancel (AfutFuture *future, const char *message)
+{
+  switch (future->kind)
+    {
+    case AFUT__KIND_SHIELD:
+      return afut__shield_cancel ((AfutShield *) future, message);
+    case AFUT__KIND_WAIT_FOR:
+      return afut__wait_for_cancel ((AfutWaitFor *) future, message);
+    case AFUT__KIND_GROUP:
+      return afut__group_cancel ((AfutTaskGroup *) future, message);
+    default:
+      return afut__multi_cancel ((AfutMulti *) future, message);
+    }
+}
+
+static void
+afut__combinator_finalize (AfutFuture *future)
+{
+  switch (future->kind)
+    {
+    case AFUT__KIND_SHIELD:
+      afut_future_unref (((AfutShield *) future)->inner);
+      break;
+    case AFUT__KIND_WAIT_FOR:
+      afut_future_unref (((AfutWaitFor *) future)->inner);
+      afut_future_unref (((AfutWaitFor *) future)->timer);
+      break;
+    case AFUT__KIND_GROUP:
+      afut__group_finalize ((AfutTaskGroup *) future);
+      break;
+    default:
+      afut__multi_finalize ((AfutMulti *) future);
+      break;
+    }
 }
 
 /* ---- fd readiness ---- */

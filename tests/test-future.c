@@ -1736,8 +1736,9 @@ test_errors_code_to_string (void)
                    "closed");
   g_assert_cmpstr (afut_error_code_to_string (AFUT_ERROR_INCOMPLETE), ==,
                    "incomplete");
+  g_assert_cmpstr (afut_error_code_to_string (AFUT_ERROR_GROUP), ==, "group");
   g_assert_cmpstr (afut_error_code_to_string (-1), ==, "unknown");
-  g_assert_cmpstr (afut_error_code_to_string (AFUT_ERROR_INCOMPLETE + 1), ==,
+  g_assert_cmpstr (afut_error_code_to_string (AFUT_ERROR_GROUP + 1), ==,
                    "unknown");
   g_assert_cmpstr (afut_error_code_to_string (INT32_MAX), ==, "unknown");
 }
