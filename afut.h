@@ -886,13 +886,15 @@ AFUT_API void afut_loop_wakeup (AfutLoop *loop);
  * in the order they were made, in the same batch as the sleeps that end
  * then.  The returned handle completes (with no value) when @func has
  * run; afut_future_cancel() on it before then stops the call
- * (TimerHandle.cancel()).  Dropping the handle does not cancel the call.
+ * (TimerHandle.cancel()).  Unreferencing the handle does not cancel the
+ * call; not unreferencing it leaks it, unlike a Python TimerHandle.
  *
  * Returns: (transfer full): the handle, %NULL on bad arguments (reported)
  * Since: 0.2
  */
 AFUT_API AfutFuture *afut_loop_call_later (AfutLoop *loop, double delay,
-                                           AfutCallback func, void *data);
+                                           AfutCallback func,
+                                           void *data) AFUT__WARN_UNUSED;
 
 /**
  * afut_loop_call_at:
@@ -908,7 +910,8 @@ AFUT_API AfutFuture *afut_loop_call_later (AfutLoop *loop, double delay,
  * Since: 0.2
  */
 AFUT_API AfutFuture *afut_loop_call_at (AfutLoop *loop, double when,
-                                        AfutCallback func, void *data);
+                                        AfutCallback func,
+                                        void *data) AFUT__WARN_UNUSED;
 
 /**
  * AfutTaskForeachFunc:
@@ -1343,6 +1346,21 @@ AFUT_API AfutValueType afut_future_get_value_type (AfutFuture *future);
  * Since: 0.1
  */
 AFUT_API void *afut_future_get_pointer (AfutFuture *future);
+
+/**
+ * afut_future_steal_pointer:
+ * @future: a future in the %AFUT_FUTURE_DONE state holding a pointer
+ *
+ * Takes the pointer value out, as g_task_propagate_pointer() does: the
+ * caller owns it from now on, and neither @future nor the future it lends
+ * its value from (a shield, wait_for, race or any result lends its
+ * input's) will free it.  The pointer stays readable with
+ * afut_future_get_pointer().  The same checks as that function apply.
+ *
+ * Returns: (transfer full) (nullable): the pointer value
+ * Since: 0.2
+ */
+AFUT_API void *afut_future_steal_pointer (AfutFuture *future);
 
 /**
  * afut_future_get_int:
@@ -2232,8 +2250,8 @@ AFUT_API bool afut_timeout_exit (AfutTimeout *timeout);
 /**
  * AfutWaitMode:
  * @AFUT_WAIT_FIRST_COMPLETED: when any future completes
- * @AFUT_WAIT_FIRST_EXCEPTION: when any future fails or is cancelled, or
- *   when all are done
+ * @AFUT_WAIT_FIRST_EXCEPTION: when any future fails, or when all are done
+ *   (a cancelled future does not count as failed, as in asyncio)
  * @AFUT_WAIT_ALL_COMPLETED: when all are done
  *
  * When afut_wait() returns (asyncio's return_when).
@@ -2455,7 +2473,8 @@ AFUT_API AfutTaskGroup *afut_task_group_new (AfutTask *task);
  * failure, takes no more: @future is cancelled (reported).
  *
  * Returns: (transfer none) (nullable): the child, alive while @group
- *   is; %NULL if it was refused
+ *   is (until the exit future is freed): afut_future_ref() it to read its
+ *   value after that; %NULL if it was refused
  * Since: 0.2
  */
 AFUT_API AfutFuture *afut_task_group_spawn (AfutTaskGroup *group,
@@ -2482,6 +2501,705 @@ AFUT_API AfutFuture *afut_task_group_exit (AfutTaskGroup *group);
  * Since: 0.2
  */
 AFUT_API size_t afut_task_group_get_n_children (AfutTaskGroup *group);
+
+/* ---- synchronisation primitives ----
+ *
+ * asyncio's Event, Lock, Semaphore, BoundedSemaphore, Condition, Queue,
+ * LifoQueue and PriorityQueue (locks.py and queues.py of CPython 3.11).
+ * Each coroutine method (Lock.acquire, Event.wait, Semaphore.acquire,
+ * Condition.wait and wait_for, Queue.put, get and join) returns an afut
+ * coroutine object: `AFUT_AWAIT (task, afut_lock_acquire (lock))` runs it
+ * inside the await, as `await lock.acquire()` does, so an uncontended
+ * acquire does not suspend.  Inside, each is the asyncio method line for
+ * line, try/except/finally included: the wake-up order, fairness (first
+ * come, first served; a cancelled waiter is skipped; a late arrival cannot
+ * jump the queue) and cancellation rules are asyncio's.
+ *
+ * The objects are reference counted, bound to one loop and used from that
+ * loop's thread only.  A pending operation holds a reference to its
+ * object, so dropping yours while tasks still wait on it is safe.
+ *
+ *     typedef struct { AfutTask task; AfutLock *lock; } Worker;
+ *
+ *     static void
+ *     worker (AfutTask *task)              // async def worker(lock):
+ *     {
+ *       Worker *self = (Worker *) task;
+ *       AFUT_BEGIN (task);
+ *       AFUT_AWAIT (task, afut_lock_acquire (self->lock)); // async with lock:
+ *       AFUT_AWAIT_TRY (task, afut_sleep (1.0));           //   await sleep(1)
+ *       afut_lock_release (self->lock);
+ *       if (afut_task_caught (task) != NULL)
+ *         AFUT_RERAISE (task);
+ *       AFUT_END (task);
+ *     }
+ */
+
+/**
+ * AfutEvent:
+ *
+ * asyncio.Event: a flag tasks wait for.  Reference counted; fields are
+ * private.
+ *
+ * Since: 0.2
+ */
+typedef struct AfutEvent AfutEvent;
+
+/**
+ * AfutLock:
+ *
+ * asyncio.Lock: a non-reentrant mutual exclusion lock for tasks, handed to
+ * waiters first come, first served.  Not owned by a task: any code may
+ * release it.  Reference counted; fields are private.
+ *
+ * Since: 0.2
+ */
+typedef struct AfutLock AfutLock;
+
+/**
+ * AfutSemaphore:
+ *
+ * asyncio.Semaphore, or asyncio.BoundedSemaphore when made with
+ * afut_bounded_semaphore_new().  Reference counted; fields are private.
+ *
+ * Since: 0.2
+ */
+typedef struct AfutSemaphore AfutSemaphore;
+
+/**
+ * AfutCondition:
+ *
+ * asyncio.Condition: waiting for a notification while a lock is released.
+ * Reference counted; fields are private.
+ *
+ * Since: 0.2
+ */
+typedef struct AfutCondition AfutCondition;
+
+/**
+ * AfutQueue:
+ *
+ * asyncio.Queue, LifoQueue or PriorityQueue of `void *` items.  Reference
+ * counted; fields are private.
+ *
+ * Since: 0.2
+ */
+typedef struct AfutQueue AfutQueue;
+
+/**
+ * AfutPredicateFunc:
+ * @data: the user data given to afut_condition_wait_for()
+ *
+ * The predicate of afut_condition_wait_for().  It runs inside the waiting
+ * coroutine, with the condition's lock held.
+ *
+ * Returns: whether the awaited state is reached
+ * Since: 0.2
+ */
+typedef bool (*AfutPredicateFunc) (void *data);
+
+/**
+ * AfutCompareFunc:
+ * @a: an item
+ * @b: another item
+ *
+ * Orders the items of a %AFUT_QUEUE_PRIORITY queue: it receives the items
+ * themselves (the pointers that were put), as GLib's GCompareFunc, not
+ * pointers to them as qsort() does.
+ *
+ * Returns: negative if @a comes out before @b, positive if after, 0 if
+ *   they are equal (equal items come out in the order they were put)
+ * Since: 0.2
+ */
+typedef int (*AfutCompareFunc) (const void *a, const void *b);
+
+/**
+ * AfutQueueKind:
+ * @AFUT_QUEUE_FIFO: first in, first out (asyncio.Queue)
+ * @AFUT_QUEUE_LIFO: last in, first out (asyncio.LifoQueue)
+ * @AFUT_QUEUE_PRIORITY: smallest first by the queue's #AfutCompareFunc,
+ *   equal items in the order they were put (asyncio.PriorityQueue, whose
+ *   entries are usually `(priority, count, data)` tuples for that reason)
+ *
+ * The order in which a queue hands out its items.
+ *
+ * Since: 0.2
+ */
+typedef enum
+{
+  AFUT_QUEUE_FIFO,
+  AFUT_QUEUE_LIFO,
+  AFUT_QUEUE_PRIORITY
+} AfutQueueKind;
+
+/* ---- event ---- */
+
+/**
+ * afut_event_new:
+ * @loop: (nullable): the loop, %NULL for the running loop
+ *
+ * Creates an event, not set (asyncio.Event()).
+ *
+ * Returns: (transfer full): a new event; %NULL if @loop is %NULL and no
+ *   loop is running, or the loop is closed (reported)
+ * Since: 0.2
+ */
+AFUT_API AfutEvent *afut_event_new (AfutLoop *loop);
+
+/**
+ * afut_event_ref:
+ * @event: an event
+ *
+ * Returns: (transfer full): @event
+ * Since: 0.2
+ */
+AFUT_API AfutEvent *afut_event_ref (AfutEvent *event);
+
+/**
+ * afut_event_unref:
+ * @event: (nullable) (transfer full): an event
+ *
+ * Drops a reference; %NULL is ignored.  Pending waits hold references of
+ * their own.
+ *
+ * Since: 0.2
+ */
+AFUT_API void afut_event_unref (AfutEvent *event);
+
+/**
+ * afut_event_set:
+ * @event: an event
+ *
+ * Sets the flag and wakes every task waiting on @event (they resume on
+ * later loop iterations, in the order they began to wait).  Until
+ * afut_event_clear(), waits complete at once.  Setting a set event does
+ * nothing.
+ *
+ * Since: 0.2
+ */
+AFUT_API void afut_event_set (AfutEvent *event);
+
+/**
+ * afut_event_clear:
+ * @event: an event
+ *
+ * Clears the flag: later waits block until the next afut_event_set().
+ * Waiters already woken by a set still return.
+ *
+ * Since: 0.2
+ */
+AFUT_API void afut_event_clear (AfutEvent *event);
+
+/**
+ * afut_event_is_set:
+ * @event: an event
+ *
+ * Returns: whether the flag is set
+ * Since: 0.2
+ */
+AFUT_API bool afut_event_is_set (AfutEvent *event);
+
+/**
+ * afut_event_wait:
+ * @event: an event
+ *
+ * `await event.wait()`: a coroutine that, once awaited, completes at once
+ * if the flag is set (the awaiting task does not suspend), else when
+ * afut_event_set() is called.  Cancelling it stops the wait.
+ *
+ * Returns: (transfer full): a coroutine resolving with no value (asyncio
+ *   returns True); %NULL on a bad argument (reported)
+ * Since: 0.2
+ */
+AFUT_API AfutFuture *afut_event_wait (AfutEvent *event);
+
+/* ---- lock ---- */
+
+/**
+ * afut_lock_new:
+ * @loop: (nullable): the loop, %NULL for the running loop
+ *
+ * Creates an unlocked lock (asyncio.Lock()).
+ *
+ * Returns: (transfer full): a new lock; %NULL if @loop is %NULL and no
+ *   loop is running, or the loop is closed (reported)
+ * Since: 0.2
+ */
+AFUT_API AfutLock *afut_lock_new (AfutLoop *loop);
+
+/**
+ * afut_lock_ref:
+ * @lock: a lock
+ *
+ * Returns: (transfer full): @lock
+ * Since: 0.2
+ */
+AFUT_API AfutLock *afut_lock_ref (AfutLock *lock);
+
+/**
+ * afut_lock_unref:
+ * @lock: (nullable) (transfer full): a lock
+ *
+ * Drops a reference; %NULL is ignored.  Pending acquires hold references
+ * of their own.
+ *
+ * Since: 0.2
+ */
+AFUT_API void afut_lock_unref (AfutLock *lock);
+
+/**
+ * afut_lock_acquire:
+ * @lock: a lock
+ *
+ * `await lock.acquire()`: a coroutine that takes the lock.  If the lock is
+ * free and no one waits for it, it takes it without suspending the
+ * awaiting task; else it queues: afut_lock_release() hands the lock to
+ * the first waiter still waiting, and a task arriving while a woken
+ * waiter has not run yet queues behind it.  A waiter cancelled before it
+ * got the lock leaves the queue, and passes the wake-up on if it had
+ * already been woken.
+ *
+ * Returns: (transfer full): a coroutine resolving with no value (asyncio
+ *   returns True) once @lock is held; %NULL on a bad argument (reported)
+ * Since: 0.2
+ */
+AFUT_API AfutFuture *afut_lock_acquire (AfutLock *lock);
+
+/**
+ * afut_lock_release:
+ * @lock: a locked lock
+ *
+ * Unlocks @lock and wakes the first waiter, if any (asyncio's
+ * Lock.release()).  Releasing an unlocked lock is a reported error
+ * (asyncio raises RuntimeError) that changes nothing.
+ *
+ * Returns: true if @lock was locked
+ * Since: 0.2
+ */
+AFUT_API bool afut_lock_release (AfutLock *lock);
+
+/**
+ * afut_lock_is_locked:
+ * @lock: a lock
+ *
+ * Returns: whether @lock is held (asyncio's locked())
+ * Since: 0.2
+ */
+AFUT_API bool afut_lock_is_locked (AfutLock *lock);
+
+/* ---- semaphore ---- */
+
+/**
+ * afut_semaphore_new:
+ * @loop: (nullable): the loop, %NULL for the running loop
+ * @value: the initial counter
+ *
+ * Creates a semaphore (asyncio.Semaphore(value)).
+ *
+ * Returns: (transfer full): a new semaphore; %NULL if @loop is %NULL and
+ *   no loop is running, or the loop is closed (reported)
+ * Since: 0.2
+ */
+AFUT_API AfutSemaphore *afut_semaphore_new (AfutLoop *loop, unsigned value);
+
+/**
+ * afut_bounded_semaphore_new:
+ * @loop: (nullable): the loop, %NULL for the running loop
+ * @value: the initial counter, also its bound
+ *
+ * Creates a bounded semaphore (asyncio.BoundedSemaphore(value)): a
+ * release that would raise the counter above @value is a reported error.
+ *
+ * Returns: (transfer full): a new semaphore; %NULL if @loop is %NULL and
+ *   no loop is running, or the loop is closed (reported)
+ * Since: 0.2
+ */
+AFUT_API AfutSemaphore *afut_bounded_semaphore_new (AfutLoop *loop,
+                                                    unsigned value);
+
+/**
+ * afut_semaphore_ref:
+ * @semaphore: a semaphore
+ *
+ * Returns: (transfer full): @semaphore
+ * Since: 0.2
+ */
+AFUT_API AfutSemaphore *afut_semaphore_ref (AfutSemaphore *semaphore);
+
+/**
+ * afut_semaphore_unref:
+ * @semaphore: (nullable) (transfer full): a semaphore
+ *
+ * Drops a reference; %NULL is ignored.  Pending acquires hold references
+ * of their own.
+ *
+ * Since: 0.2
+ */
+AFUT_API void afut_semaphore_unref (AfutSemaphore *semaphore);
+
+/**
+ * afut_semaphore_acquire:
+ * @semaphore: a semaphore
+ *
+ * `await semaphore.acquire()`: a coroutine that decrements the counter.
+ * Unless afut_semaphore_is_locked(), it does so without suspending the
+ * awaiting task; else it queues, and each release wakes the first waiter
+ * still waiting.  A woken waiter cancelled before it resumes gives its
+ * unit back and wakes the next one.
+ *
+ * Returns: (transfer full): a coroutine resolving with no value (asyncio
+ *   returns True); %NULL on a bad argument (reported)
+ * Since: 0.2
+ */
+AFUT_API AfutFuture *afut_semaphore_acquire (AfutSemaphore *semaphore);
+
+/**
+ * afut_semaphore_release:
+ * @semaphore: a semaphore
+ *
+ * Increments the counter and wakes the first waiter, if any.  On a
+ * bounded semaphore whose counter is at its bound, it is a reported error
+ * (asyncio raises ValueError) that changes nothing.
+ *
+ * Returns: true if the counter was incremented
+ * Since: 0.2
+ */
+AFUT_API bool afut_semaphore_release (AfutSemaphore *semaphore);
+
+/**
+ * afut_semaphore_is_locked:
+ * @semaphore: a semaphore
+ *
+ * Returns: whether an acquire would wait: the counter is 0, or a task is
+ *   still waiting (asyncio 3.11's locked())
+ * Since: 0.2
+ */
+AFUT_API bool afut_semaphore_is_locked (AfutSemaphore *semaphore);
+
+/**
+ * afut_semaphore_get_value:
+ * @semaphore: a semaphore
+ *
+ * Returns: the counter (asyncio's `_value`); a waiter that was woken but
+ *   has not resumed yet already took its unit
+ * Since: 0.2
+ */
+AFUT_API unsigned afut_semaphore_get_value (AfutSemaphore *semaphore);
+
+/* ---- condition ---- */
+
+/**
+ * afut_condition_new:
+ * @loop: (nullable): the loop, %NULL for the running loop
+ * @lock: (nullable) (transfer none): the lock to use, of the same loop;
+ *   %NULL for a new one
+ *
+ * Creates a condition variable (asyncio.Condition(lock)).  It holds a
+ * reference to @lock.
+ *
+ * Returns: (transfer full): a new condition; %NULL if no loop is found or
+ *   @lock belongs to another loop (reported)
+ * Since: 0.2
+ */
+AFUT_API AfutCondition *afut_condition_new (AfutLoop *loop, AfutLock *lock);
+
+/**
+ * afut_condition_ref:
+ * @condition: a condition
+ *
+ * Returns: (transfer full): @condition
+ * Since: 0.2
+ */
+AFUT_API AfutCondition *afut_condition_ref (AfutCondition *condition);
+
+/**
+ * afut_condition_unref:
+ * @condition: (nullable) (transfer full): a condition
+ *
+ * Drops a reference; %NULL is ignored.  Pending waits hold references of
+ * their own.
+ *
+ * Since: 0.2
+ */
+AFUT_API void afut_condition_unref (AfutCondition *condition);
+
+/**
+ * afut_condition_acquire:
+ * @condition: a condition
+ *
+ * afut_lock_acquire() on the condition's lock.
+ *
+ * Returns: (transfer full): a coroutine; %NULL on a bad argument
+ *   (reported)
+ * Since: 0.2
+ */
+AFUT_API AfutFuture *afut_condition_acquire (AfutCondition *condition);
+
+/**
+ * afut_condition_release:
+ * @condition: a condition
+ *
+ * afut_lock_release() on the condition's lock.
+ *
+ * Returns: true if the lock was locked
+ * Since: 0.2
+ */
+AFUT_API bool afut_condition_release (AfutCondition *condition);
+
+/**
+ * afut_condition_is_locked:
+ * @condition: a condition
+ *
+ * Returns: whether the condition's lock is held
+ * Since: 0.2
+ */
+AFUT_API bool afut_condition_is_locked (AfutCondition *condition);
+
+/**
+ * afut_condition_wait:
+ * @condition: a condition whose lock the caller holds
+ *
+ * `await condition.wait()`: a coroutine that releases the lock, waits for
+ * afut_condition_notify() or afut_condition_notify_all(), then takes the
+ * lock again before it completes.  It takes the lock again whatever
+ * happens: cancelled while waiting, it completes (cancelled) only once it
+ * holds the lock; cancelled while taking the lock back, it keeps trying
+ * and ends cancelled.  Awaited while the lock is not held, it fails with
+ * %AFUT_ERROR_INVALID_STATE ("cannot wait on un-acquired lock", asyncio's
+ * RuntimeError).
+ *
+ * Returns: (transfer full): a coroutine resolving with no value (asyncio
+ *   returns True); %NULL on a bad argument (reported)
+ * Since: 0.2
+ */
+AFUT_API AfutFuture *afut_condition_wait (AfutCondition *condition);
+
+/**
+ * afut_condition_wait_for:
+ * @condition: a condition whose lock the caller holds
+ * @predicate: the awaited state, called with @data until it returns true
+ *   or the coroutine ends
+ * @data: (nullable) (closure predicate): passed to @predicate; must
+ *   outlive the coroutine
+ *
+ * `await condition.wait_for(predicate)`: a coroutine that calls
+ * @predicate and, while it returns false, afut_condition_wait().  If
+ * @predicate holds at once, it completes without waiting (and without
+ * checking the lock, as asyncio).
+ *
+ * Returns: (transfer full): a coroutine resolving with no value once
+ *   @predicate returned true (asyncio returns the predicate's value); it
+ *   fails as afut_condition_wait() does; %NULL on a bad argument
+ *   (reported)
+ * Since: 0.2
+ */
+AFUT_API AfutFuture *afut_condition_wait_for (AfutCondition *condition,
+                                              AfutPredicateFunc predicate,
+                                              void *data);
+
+/**
+ * afut_condition_notify:
+ * @condition: a condition whose lock the caller holds
+ * @n: how many waiters to wake at most
+ *
+ * Wakes the first @n tasks waiting on @condition (asyncio's notify(n)).
+ * They resume once they get the lock back, which this call does not
+ * release.  Calling it without the lock held is a reported error (asyncio
+ * raises RuntimeError) that wakes no one.
+ *
+ * Returns: true if the lock was held
+ * Since: 0.2
+ */
+AFUT_API bool afut_condition_notify (AfutCondition *condition, unsigned n);
+
+/**
+ * afut_condition_notify_all:
+ * @condition: a condition whose lock the caller holds
+ *
+ * Wakes every task waiting on @condition, as afut_condition_notify().
+ *
+ * Returns: true if the lock was held
+ * Since: 0.2
+ */
+AFUT_API bool afut_condition_notify_all (AfutCondition *condition);
+
+/* ---- queue ---- */
+
+/**
+ * afut_queue_new:
+ * @loop: (nullable): the loop, %NULL for the running loop
+ * @kind: the order items come out in
+ * @maxsize: how many items the queue holds at most; 0 for no limit
+ * @compare: (nullable): orders the items of an %AFUT_QUEUE_PRIORITY queue
+ *   (required for it); ignored for the other kinds
+ * @item_destroy: (nullable): frees an item the queue or a put still owns
+ *   when it goes: items left in the queue when it is freed, the item of a
+ *   put that failed or was cancelled, or never awaited
+ *
+ * Creates a queue (asyncio.Queue(maxsize), LifoQueue, PriorityQueue).
+ * Items are `void *`, %NULL included.
+ *
+ * Returns: (transfer full): a new queue; %NULL on a bad argument or when
+ *   no loop is found (reported)
+ * Since: 0.2
+ */
+AFUT_API AfutQueue *afut_queue_new (AfutLoop *loop, AfutQueueKind kind,
+                                    size_t maxsize, AfutCompareFunc compare,
+                                    AfutDestroyNotify item_destroy);
+
+/**
+ * afut_queue_ref:
+ * @queue: a queue
+ *
+ * Returns: (transfer full): @queue
+ * Since: 0.2
+ */
+AFUT_API AfutQueue *afut_queue_ref (AfutQueue *queue);
+
+/**
+ * afut_queue_unref:
+ * @queue: (nullable) (transfer full): a queue
+ *
+ * Drops a reference; %NULL is ignored.  When the last goes, the items
+ * left in the queue are freed with its item_destroy.  Pending puts, gets
+ * and joins hold references of their own.
+ *
+ * Since: 0.2
+ */
+AFUT_API void afut_queue_unref (AfutQueue *queue);
+
+/**
+ * afut_queue_put:
+ * @queue: a queue
+ * @item: (transfer full) (nullable): the item
+ *
+ * `await queue.put(item)`: a coroutine that enqueues @item, first waiting
+ * while the queue is full (then it does not suspend the awaiting task if
+ * there is room).  The coroutine owns @item until it enqueues it: if it
+ * fails or is cancelled (then @item is never enqueued), @item is freed
+ * with the queue's item_destroy at once; if it never ran (never awaited,
+ * or cancelled before its first step), when the coroutine is freed.  A
+ * woken put cancelled before it resumes wakes the next waiting put.
+ *
+ * Returns: (transfer full): a coroutine resolving with no value once
+ *   @item is in the queue; %NULL if @queue is %NULL (reported; @item is
+ *   not freed) or its loop is closed (reported; @item is freed)
+ * Since: 0.2
+ */
+AFUT_API AfutFuture *afut_queue_put (AfutQueue *queue, void *item);
+
+/**
+ * afut_queue_put_nowait:
+ * @queue: a queue
+ * @item: (nullable): the item; taken only on success
+ *
+ * Enqueues @item if the queue is not full, and wakes the first waiting
+ * get (asyncio's put_nowait()).  A full queue is not an error: it
+ * returns false (asyncio raises QueueFull) and @item stays the caller's.
+ *
+ * Returns: true if @item was enqueued (the queue owns it now)
+ * Since: 0.2
+ */
+AFUT_API bool afut_queue_put_nowait (AfutQueue *queue, void *item);
+
+/**
+ * afut_queue_get:
+ * @queue: a queue
+ *
+ * `item = await queue.get()`: a coroutine that takes the next item, first
+ * waiting while the queue is empty (without suspending the awaiting task
+ * if there is one).  Only the completed coroutine takes an item out: a
+ * get cancelled, even after a put woke it, leaves the item in the queue
+ * and wakes the next waiting get.
+ *
+ * Returns: (transfer full): a coroutine resolving with the item as a
+ *   pointer value that the future owns, with the queue's item_destroy:
+ *   take it with afut_future_steal_pointer (afut_task_awaited (task)), or
+ *   only read it (afut_future_get_pointer()) and let the future free it;
+ *   %NULL on a bad argument (reported)
+ * Since: 0.2
+ */
+AFUT_API AfutFuture *afut_queue_get (AfutQueue *queue);
+
+/**
+ * afut_queue_get_nowait:
+ * @queue: a queue
+ * @item: (out) (transfer full): where the item goes; untouched on failure
+ *
+ * Takes the next item if there is one, and wakes the first waiting put
+ * (asyncio's get_nowait()).  An empty queue is not an error: it returns
+ * false (asyncio raises QueueEmpty).
+ *
+ * Returns: true if an item was taken (the caller owns it now)
+ * Since: 0.2
+ */
+AFUT_API bool afut_queue_get_nowait (AfutQueue *queue, void **item);
+
+/**
+ * afut_queue_task_done:
+ * @queue: a queue
+ *
+ * Tells @queue that an item taken out is processed (asyncio's
+ * task_done()); when every item ever put is, joins complete.  More calls
+ * than items put is a reported error (asyncio raises ValueError) that
+ * changes nothing.
+ *
+ * Returns: true if the count of unfinished items went down
+ * Since: 0.2
+ */
+AFUT_API bool afut_queue_task_done (AfutQueue *queue);
+
+/**
+ * afut_queue_join:
+ * @queue: a queue
+ *
+ * `await queue.join()`: a coroutine that completes once every item put
+ * was taken out and marked with afut_queue_task_done(); at once (the
+ * awaiting task does not suspend) if that is already so.
+ *
+ * Returns: (transfer full): a coroutine resolving with no value; %NULL on
+ *   a bad argument (reported)
+ * Since: 0.2
+ */
+AFUT_API AfutFuture *afut_queue_join (AfutQueue *queue);
+
+/**
+ * afut_queue_get_size:
+ * @queue: a queue
+ *
+ * Returns: how many items are in @queue (asyncio's qsize())
+ * Since: 0.2
+ */
+AFUT_API size_t afut_queue_get_size (AfutQueue *queue);
+
+/**
+ * afut_queue_get_maxsize:
+ * @queue: a queue
+ *
+ * Returns: the maxsize given to afut_queue_new(), 0 for no limit
+ * Since: 0.2
+ */
+AFUT_API size_t afut_queue_get_maxsize (AfutQueue *queue);
+
+/**
+ * afut_queue_is_empty:
+ * @queue: a queue
+ *
+ * Returns: whether @queue holds no item (asyncio's empty())
+ * Since: 0.2
+ */
+AFUT_API bool afut_queue_is_empty (AfutQueue *queue);
+
+/**
+ * afut_queue_is_full:
+ * @queue: a queue
+ *
+ * Returns: whether @queue holds maxsize items; never for an unbounded one
+ *   (asyncio's full())
+ * Since: 0.2
+ */
+AFUT_API bool afut_queue_is_full (AfutQueue *queue);
+
 
 /* ---- run ---- */
 
@@ -2567,6 +3285,7 @@ AFUT_API int afut_run (AfutTaskFunc func, size_t struct_size,
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -5948,6 +6667,7 @@ typedef struct
   size_t n_settled; /* inputs completed (race/any: seen failing, for any) */
   AfutFuture *timer;
   AfutFuture **items;
+  AfutFuture *winner; /* race/any: the input whose outcome it took */
   uint8_t mode;     /* AfutWaitMode, or RACE / ANY */
   bool cancel_requested;
   bool partitioned;
@@ -5956,6 +6676,7 @@ typedef struct
   AfutFuture **order;
   size_t n_order;
   size_t n_handed; /* as_completed: completions handed out */
+  size_t n_next;   /* as_completed: next() futures made */
   AfutFuture **waiters; /* as_completed: next() futures not yet served */
   size_t n_waiters;
   size_t waiters_cap;
@@ -6215,6 +6936,8 @@ afut__as_completed_serve (AfutMulti *m)
           m->waiters[j++] = w;
           continue;
         }
+      if (w->state == AFUT_FUTURE_CANCELLED && m->future.state == AFUT_FUTURE_PENDING)
+        m->n_next--; /* its awaiter gave up: the input goes to the next */
       afut_future_unref (w);
     }
   m->n_waiters = j;
@@ -6275,7 +6998,6 @@ afut_as_completed_next (AfutFuture *iterator)
 {
   AfutMulti *m = (AfutMulti *) iterator;
   AfutFuture *next;
-  size_t promised;
   AFUT__RETURN_VAL_IF_FAIL (iterator != NULL, NULL);
   AFUT__RETURN_VAL_IF_FAIL (iterator->kind == AFUT__KIND_AS_COMPLETED, NULL);
   if (iterator->loop->closed)
@@ -6283,17 +7005,12 @@ afut_as_completed_next (AfutFuture *iterator)
       afut__log (AFUT_LOG_CRITICAL, "%s: the loop is closed", __func__);
       return NULL;
     }
-  /* Each input is handed out once; waiters already queued will take
-   * the next ones. */
-  promised = m->n_handed;
-  {
-    size_t i;
-    for (i = 0; i < m->n_waiters; i++)
-      if (m->waiters[i]->state == AFUT_FUTURE_PENDING)
-        promised++;
-  }
-  if (promised >= m->n_items)
+  /* As many next futures as inputs, as Python's iterator yields; a
+   * cancelled one does not count (its input goes to the next). */
+  afut__as_completed_serve (m);
+  if (m->n_next >= m->n_items)
     return NULL;
+  m->n_next++;
   next = afut__future_init ((AfutFuture *) afut__alloc (sizeof (AfutFuture)),
                             iterator->loop, AFUT__KIND_PLAIN);
   if (m->n_waiters == m->waiters_cap)
@@ -6323,9 +7040,13 @@ afut__race_item_done (AfutMulti *m, AfutFuture *item)
     }
   if (m->mode == AFUT__MULTI_RACE || item->state == AFUT_FUTURE_DONE)
     {
+      m->winner = item;
       afut__future_mirror (&m->future, item);
       return;
     }
+  /* any: a failure is the any's to report, in its group. */
+  if (item->state == AFUT_FUTURE_FAILED)
+    item->flags |= AFUT__FUTURE_ERROR_RETRIEVED;
   if (m->n_settled < m->n_items)
     return;
   /* any: every input failed. */
@@ -7312,6 +8033,39 @@ afut__combinator_finalize (AfutFuture *future)
     }
 }
 
+/* The future whose pointer value @future lends, if any. */
+static AfutFuture *
+afut__future_lender (AfutFuture *future)
+{
+  switch (future->kind)
+    {
+    case AFUT__KIND_SHIELD:
+      return ((AfutShield *) future)->inner;
+    case AFUT__KIND_WAIT_FOR:
+      return ((AfutWaitFor *) future)->inner;
+    case AFUT__KIND_RACE:
+      return ((AfutMulti *) future)->winner;
+    default:
+      return NULL;
+    }
+}
+
+void *
+afut_future_steal_pointer (AfutFuture *future)
+{
+  void *pointer;
+  AfutFuture *f;
+  AFUT__RETURN_VAL_IF_FAIL (future != NULL, NULL);
+  if (!afut__future_check_value (future, AFUT_VALUE_POINTER, __func__))
+    return NULL;
+  pointer = future->u.value.v.pointer;
+  for (f = future; f != NULL; f = afut__future_lender (f))
+    if (f->state == AFUT_FUTURE_DONE && f->value_type == AFUT_VALUE_POINTER
+        && f->u.value.v.pointer == pointer)
+      f->u.value.destroy = NULL;
+  return pointer;
+}
+
 /* ---- fd readiness ---- */
 
 static void
@@ -7525,6 +8279,1398 @@ afut_fd_write_all (int fd, const void *buffer, size_t size)
   return afut__fd_stream_new (fd, (void *) buffer, size, AFUT__FD_WRITE_ALL,
                               __func__);
 }
+
+/* ---- sync: waiter queues ---- */
+
+/* One pending wait: asyncio's waiter future, and its place in the deque of
+ * the object it waits on.  It lives in the waiting coroutine's struct, so
+ * a wait costs no allocation beyond the future. */
+typedef struct AfutSyncWaiter AfutSyncWaiter;
+typedef struct AfutSyncWaiters AfutSyncWaiters;
+
+struct AfutSyncWaiter
+{
+  AfutFuture *future; /* the coroutine's reference */
+  AfutSyncWaiter *prev;
+  AfutSyncWaiter *next;
+  AfutSyncWaiters *list; /* non-NULL while in a deque */
+};
+
+struct AfutSyncWaiters
+{
+  AfutSyncWaiter *head;
+  AfutSyncWaiter *tail;
+};
+
+static void
+afut__sync_waiters_append (AfutSyncWaiters *list, AfutSyncWaiter *waiter)
+{
+  waiter->list = list;
+  waiter->next = NULL;
+  waiter->prev = list->tail;
+  if (list->tail != NULL)
+    list->tail->next = waiter;
+  else
+    list->head = waiter;
+  list->tail = waiter;
+}
+
+/* deque.remove(fut), where the fut may be gone already (a queue's
+ * _wakeup_next pops the waiters it wakes). */
+static void
+afut__sync_waiter_unlink (AfutSyncWaiter *waiter)
+{
+  AfutSyncWaiters *list = waiter->list;
+  if (list == NULL)
+    return;
+  if (waiter->prev != NULL)
+    waiter->prev->next = waiter->next;
+  else
+    list->head = waiter->next;
+  if (waiter->next != NULL)
+    waiter->next->prev = waiter->prev;
+  else
+    list->tail = waiter->prev;
+  waiter->prev = waiter->next = NULL;
+  waiter->list = NULL;
+}
+
+/* `fut = loop.create_future(); waiters.append(fut)`.  Returns false if
+ * the loop is closed (reported by afut_future_new). */
+static bool
+afut__sync_waiter_enqueue (AfutSyncWaiter *waiter, AfutSyncWaiters *list,
+                           AfutLoop *loop)
+{
+  afut__sync_waiter_unlink (waiter);
+  afut_future_unref (waiter->future);
+  waiter->future = afut_future_new (loop);
+  if (waiter->future == NULL)
+    return false;
+  afut__sync_waiters_append (list, waiter);
+  return true;
+}
+
+/* What a waiting coroutine's finalize does: normally the waiter left its
+ * deque in the coroutine's `finally`; this covers a coroutine freed
+ * without resuming. */
+static void
+afut__sync_waiter_clear (AfutSyncWaiter *waiter)
+{
+  afut__sync_waiter_unlink (waiter);
+  afut_future_unref (waiter->future);
+  waiter->future = NULL;
+}
+
+static bool
+afut__sync_waiter_done (const AfutSyncWaiter *waiter)
+{
+  return waiter->future->state != AFUT_FUTURE_PENDING;
+}
+
+static bool
+afut__sync_waiter_cancelled (const AfutSyncWaiter *waiter)
+{
+  return waiter->future->state == AFUT_FUTURE_CANCELLED;
+}
+
+/* The error a coroutine of an object whose loop closed ends with. */
+static AfutError *
+afut__sync_closed_error (void)
+{
+  return afut_error_new_literal (AFUT_ERROR, AFUT_ERROR_CLOSED,
+                                 "Event loop is closed");
+}
+
+/* Keeps the loop's memory while the object lives (a pending future does,
+ * see afut_loop_unref), so that an object outliving its loop reports "the
+ * loop is closed" instead of touching freed memory.  A loop reference
+ * would instead keep the loop from closing at the caller's last unref. */
+static AfutFuture *
+afut__sync_anchor_new (AfutLoop *loop)
+{
+  return afut_future_new (loop);
+}
+
+/* ---- sync: event ---- */
+
+struct AfutEvent
+{
+  unsigned ref_count;
+  AfutLoop *loop;
+  AfutFuture *anchor;
+  bool value;
+  AfutSyncWaiters waiters;
+};
+
+typedef struct
+{
+  AfutTask task;
+  AfutEvent *event;
+  AfutSyncWaiter waiter;
+} AfutEventWait;
+
+AfutEvent *
+afut_event_new (AfutLoop *loop)
+{
+  AfutEvent *event;
+  loop = afut__resolve_loop (loop, __func__);
+  if (loop == NULL)
+    return NULL;
+  event = (AfutEvent *) afut__alloc (sizeof (AfutEvent));
+  memset (event, 0, sizeof *event);
+  event->ref_count = 1;
+  event->loop = loop;
+  event->anchor = afut__sync_anchor_new (loop);
+  return event;
+}
+
+AfutEvent *
+afut_event_ref (AfutEvent *event)
+{
+  AFUT__RETURN_VAL_IF_FAIL (event != NULL, NULL);
+  AFUT__RETURN_VAL_IF_FAIL (event->ref_count > 0, NULL);
+  event->ref_count++;
+  return event;
+}
+
+void
+afut_event_unref (AfutEvent *event)
+{
+  if (event == NULL)
+    return;
+  AFUT__RETURN_IF_FAIL (event->ref_count > 0);
+  if (--event->ref_count > 0)
+    return;
+  /* Every waiter's coroutine holds a reference. */
+  AFUT_ASSERT (event->waiters.head == NULL);
+  afut_future_unref (event->anchor);
+  AFUT_FREE (event);
+}
+
+void
+afut_event_set (AfutEvent *event)
+{
+  AfutSyncWaiter *w;
+  AFUT__RETURN_IF_FAIL (event != NULL);
+  if (event->value)
+    return;
+  event->value = true;
+  for (w = event->waiters.head; w != NULL; w = w->next)
+    if (!afut__sync_waiter_done (w))
+      afut_future_resolve (w->future);
+}
+
+void
+afut_event_clear (AfutEvent *event)
+{
+  AFUT__RETURN_IF_FAIL (event != NULL);
+  event->value = false;
+}
+
+bool
+afut_event_is_set (AfutEvent *event)
+{
+  AFUT__RETURN_VAL_IF_FAIL (event != NULL, false);
+  return event->value;
+}
+
+/* async def wait(self):
+ *     if self._value: return True
+ *     fut = create_future(); self._waiters.append(fut)
+ *     try: await fut; return True
+ *     finally: self._waiters.remove(fut) */
+static void
+afut__event_wait_step (AfutTask *task)
+{
+  AfutEventWait *self = (AfutEventWait *) task;
+  AfutEvent *event = self->event;
+
+  AFUT_BEGIN (task);
+  if (event->value)
+    AFUT_RETURN (task);
+  if (!afut__sync_waiter_enqueue (&self->waiter, &event->waiters,
+                                  event->loop))
+    AFUT_THROW (task, afut__sync_closed_error ());
+  AFUT_AWAIT_TRY (task, afut_future_ref (self->waiter.future));
+  afut__sync_waiter_unlink (&self->waiter);
+  if (afut_task_caught (task) != NULL)
+    AFUT_RERAISE (task);
+  AFUT_END (task);
+}
+
+static void
+afut__event_wait_finalize (AfutTask *task)
+{
+  AfutEventWait *self = (AfutEventWait *) task;
+  afut__sync_waiter_clear (&self->waiter);
+  afut_event_unref (self->event);
+}
+
+AfutFuture *
+afut_event_wait (AfutEvent *event)
+{
+  AfutEventWait init;
+  AfutFuture *coro;
+  AFUT__RETURN_VAL_IF_FAIL (event != NULL, NULL);
+  memset (&init, 0, sizeof init);
+  init.event = event;
+  coro = afut_coro_new (event->loop, afut__event_wait_step,
+                        sizeof init, &init, __func__,
+                        afut__event_wait_finalize);
+  if (coro != NULL)
+    afut_event_ref (event);
+  return coro;
+}
+
+/* ---- sync: lock ---- */
+
+struct AfutLock
+{
+  unsigned ref_count;
+  AfutLoop *loop;
+  AfutFuture *anchor;
+  bool locked;
+  AfutSyncWaiters waiters;
+};
+
+typedef struct
+{
+  AfutTask task;
+  AfutLock *lock;
+  AfutSyncWaiter waiter;
+} AfutLockAcquire;
+
+AfutLock *
+afut_lock_new (AfutLoop *loop)
+{
+  AfutLock *lock;
+  loop = afut__resolve_loop (loop, __func__);
+  if (loop == NULL)
+    return NULL;
+  lock = (AfutLock *) afut__alloc (sizeof (AfutLock));
+  memset (lock, 0, sizeof *lock);
+  lock->ref_count = 1;
+  lock->loop = loop;
+  lock->anchor = afut__sync_anchor_new (loop);
+  return lock;
+}
+
+AfutLock *
+afut_lock_ref (AfutLock *lock)
+{
+  AFUT__RETURN_VAL_IF_FAIL (lock != NULL, NULL);
+  AFUT__RETURN_VAL_IF_FAIL (lock->ref_count > 0, NULL);
+  lock->ref_count++;
+  return lock;
+}
+
+void
+afut_lock_unref (AfutLock *lock)
+{
+  if (lock == NULL)
+    return;
+  AFUT__RETURN_IF_FAIL (lock->ref_count > 0);
+  if (--lock->ref_count > 0)
+    return;
+  AFUT_ASSERT (lock->waiters.head == NULL);
+  afut_future_unref (lock->anchor);
+  AFUT_FREE (lock);
+}
+
+/* Lock._wake_up_first: only the first waiter is looked at.  One that is
+ * done (woken, or cancelled) will run, and either take the lock or, if
+ * cancelled while the lock is free, come back here. */
+static void
+afut__lock_wake_up_first (AfutLock *lock)
+{
+  AfutSyncWaiter *first = lock->waiters.head;
+  if (first != NULL && !afut__sync_waiter_done (first))
+    afut_future_resolve (first->future);
+}
+
+/* `all(w.cancelled() for w in self._waiters)` */
+static bool
+afut__lock_all_waiters_cancelled (AfutLock *lock)
+{
+  AfutSyncWaiter *w;
+  for (w = lock->waiters.head; w != NULL; w = w->next)
+    if (!afut__sync_waiter_cancelled (w))
+      return false;
+  return true;
+}
+
+/* async def acquire(self):
+ *     if not self._locked and all(w.cancelled() for w in self._waiters):
+ *         self._locked = True; return True
+ *     fut = create_future(); self._waiters.append(fut)
+ *     try:
+ *         try: await fut
+ *         finally: self._waiters.remove(fut)
+ *     except CancelledError:
+ *         if not self._locked: self._wake_up_first()
+ *         raise
+ *     self._locked = True; return True */
+static void
+afut__lock_acquire_step (AfutTask *task)
+{
+  AfutLockAcquire *self = (AfutLockAcquire *) task;
+  AfutLock *lock = self->lock;
+  const AfutError *caught;
+
+  AFUT_BEGIN (task);
+  if (!lock->locked && afut__lock_all_waiters_cancelled (lock))
+    {
+      lock->locked = true;
+      AFUT_RETURN (task);
+    }
+  if (!afut__sync_waiter_enqueue (&self->waiter, &lock->waiters, lock->loop))
+    AFUT_THROW (task, afut__sync_closed_error ());
+  AFUT_AWAIT_TRY (task, afut_future_ref (self->waiter.future));
+  afut__sync_waiter_unlink (&self->waiter);
+  caught = afut_task_caught (task);
+  if (caught != NULL)
+    {
+      if (afut_error_is_cancelled (caught) && !lock->locked)
+        afut__lock_wake_up_first (lock);
+      AFUT_RERAISE (task);
+    }
+  lock->locked = true;
+  AFUT_END (task);
+}
+
+static void
+afut__lock_acquire_finalize (AfutTask *task)
+{
+  AfutLockAcquire *self = (AfutLockAcquire *) task;
+  afut__sync_waiter_clear (&self->waiter);
+  afut_lock_unref (self->lock);
+}
+
+AfutFuture *
+afut_lock_acquire (AfutLock *lock)
+{
+  AfutLockAcquire init;
+  AfutFuture *coro;
+  AFUT__RETURN_VAL_IF_FAIL (lock != NULL, NULL);
+  memset (&init, 0, sizeof init);
+  init.lock = lock;
+  coro = afut_coro_new (lock->loop, afut__lock_acquire_step,
+                        sizeof init, &init, __func__,
+                        afut__lock_acquire_finalize);
+  if (coro != NULL)
+    afut_lock_ref (lock);
+  return coro;
+}
+
+bool
+afut_lock_release (AfutLock *lock)
+{
+  AFUT__RETURN_VAL_IF_FAIL (lock != NULL, false);
+  if (!lock->locked)
+    {
+      afut__log (AFUT_LOG_CRITICAL, "%s: the lock is not acquired",
+                 __func__);
+      return false;
+    }
+  lock->locked = false;
+  afut__lock_wake_up_first (lock);
+  return true;
+}
+
+bool
+afut_lock_is_locked (AfutLock *lock)
+{
+  AFUT__RETURN_VAL_IF_FAIL (lock != NULL, false);
+  return lock->locked;
+}
+
+/* ---- sync: semaphore ---- */
+
+struct AfutSemaphore
+{
+  unsigned ref_count;
+  AfutLoop *loop;
+  AfutFuture *anchor;
+  unsigned value;
+  unsigned bound;
+  bool bounded;
+  AfutSyncWaiters waiters;
+};
+
+typedef struct
+{
+  AfutTask task;
+  AfutSemaphore *semaphore;
+  AfutSyncWaiter waiter;
+} AfutSemaphoreAcquire;
+
+static AfutSemaphore *
+afut__semaphore_new (AfutLoop *loop, unsigned value, bool bounded,
+                     const char *caller)
+{
+  AfutSemaphore *semaphore;
+  loop = afut__resolve_loop (loop, caller);
+  if (loop == NULL)
+    return NULL;
+  semaphore = (AfutSemaphore *) afut__alloc (sizeof (AfutSemaphore));
+  memset (semaphore, 0, sizeof *semaphore);
+  semaphore->ref_count = 1;
+  semaphore->loop = loop;
+  semaphore->anchor = afut__sync_anchor_new (loop);
+  semaphore->value = value;
+  semaphore->bound = value;
+  semaphore->bounded = bounded;
+  return semaphore;
+}
+
+AfutSemaphore *
+afut_semaphore_new (AfutLoop *loop, unsigned value)
+{
+  return afut__semaphore_new (loop, value, false, __func__);
+}
+
+AfutSemaphore *
+afut_bounded_semaphore_new (AfutLoop *loop, unsigned value)
+{
+  return afut__semaphore_new (loop, value, true, __func__);
+}
+
+AfutSemaphore *
+afut_semaphore_ref (AfutSemaphore *semaphore)
+{
+  AFUT__RETURN_VAL_IF_FAIL (semaphore != NULL, NULL);
+  AFUT__RETURN_VAL_IF_FAIL (semaphore->ref_count > 0, NULL);
+  semaphore->ref_count++;
+  return semaphore;
+}
+
+void
+afut_semaphore_unref (AfutSemaphore *semaphore)
+{
+  if (semaphore == NULL)
+    return;
+  AFUT__RETURN_IF_FAIL (semaphore->ref_count > 0);
+  if (--semaphore->ref_count > 0)
+    return;
+  AFUT_ASSERT (semaphore->waiters.head == NULL);
+  afut_future_unref (semaphore->anchor);
+  AFUT_FREE (semaphore);
+}
+
+/* Semaphore.locked() of 3.11: `self._value == 0 or any(not w.cancelled()
+ * for w in self._waiters)`. */
+static bool
+afut__semaphore_locked (AfutSemaphore *semaphore)
+{
+  AfutSyncWaiter *w;
+  if (semaphore->value == 0)
+    return true;
+  for (w = semaphore->waiters.head; w != NULL; w = w->next)
+    if (!afut__sync_waiter_cancelled (w))
+      return true;
+  return false;
+}
+
+/* Semaphore._wake_up_next: the first waiter not done takes a unit. */
+static void
+afut__semaphore_wake_up_next (AfutSemaphore *semaphore)
+{
+  AfutSyncWaiter *w;
+  for (w = semaphore->waiters.head; w != NULL; w = w->next)
+    if (!afut__sync_waiter_done (w))
+      {
+        semaphore->value--;
+        afut_future_resolve (w->future);
+        return;
+      }
+}
+
+/* async def acquire(self):
+ *     if not self.locked(): self._value -= 1; return True
+ *     fut = create_future(); self._waiters.append(fut)
+ *     try:
+ *         try: await fut
+ *         finally: self._waiters.remove(fut)
+ *     except CancelledError:
+ *         if not fut.cancelled():
+ *             self._value += 1; self._wake_up_next()
+ *         raise
+ *     if self._value > 0: self._wake_up_next()
+ *     return True */
+static void
+afut__semaphore_acquire_step (AfutTask *task)
+{
+  AfutSemaphoreAcquire *self = (AfutSemaphoreAcquire *) task;
+  AfutSemaphore *semaphore = self->semaphore;
+  const AfutError *caught;
+
+  AFUT_BEGIN (task);
+  if (!afut__semaphore_locked (semaphore))
+    {
+      semaphore->value--;
+      AFUT_RETURN (task);
+    }
+  if (!afut__sync_waiter_enqueue (&self->waiter, &semaphore->waiters,
+                                  semaphore->loop))
+    AFUT_THROW (task, afut__sync_closed_error ());
+  AFUT_AWAIT_TRY (task, afut_future_ref (self->waiter.future));
+  afut__sync_waiter_unlink (&self->waiter);
+  caught = afut_task_caught (task);
+  if (caught != NULL)
+    {
+      /* Woken (a unit taken for it), then cancelled: give it back. */
+      if (afut_error_is_cancelled (caught)
+          && !afut__sync_waiter_cancelled (&self->waiter))
+        {
+          semaphore->value++;
+          afut__semaphore_wake_up_next (semaphore);
+        }
+      AFUT_RERAISE (task);
+    }
+  if (semaphore->value > 0)
+    afut__semaphore_wake_up_next (semaphore);
+  AFUT_END (task);
+}
+
+static void
+afut__semaphore_acquire_finalize (AfutTask *task)
+{
+  AfutSemaphoreAcquire *self = (AfutSemaphoreAcquire *) task;
+  afut__sync_waiter_clear (&self->waiter);
+  afut_semaphore_unref (self->semaphore);
+}
+
+AfutFuture *
+afut_semaphore_acquire (AfutSemaphore *semaphore)
+{
+  AfutSemaphoreAcquire init;
+  AfutFuture *coro;
+  AFUT__RETURN_VAL_IF_FAIL (semaphore != NULL, NULL);
+  memset (&init, 0, sizeof init);
+  init.semaphore = semaphore;
+  coro = afut_coro_new (semaphore->loop, afut__semaphore_acquire_step,
+                        sizeof init, &init, __func__,
+                        afut__semaphore_acquire_finalize);
+  if (coro != NULL)
+    afut_semaphore_ref (semaphore);
+  return coro;
+}
+
+bool
+afut_semaphore_release (AfutSemaphore *semaphore)
+{
+  AFUT__RETURN_VAL_IF_FAIL (semaphore != NULL, false);
+  if (semaphore->bounded && semaphore->value >= semaphore->bound)
+    {
+      afut__log (AFUT_LOG_CRITICAL,
+                 "%s: bounded semaphore released too many times", __func__);
+      return false;
+    }
+  if (semaphore->value == UINT_MAX)
+    {
+      afut__log (AFUT_LOG_CRITICAL, "%s: the counter would overflow",
+                 __func__);
+      return false;
+    }
+  semaphore->value++;
+  afut__semaphore_wake_up_next (semaphore);
+  return true;
+}
+
+bool
+afut_semaphore_is_locked (AfutSemaphore *semaphore)
+{
+  AFUT__RETURN_VAL_IF_FAIL (semaphore != NULL, false);
+  return afut__semaphore_locked (semaphore);
+}
+
+unsigned
+afut_semaphore_get_value (AfutSemaphore *semaphore)
+{
+  AFUT__RETURN_VAL_IF_FAIL (semaphore != NULL, 0);
+  return semaphore->value;
+}
+
+/* ---- sync: condition ---- */
+
+struct AfutCondition
+{
+  unsigned ref_count;
+  AfutLoop *loop;
+  AfutFuture *anchor;
+  AfutLock *lock;
+  AfutSyncWaiters waiters;
+};
+
+typedef struct
+{
+  AfutTask task;
+  AfutCondition *condition;
+  AfutSyncWaiter waiter;
+  AfutError *wait_error; /* what the wait raised, raised again once the
+                            lock is back */
+  bool cancelled;        /* a re-acquire was cancelled */
+} AfutConditionWait;
+
+typedef struct
+{
+  AfutTask task;
+  AfutCondition *condition;
+  AfutPredicateFunc predicate;
+  void *data;
+} AfutConditionWaitFor;
+
+AfutCondition *
+afut_condition_new (AfutLoop *loop, AfutLock *lock)
+{
+  AfutCondition *condition;
+  loop = afut__resolve_loop (loop, __func__);
+  if (loop == NULL)
+    return NULL;
+  if (lock != NULL && lock->loop != loop)
+    {
+      afut__log (AFUT_LOG_CRITICAL,
+                 "%s: the lock is bound to a different loop", __func__);
+      return NULL;
+    }
+  condition = (AfutCondition *) afut__alloc (sizeof (AfutCondition));
+  memset (condition, 0, sizeof *condition);
+  condition->ref_count = 1;
+  condition->loop = loop;
+  condition->anchor = afut__sync_anchor_new (loop);
+  condition->lock = lock != NULL ? afut_lock_ref (lock) : afut_lock_new (loop);
+  return condition;
+}
+
+AfutCondition *
+afut_condition_ref (AfutCondition *condition)
+{
+  AFUT__RETURN_VAL_IF_FAIL (condition != NULL, NULL);
+  AFUT__RETURN_VAL_IF_FAIL (condition->ref_count > 0, NULL);
+  condition->ref_count++;
+  return condition;
+}
+
+void
+afut_condition_unref (AfutCondition *condition)
+{
+  if (condition == NULL)
+    return;
+  AFUT__RETURN_IF_FAIL (condition->ref_count > 0);
+  if (--condition->ref_count > 0)
+    return;
+  AFUT_ASSERT (condition->waiters.head == NULL);
+  afut_lock_unref (condition->lock);
+  afut_future_unref (condition->anchor);
+  AFUT_FREE (condition);
+}
+
+AfutFuture *
+afut_condition_acquire (AfutCondition *condition)
+{
+  AFUT__RETURN_VAL_IF_FAIL (condition != NULL, NULL);
+  return afut_lock_acquire (condition->lock);
+}
+
+bool
+afut_condition_release (AfutCondition *condition)
+{
+  AFUT__RETURN_VAL_IF_FAIL (condition != NULL, false);
+  return afut_lock_release (condition->lock);
+}
+
+bool
+afut_condition_is_locked (AfutCondition *condition)
+{
+  AFUT__RETURN_VAL_IF_FAIL (condition != NULL, false);
+  return condition->lock->locked;
+}
+
+/* async def wait(self):
+ *     if not self.locked(): raise RuntimeError(...)
+ *     self.release()
+ *     try:
+ *         fut = create_future(); self._waiters.append(fut)
+ *         try: await fut; return True
+ *         finally: self._waiters.remove(fut)
+ *     finally:
+ *         cancelled = False
+ *         while True:
+ *             try: await self.acquire(); break
+ *             except CancelledError: cancelled = True
+ *         if cancelled: raise CancelledError
+ *
+ * The waiter future is made before the release, not after: the same
+ * thing, except that on a closed loop the lock stays as it was. */
+static void
+afut__condition_wait_step (AfutTask *task)
+{
+  AfutConditionWait *self = (AfutConditionWait *) task;
+  AfutCondition *condition = self->condition;
+  const AfutError *caught;
+  AfutError *error;
+
+  AFUT_BEGIN (task);
+  if (!condition->lock->locked)
+    AFUT_THROW (task,
+                afut_error_new_literal (AFUT_ERROR, AFUT_ERROR_INVALID_STATE,
+                                        "cannot wait on un-acquired lock"));
+  if (!afut__sync_waiter_enqueue (&self->waiter, &condition->waiters,
+                                  condition->loop))
+    AFUT_THROW (task, afut__sync_closed_error ());
+  afut_lock_release (condition->lock);
+  AFUT_AWAIT_TRY (task, afut_future_ref (self->waiter.future));
+  afut__sync_waiter_unlink (&self->waiter);
+  caught = afut_task_caught (task);
+  self->wait_error = caught != NULL ? afut_error_copy (caught) : NULL;
+
+  /* Must re-acquire the lock even if the wait was cancelled. */
+  self->cancelled = false;
+  for (;;)
+    {
+      AFUT_AWAIT_TRY (task, afut_lock_acquire (condition->lock));
+      caught = afut_task_caught (task);
+      if (caught == NULL)
+        break;
+      if (!afut_error_is_cancelled (caught))
+        {
+          /* Not asyncio's own path (an acquire raises nothing else),
+           * but an error out of a finally replaces the one in flight. */
+          afut_error_free (self->wait_error);
+          self->wait_error = NULL;
+          AFUT_RERAISE (task);
+        }
+      self->cancelled = true;
+    }
+  if (self->cancelled)
+    {
+      afut_error_free (self->wait_error);
+      self->wait_error = NULL;
+      AFUT_THROW (task, afut_error_new_literal (AFUT_ERROR,
+                                                AFUT_ERROR_CANCELLED, ""));
+    }
+  if (self->wait_error != NULL)
+    {
+      error = self->wait_error;
+      self->wait_error = NULL;
+      AFUT_THROW (task, error);
+    }
+  AFUT_END (task);
+}
+
+static void
+afut__condition_wait_finalize (AfutTask *task)
+{
+  AfutConditionWait *self = (AfutConditionWait *) task;
+  afut__sync_waiter_clear (&self->waiter);
+  afut_error_free (self->wait_error);
+  afut_condition_unref (self->condition);
+}
+
+AfutFuture *
+afut_condition_wait (AfutCondition *condition)
+{
+  AfutConditionWait init;
+  AfutFuture *coro;
+  AFUT__RETURN_VAL_IF_FAIL (condition != NULL, NULL);
+  memset (&init, 0, sizeof init);
+  init.condition = condition;
+  coro = afut_coro_new (condition->loop, afut__condition_wait_step,
+                        sizeof init, &init, __func__,
+                        afut__condition_wait_finalize);
+  if (coro != NULL)
+    afut_condition_ref (condition);
+  return coro;
+}
+
+/* async def wait_for(self, predicate):
+ *     result = predicate()
+ *     while not result:
+ *         await self.wait()
+ *         result = predicate()
+ *     return result */
+static void
+afut__condition_wait_for_step (AfutTask *task)
+{
+  AfutConditionWaitFor *self = (AfutConditionWaitFor *) task;
+
+  AFUT_BEGIN (task);
+  while (!self->predicate (self->data))
+    {
+      AFUT_AWAIT (task, afut_condition_wait (self->condition));
+    }
+  AFUT_END (task);
+}
+
+static void
+afut__condition_wait_for_finalize (AfutTask *task)
+{
+  AfutConditionWaitFor *self = (AfutConditionWaitFor *) task;
+  afut_condition_unref (self->condition);
+}
+
+AfutFuture *
+afut_condition_wait_for (AfutCondition *condition,
+                         AfutPredicateFunc predicate, void *data)
+{
+  AfutConditionWaitFor init;
+  AfutFuture *coro;
+  AFUT__RETURN_VAL_IF_FAIL (condition != NULL, NULL);
+  AFUT__RETURN_VAL_IF_FAIL (predicate != NULL, NULL);
+  memset (&init, 0, sizeof init);
+  init.condition = condition;
+  init.predicate = predicate;
+  init.data = data;
+  coro = afut_coro_new (condition->loop, afut__condition_wait_for_step,
+                        sizeof init, &init, __func__,
+                        afut__condition_wait_for_finalize);
+  if (coro != NULL)
+    afut_condition_ref (condition);
+  return coro;
+}
+
+static bool
+afut__condition_notify (AfutCondition *condition, size_t n,
+                        const char *caller)
+{
+  AfutSyncWaiter *w;
+  size_t woken = 0;
+  if (!condition->lock->locked)
+    {
+      afut__log (AFUT_LOG_CRITICAL, "%s: cannot notify on un-acquired lock",
+                 caller);
+      return false;
+    }
+  for (w = condition->waiters.head; w != NULL && woken < n; w = w->next)
+    if (!afut__sync_waiter_done (w))
+      {
+        woken++;
+        afut_future_resolve (w->future);
+      }
+  return true;
+}
+
+bool
+afut_condition_notify (AfutCondition *condition, unsigned n)
+{
+  AFUT__RETURN_VAL_IF_FAIL (condition != NULL, false);
+  return afut__condition_notify (condition, n, __func__);
+}
+
+bool
+afut_condition_notify_all (AfutCondition *condition)
+{
+  AFUT__RETURN_VAL_IF_FAIL (condition != NULL, false);
+  return afut__condition_notify (condition, SIZE_MAX, __func__);
+}
+
+/* ---- sync: queue ---- */
+
+typedef struct
+{
+  void *item;
+  uint64_t seq; /* put order: ties of a priority queue */
+} AfutQueueEntry;
+
+struct AfutQueue
+{
+  unsigned ref_count;
+  AfutLoop *loop;
+  AfutFuture *anchor;
+  AfutQueueKind kind;
+  size_t maxsize;
+  AfutCompareFunc compare;
+  AfutDestroyNotify item_destroy;
+
+  /* FIFO: a ring buffer from head; LIFO: a stack; PRIORITY: a binary
+   * min-heap on (compare, seq).  The last two keep head at 0. */
+  AfutQueueEntry *entries;
+  size_t head;
+  size_t len;
+  size_t cap; /* a power of two, or 0 */
+  uint64_t next_seq;
+
+  AfutSyncWaiters getters;
+  AfutSyncWaiters putters;
+  size_t n_unfinished;
+  AfutEvent *finished;
+};
+
+typedef struct
+{
+  AfutTask task;
+  AfutQueue *queue;
+  void *item;
+  bool owns_item; /* until it is in the queue */
+  AfutSyncWaiter putter;
+} AfutQueuePut;
+
+typedef struct
+{
+  AfutTask task;
+  AfutQueue *queue;
+  AfutSyncWaiter getter;
+} AfutQueueGet;
+
+typedef struct
+{
+  AfutTask task;
+  AfutQueue *queue;
+} AfutQueueJoin;
+
+static AfutQueueEntry *
+afut__queue_at (AfutQueue *queue, size_t i)
+{
+  return &queue->entries[(queue->head + i) & (queue->cap - 1)];
+}
+
+static bool
+afut__queue_full (AfutQueue *queue)
+{
+  return queue->maxsize > 0 && queue->len >= queue->maxsize;
+}
+
+static void
+afut__queue_grow (AfutQueue *queue)
+{
+  size_t cap = queue->cap ? queue->cap * 2 : 8;
+  AfutQueueEntry *entries
+    = (AfutQueueEntry *) afut__alloc (cap * sizeof (AfutQueueEntry));
+  size_t i;
+  for (i = 0; i < queue->len; i++)
+    entries[i] = *afut__queue_at (queue, i);
+  AFUT_FREE (queue->entries);
+  queue->entries = entries;
+  queue->head = 0;
+  queue->cap = cap;
+}
+
+static bool
+afut__queue_less (AfutQueue *queue, const AfutQueueEntry *a,
+                  const AfutQueueEntry *b)
+{
+  int c = queue->compare (a->item, b->item);
+  return c < 0 || (c == 0 && a->seq < b->seq);
+}
+
+static void
+afut__queue_heap_push (AfutQueue *queue, AfutQueueEntry entry)
+{
+  AfutQueueEntry *heap = queue->entries;
+  size_t i = queue->len++;
+  while (i > 0)
+    {
+      size_t parent = (i - 1) / 2;
+      if (!afut__queue_less (queue, &entry, &heap[parent]))
+        break;
+      heap[i] = heap[parent];
+      i = parent;
+    }
+  heap[i] = entry;
+}
+
+static AfutQueueEntry
+afut__queue_heap_pop (AfutQueue *queue)
+{
+  AfutQueueEntry *heap = queue->entries;
+  AfutQueueEntry top = heap[0];
+  AfutQueueEntry last = heap[--queue->len];
+  size_t n = queue->len, i = 0;
+  if (n == 0)
+    return top;
+  for (;;)
+    {
+      size_t child = 2 * i + 1;
+      if (child >= n)
+        break;
+      if (child + 1 < n && afut__queue_less (queue, &heap[child + 1],
+                                             &heap[child]))
+        child++;
+      if (!afut__queue_less (queue, &heap[child], &last))
+        break;
+      heap[i] = heap[child];
+      i = child;
+    }
+  heap[i] = last;
+  return top;
+}
+
+/* Queue._put */
+static void
+afut__queue_push (AfutQueue *queue, void *item)
+{
+  AfutQueueEntry entry;
+  entry.item = item;
+  entry.seq = queue->next_seq++;
+  if (queue->len == queue->cap)
+    afut__queue_grow (queue);
+  if (queue->kind == AFUT_QUEUE_PRIORITY)
+    afut__queue_heap_push (queue, entry);
+  else
+    *afut__queue_at (queue, queue->len++) = entry;
+}
+
+/* Queue._get */
+static void *
+afut__queue_pop (AfutQueue *queue)
+{
+  void *item;
+  switch (queue->kind)
+    {
+    case AFUT_QUEUE_PRIORITY:
+      return afut__queue_heap_pop (queue).item;
+    case AFUT_QUEUE_LIFO:
+      return afut__queue_at (queue, --queue->len)->item;
+    case AFUT_QUEUE_FIFO:
+    default:
+      item = afut__queue_at (queue, 0)->item;
+      queue->head = (queue->head + 1) & (queue->cap - 1);
+      queue->len--;
+      return item;
+    }
+}
+
+/* Queue._wakeup_next: pops waiters until one is woken. */
+static void
+afut__queue_wakeup_next (AfutSyncWaiters *waiters)
+{
+  while (waiters->head != NULL)
+    {
+      AfutSyncWaiter *w = waiters->head;
+      afut__sync_waiter_unlink (w);
+      if (!afut__sync_waiter_done (w))
+        {
+          afut_future_resolve (w->future);
+          break;
+        }
+    }
+}
+
+/* put_nowait() on a queue known not to be full. */
+static void
+afut__queue_put_item (AfutQueue *queue, void *item)
+{
+  afut__queue_push (queue, item);
+  queue->n_unfinished++;
+  afut_event_clear (queue->finished);
+  afut__queue_wakeup_next (&queue->getters);
+}
+
+/* get_nowait() on a queue known not to be empty. */
+static void *
+afut__queue_take_item (AfutQueue *queue)
+{
+  void *item = afut__queue_pop (queue);
+  afut__queue_wakeup_next (&queue->putters);
+  return item;
+}
+
+AfutQueue *
+afut_queue_new (AfutLoop *loop, AfutQueueKind kind, size_t maxsize,
+                AfutCompareFunc compare, AfutDestroyNotify item_destroy)
+{
+  AfutQueue *queue;
+  AFUT__RETURN_VAL_IF_FAIL (kind == AFUT_QUEUE_FIFO || kind == AFUT_QUEUE_LIFO
+                              || kind == AFUT_QUEUE_PRIORITY,
+                            NULL);
+  AFUT__RETURN_VAL_IF_FAIL (kind != AFUT_QUEUE_PRIORITY || compare != NULL,
+                            NULL);
+  loop = afut__resolve_loop (loop, __func__);
+  if (loop == NULL)
+    return NULL;
+  queue = (AfutQueue *) afut__alloc (sizeof (AfutQueue));
+  memset (queue, 0, sizeof *queue);
+  queue->ref_count = 1;
+  queue->loop = loop;
+  queue->anchor = afut__sync_anchor_new (loop);
+  queue->kind = kind;
+  queue->maxsize = maxsize;
+  queue->compare = compare;
+  queue->item_destroy = item_destroy;
+  queue->finished = afut_event_new (loop);
+  afut_event_set (queue->finished);
+  return queue;
+}
+
+AfutQueue *
+afut_queue_ref (AfutQueue *queue)
+{
+  AFUT__RETURN_VAL_IF_FAIL (queue != NULL, NULL);
+  AFUT__RETURN_VAL_IF_FAIL (queue->ref_count > 0, NULL);
+  queue->ref_count++;
+  return queue;
+}
+
+void
+afut_queue_unref (AfutQueue *queue)
+{
+  if (queue == NULL)
+    return;
+  AFUT__RETURN_IF_FAIL (queue->ref_count > 0);
+  if (--queue->ref_count > 0)
+    return;
+  AFUT_ASSERT (queue->getters.head == NULL && queue->putters.head == NULL);
+  while (queue->len > 0)
+    {
+      void *item = afut__queue_pop (queue);
+      if (queue->item_destroy != NULL)
+        queue->item_destroy (item);
+    }
+  AFUT_FREE (queue->entries);
+  afut_event_unref (queue->finished);
+  afut_future_unref (queue->anchor);
+  AFUT_FREE (queue);
+}
+
+/* async def put(self, item):
+ *     while self.full():
+ *         putter = create_future(); self._putters.append(putter)
+ *         try: await putter
+ *         except:
+ *             putter.cancel()
+ *             try: self._putters.remove(putter)
+ *             except ValueError: pass
+ *             if not self.full() and not putter.cancelled():
+ *                 self._wakeup_next(self._putters)
+ *             raise
+ *     return self.put_nowait(item) */
+static void
+afut__queue_put_step (AfutTask *task)
+{
+  AfutQueuePut *self = (AfutQueuePut *) task;
+  AfutQueue *queue = self->queue;
+
+  AFUT_BEGIN (task);
+  while (afut__queue_full (queue))
+    {
+      if (!afut__sync_waiter_enqueue (&self->putter, &queue->putters,
+                                      queue->loop))
+        break;
+      AFUT_AWAIT_TRY (task, afut_future_ref (self->putter.future));
+      if (afut_task_caught (task) != NULL)
+        {
+          afut_future_cancel (self->putter.future, NULL);
+          afut__sync_waiter_unlink (&self->putter);
+          if (!afut__queue_full (queue)
+              && !afut__sync_waiter_cancelled (&self->putter))
+            afut__queue_wakeup_next (&queue->putters);
+          /* The item never made it: it goes now, not with the future. */
+          self->owns_item = false;
+          if (queue->item_destroy != NULL)
+            queue->item_destroy (self->item);
+          AFUT_RERAISE (task);
+        }
+    }
+  if (afut__queue_full (queue))
+    {
+      /* The loop is closed: no waiter future could be made. */
+      self->owns_item = false;
+      if (queue->item_destroy != NULL)
+        queue->item_destroy (self->item);
+      AFUT_THROW (task, afut__sync_closed_error ());
+    }
+  self->owns_item = false;
+  afut__queue_put_item (queue, self->item);
+  AFUT_END (task);
+}
+
+static void
+afut__queue_put_finalize (AfutTask *task)
+{
+  AfutQueuePut *self = (AfutQueuePut *) task;
+  afut__sync_waiter_clear (&self->putter);
+  /* Never awaited, or cancelled before its first step. */
+  if (self->owns_item && self->queue->item_destroy != NULL)
+    self->queue->item_destroy (self->item);
+  afut_queue_unref (self->queue);
+}
+
+AfutFuture *
+afut_queue_put (AfutQueue *queue, void *item)
+{
+  AfutQueuePut init;
+  AfutFuture *coro;
+  AFUT__RETURN_VAL_IF_FAIL (queue != NULL, NULL);
+  memset (&init, 0, sizeof init);
+  init.queue = queue;
+  init.item = item;
+  init.owns_item = true;
+  coro = afut_coro_new (queue->loop, afut__queue_put_step, sizeof init,
+                        &init, __func__, afut__queue_put_finalize);
+  if (coro == NULL)
+    {
+      if (queue->item_destroy != NULL)
+        queue->item_destroy (item);
+      return NULL;
+    }
+  afut_queue_ref (queue);
+  return coro;
+}
+
+bool
+afut_queue_put_nowait (AfutQueue *queue, void *item)
+{
+  AFUT__RETURN_VAL_IF_FAIL (queue != NULL, false);
+  if (afut__queue_full (queue))
+    return false;
+  afut__queue_put_item (queue, item);
+  return true;
+}
+
+/* async def get(self):
+ *     while self.empty():
+ *         getter = create_future(); self._getters.append(getter)
+ *         try: await getter
+ *         except:
+ *             getter.cancel()
+ *             try: self._getters.remove(getter)
+ *             except ValueError: pass
+ *             if not self.empty() and not getter.cancelled():
+ *                 self._wakeup_next(self._getters)
+ *             raise
+ *     return self.get_nowait() */
+static void
+afut__queue_get_step (AfutTask *task)
+{
+  AfutQueueGet *self = (AfutQueueGet *) task;
+  AfutQueue *queue = self->queue;
+  void *item;
+
+  AFUT_BEGIN (task);
+  while (queue->len == 0)
+    {
+      if (!afut__sync_waiter_enqueue (&self->getter, &queue->getters,
+                                      queue->loop))
+        AFUT_THROW (task, afut__sync_closed_error ());
+      AFUT_AWAIT_TRY (task, afut_future_ref (self->getter.future));
+      if (afut_task_caught (task) != NULL)
+        {
+          afut_future_cancel (self->getter.future, NULL);
+          afut__sync_waiter_unlink (&self->getter);
+          /* Woken by a put, but will not take the item: the next getter
+           * gets the call. */
+          if (queue->len > 0 && !afut__sync_waiter_cancelled (&self->getter))
+            afut__queue_wakeup_next (&queue->getters);
+          AFUT_RERAISE (task);
+        }
+    }
+  item = afut__queue_take_item (queue);
+  AFUT_RETURN_POINTER (task, item, queue->item_destroy);
+  AFUT_END (task);
+}
+
+static void
+afut__queue_get_finalize (AfutTask *task)
+{
+  AfutQueueGet *self = (AfutQueueGet *) task;
+  afut__sync_waiter_clear (&self->getter);
+  afut_queue_unref (self->queue);
+}
+
+AfutFuture *
+afut_queue_get (AfutQueue *queue)
+{
+  AfutQueueGet init;
+  AfutFuture *coro;
+  AFUT__RETURN_VAL_IF_FAIL (queue != NULL, NULL);
+  memset (&init, 0, sizeof init);
+  init.queue = queue;
+  coro = afut_coro_new (queue->loop, afut__queue_get_step, sizeof init,
+                        &init, __func__, afut__queue_get_finalize);
+  if (coro != NULL)
+    afut_queue_ref (queue);
+  return coro;
+}
+
+bool
+afut_queue_get_nowait (AfutQueue *queue, void **item)
+{
+  AFUT__RETURN_VAL_IF_FAIL (queue != NULL, false);
+  AFUT__RETURN_VAL_IF_FAIL (item != NULL, false);
+  if (queue->len == 0)
+    return false;
+  *item = afut__queue_take_item (queue);
+  return true;
+}
+
+bool
+afut_queue_task_done (AfutQueue *queue)
+{
+  AFUT__RETURN_VAL_IF_FAIL (queue != NULL, false);
+  if (queue->n_unfinished == 0)
+    {
+      afut__log (AFUT_LOG_CRITICAL, "%s: called too many times", __func__);
+      return false;
+    }
+  if (--queue->n_unfinished == 0)
+    afut_event_set (queue->finished);
+  return true;
+}
+
+/* async def join(self):
+ *     if self._unfinished_tasks > 0:
+ *         await self._finished.wait() */
+static void
+afut__queue_join_step (AfutTask *task)
+{
+  AfutQueueJoin *self = (AfutQueueJoin *) task;
+
+  AFUT_BEGIN (task);
+  if (self->queue->n_unfinished > 0)
+    AFUT_AWAIT (task, afut_event_wait (self->queue->finished));
+  AFUT_END (task);
+}
+
+static void
+afut__queue_join_finalize (AfutTask *task)
+{
+  AfutQueueJoin *self = (AfutQueueJoin *) task;
+  afut_queue_unref (self->queue);
+}
+
+AfutFuture *
+afut_queue_join (AfutQueue *queue)
+{
+  AfutQueueJoin init;
+  AfutFuture *coro;
+  AFUT__RETURN_VAL_IF_FAIL (queue != NULL, NULL);
+  memset (&init, 0, sizeof init);
+  init.queue = queue;
+  coro = afut_coro_new (queue->loop, afut__queue_join_step, sizeof init,
+                        &init, __func__, afut__queue_join_finalize);
+  if (coro != NULL)
+    afut_queue_ref (queue);
+  return coro;
+}
+
+size_t
+afut_queue_get_size (AfutQueue *queue)
+{
+  AFUT__RETURN_VAL_IF_FAIL (queue != NULL, 0);
+  return queue->len;
+}
+
+size_t
+afut_queue_get_maxsize (AfutQueue *queue)
+{
+  AFUT__RETURN_VAL_IF_FAIL (queue != NULL, 0);
+  return queue->maxsize;
+}
+
+bool
+afut_queue_is_empty (AfutQueue *queue)
+{
+  AFUT__RETURN_VAL_IF_FAIL (queue != NULL, true);
+  return queue->len == 0;
+}
+
+bool
+afut_queue_is_full (AfutQueue *queue)
+{
+  AFUT__RETURN_VAL_IF_FAIL (queue != NULL, false);
+  return afut__queue_full (queue);
+}
+
 
 /* ---- run ---- */
 

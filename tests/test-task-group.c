@@ -1,0 +1,1631 @@
+/* test-task-group.c - afut 0.2's task groups (asyncio.TaskGroup of
+ * CPython 3.11, /usr/lib/python3.11/asyncio/taskgroups.py): the exit
+ * waits for every child, children spawned while exiting, the first
+ * failure cancels the siblings and the parent's body, AFUT_ERROR_GROUP
+ * with every child's error, a parent cancelled from outside, a body that
+ * raises or returns inside the block, spawns refused, nesting, and the
+ * parent's cancel requests balanced (Task.cancelling()).
+ *
+ * Every loop runs on the virtual clock.  What ran is logged as
+ * "WHAT@TIME" and compared with what CPython 3.11 prints for the
+ * equivalent program, kept in a comment beside each test: prepend the
+ * prelude below and run it with python3.  The prelude gives asyncio
+ * afut's virtual clock and afut's order for timers due at the same time
+ * (creation order, DESIGN.md rule 3, which CPython's heap leaves
+ * unspecified). */
+
+/* PYTHON PRELUDE (put before each reference program of this file):
+ *
+ *   import asyncio
+ *   class VLoop(asyncio.SelectorEventLoop):
+ *       # AFUT_LOOP_VIRTUAL_CLOCK: with nothing ready, time jumps to the
+ *       # next timer instead of sleeping.
+ *       def __init__(self):
+ *           super().__init__()
+ *           self.vt = 0.0
+ *           select = self._selector.select
+ *           def vselect(timeout=None):
+ *               if timeout:
+ *                   self.vt += timeout
+ *               return select(0)
+ *           self._selector.select = vselect
+ *       def time(self):
+ *           return self.vt
+ *   import heapq, itertools
+ *   _serial = itertools.count()
+ *   class _Timer(asyncio.TimerHandle):
+ *       # afut breaks timer ties by creation order (DESIGN.md rule 3);
+ *       # CPython's heapq leaves them unordered.
+ *       __slots__ = ('_serial',)
+ *       def __lt__(self, other):
+ *           return (self._when, self._serial) < (other._when, other._serial)
+ *   def _call_at(self, when, callback, *args, context=None):
+ *       timer = _Timer(when, callback, args, self, context)
+ *       timer._serial = next(_serial)
+ *       heapq.heappush(self._scheduled, timer)
+ *       timer._scheduled = True
+ *       return timer
+ *   VLoop.call_at = _call_at
+ *   events = []
+ *   def ev(s):
+ *       events.append(f"{s}@{asyncio.get_running_loop().time():g}")
+ *   def run(main):
+ *       with asyncio.Runner(loop_factory=VLoop) as runner:
+ *           runner.run(main())
+ *       print(" ".join(events))
+ *   async def worker(label, delay, value=None, fail=None, cleanup=0,
+ *                    swallow=False, fail_on_cancel=None):
+ *       ev(f"{label}:start")
+ *       try:
+ *           await asyncio.sleep(delay)
+ *       except asyncio.CancelledError:
+ *           ev(f"{label}:cancelled")
+ *           if cleanup:
+ *               await asyncio.sleep(cleanup)
+ *               ev(f"{label}:cleaned")
+ *           if swallow:
+ *               return value
+ *           if fail_on_cancel:
+ *               raise ValueError(fail_on_cancel)
+ *           raise
+ *       if fail:
+ *           ev(f"{label}:fail")
+ *           raise ValueError(fail)
+ *       ev(f"{label}:end")
+ *       return value
+ *   async def wait_for(fut, timeout):
+ *       # Python 3.12's asyncio.wait_for, whose cancellation afut follows.
+ *       if timeout is not None and timeout <= 0:
+ *           fut = asyncio.ensure_future(fut)
+ *           if fut.done():
+ *               return fut.result()
+ *           await asyncio.tasks._cancel_and_wait(fut, loop=fut.get_loop())
+ *           try:
+ *               return fut.result()
+ *           except asyncio.CancelledError as exc:
+ *               raise TimeoutError from exc
+ *       async with asyncio.timeout(timeout):
+ *           return await fut
+ *   def at(when, label, func):
+ *       def fire():
+ *           ev(label)
+ *           func()
+ *       asyncio.get_running_loop().call_at(when, fire)
+ *   def state(f):
+ *       if not f.done():
+ *           return "pending"
+ *       if f.cancelled():
+ *           return "cancelled"
+ *       return "failed" if f.exception() is not None else "done"
+ *   def log_done(label):
+ *       return lambda f: ev(f"{label}:{state(f)}")
+ *   async def waiter(label, aw, reraise=False):
+ *       try:
+ *           r = await aw
+ *       except asyncio.CancelledError:
+ *           ev(f"{label}:cancelled")
+ *           if reraise:
+ *               raise
+ *       except TimeoutError:
+ *           ev(f"{label}:timeout")
+ *           if reraise:
+ *               raise
+ *       except ValueError as e:
+ *           ev(f"{label}:error:{e}")
+ *           if reraise:
+ *               raise
+ *       else:
+ *           ev(f"{label}:ok" if r is None else f"{label}:got:{r}")
+ */
+
+#define AFUT_IMPLEMENTATION
+#include "afut.h"
+
+#include <glib.h>
+
+#include "event-log.h"
+#include "expect-log.h"
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- harness ---- */
+
+#define TEST_ERROR (afut_quark_from_static_string ("test-error-quark"))
+
+static AfutLoop *the_loop;  /* the test's loop */
+static GPtrArray *reports;  /* what the loop's exception handler was told */
+static unsigned n_created;  /* workers made by the test */
+static unsigned n_finalized;
+static unsigned n_destroyed;
+
+/* The test loop's virtual time, in seconds. */
+G_GNUC_UNUSED static double
+now (void)
+{
+  return afut_loop_time (the_loop);
+}
+
+/* Logs "WHAT@TIME", as the Python references' ev () does. */
+static void tev (const char *format, ...) G_GNUC_PRINTF (1, 2);
+
+G_GNUC_UNUSED static void
+tev (const char *format, ...)
+{
+  va_list args;
+  char *s;
+  va_start (args, format);
+  s = g_strdup_vprintf (format, args);
+  va_end (args);
+  ev ("%s@%g", s, now ());
+  g_free (s);
+}
+
+G_GNUC_UNUSED static void
+assert_events (const char *expected)
+{
+  g_assert_cmpstr (events->str, ==, expected);
+}
+
+G_GNUC_UNUSED static void
+record_report (AfutLoop *loop, const AfutExceptionContext *context,
+               void *data)
+{
+  (void) loop;
+  (void) data;
+  g_ptr_array_add (reports,
+                   g_strdup_printf ("%s|%s|%s", context->message,
+                                    context->task_name != NULL
+                                      ? context->task_name
+                                      : "-",
+                                    context->error != NULL
+                                      ? context->error->message
+                                      : "-"));
+}
+
+G_GNUC_UNUSED static void
+assert_reports (const char *expected)
+{
+  GString *s = g_string_new (NULL);
+  guint i;
+  for (i = 0; i < reports->len; i++)
+    {
+      if (i > 0)
+        g_string_append (s, "; ");
+      g_string_append (s, g_ptr_array_index (reports, i));
+    }
+  g_assert_cmpstr (s->str, ==, expected);
+  g_string_free (s, TRUE);
+  g_ptr_array_set_size (reports, 0);
+}
+
+G_GNUC_UNUSED static AfutLoop *
+loop_new (void)
+{
+  AfutLoop *loop = afut_loop_new (AFUT_LOOP_VIRTUAL_CLOCK);
+  g_assert_nonnull (loop);
+  g_string_truncate (events, 0);
+  g_string_truncate (lines, 0);
+  g_ptr_array_set_size (reports, 0);
+  n_created = n_finalized = n_destroyed = 0;
+  afut_loop_set_exception_handler (loop, record_report, NULL);
+  the_loop = loop;
+  return loop;
+}
+
+/* Frees the loop (the test has dropped its references): nothing may have
+ * been reported as never retrieved, and every worker was freed. */
+G_GNUC_UNUSED static void
+loop_free (AfutLoop *loop)
+{
+  afut_loop_unref (loop);
+  the_loop = NULL;
+  assert_reports ("");
+  g_assert_cmpuint (n_finalized, ==, n_created);
+}
+
+/* Runs @loop until @future is done, as afut_loop_run_until_complete ()
+ * does, but fails the test instead of blocking forever when nothing is
+ * left that could complete it. */
+G_GNUC_UNUSED static void
+run_until (AfutLoop *loop, AfutFuture *future)
+{
+  guint n = 0;
+  while (afut_future_get_state (future) == AFUT_FUTURE_PENDING)
+    {
+      int64_t timeout = 0;
+      if (!afut_loop_prepare (loop, &timeout) && timeout < 0)
+        g_error ("deadlock at %g: the future is pending and nothing is "
+                 "left to run",
+                 afut_loop_time (loop));
+      g_assert_true (afut_loop_iterate (loop, false));
+      g_assert_cmpuint (++n, <, 100000);
+    }
+}
+
+/* Runs what is queued now (done callbacks just scheduled) without moving
+ * the clock. */
+G_GNUC_UNUSED static void
+drain (AfutLoop *loop)
+{
+  int i;
+  for (i = 0; i < 8; i++)
+    g_assert_true (afut_loop_iterate (loop, false));
+}
+
+/* The loop has nothing left to do: no callback queued and no timer (a
+ * virtual clock would jump to a timer's deadline). */
+G_GNUC_UNUSED static void
+assert_idle (AfutLoop *loop)
+{
+  int64_t timeout = 0;
+  double t;
+  drain (loop);
+  t = afut_loop_time (loop);
+  g_assert_false (afut_loop_prepare (loop, &timeout));
+  g_assert_cmpint (timeout, ==, -1);
+  g_assert_cmpfloat (afut_loop_time (loop), ==, t);
+}
+
+G_GNUC_UNUSED static void
+log_cb (void *data)
+{
+  tev ("%s", (const char *) data);
+}
+
+/* A done callback: "LABEL:STATE@TIME". */
+G_GNUC_UNUSED static void
+log_done (AfutFuture *future, void *data)
+{
+  tev ("%s:%s", (const char *) data,
+       afut_future_state_to_string (afut_future_get_state (future)));
+}
+
+G_GNUC_UNUSED static void
+cancel_cb (void *data)
+{
+  tev ("cancel");
+  afut_future_cancel ((AfutFuture *) data, NULL);
+}
+
+G_GNUC_UNUSED static void
+count_destroy (void *data)
+{
+  n_destroyed++;
+  g_free (data);
+}
+
+G_GNUC_UNUSED static void
+assert_state (AfutFuture *future, AfutFutureState state)
+{
+  g_assert_cmpstr (afut_future_state_to_string (afut_future_get_state (future)),
+                   ==, afut_future_state_to_string (state));
+}
+
+G_GNUC_UNUSED static void
+assert_error (const AfutError *error, AfutQuark domain, int code,
+              const char *message)
+{
+  g_assert_nonnull (error);
+  g_assert_cmpstr (afut_quark_to_string (error->domain), ==,
+                   afut_quark_to_string (domain));
+  g_assert_cmpint (error->code, ==, code);
+  if (message != NULL)
+    g_assert_cmpstr (error->message, ==, message);
+}
+
+G_GNUC_UNUSED static void
+assert_cancelled (AfutFuture *future)
+{
+  assert_state (future, AFUT_FUTURE_CANCELLED);
+  assert_error (afut_future_get_error (future), AFUT_ERROR,
+                AFUT_ERROR_CANCELLED, NULL);
+}
+
+G_GNUC_UNUSED static void
+assert_timeout (AfutFuture *future)
+{
+  assert_state (future, AFUT_FUTURE_FAILED);
+  assert_error (afut_future_get_error (future), AFUT_ERROR, AFUT_ERROR_TIMEOUT,
+                NULL);
+}
+
+G_GNUC_UNUSED static void
+assert_failed (AfutFuture *future, const char *message)
+{
+  assert_state (future, AFUT_FUTURE_FAILED);
+  assert_error (afut_future_get_error (future), TEST_ERROR, 7, message);
+}
+
+G_GNUC_UNUSED static void
+assert_int (AfutFuture *future, int64_t value)
+{
+  assert_state (future, AFUT_FUTURE_DONE);
+  g_assert_cmpint (afut_future_get_value_type (future), ==, AFUT_VALUE_INT);
+  g_assert_cmpint (afut_future_get_int (future), ==, value);
+}
+
+/* "none", "cancelled", "timeout", "group", or "error:MESSAGE" */
+G_GNUC_UNUSED static const char *
+error_name (const AfutError *error)
+{
+  static char buf[256];
+  if (error == NULL)
+    return "none";
+  if (error->domain == AFUT_ERROR)
+    return afut_error_code_to_string (error->code);
+  g_snprintf (buf, sizeof buf, "error:%s", error->message);
+  return buf;
+}
+
+/* "LABEL:got:N", "LABEL:ok" or "LABEL:ERROR" for a done @future, as the
+ * prelude's waiter () logs it.  Reading the error retrieves it. */
+G_GNUC_UNUSED static void
+log_outcome (const char *label, AfutFuture *future)
+{
+  const AfutError *error = afut_future_get_error (future);
+  if (error != NULL)
+    tev ("%s:%s", label, error_name (error));
+  else if (afut_future_get_value_type (future) == AFUT_VALUE_INT)
+    tev ("%s:got:%" PRId64, label, afut_future_get_int (future));
+  else
+    tev ("%s:ok", label);
+}
+
+/* Awaits @future (the reference is the await's), catching, and logs the
+ * outcome as the prelude's waiter () does; re-raises if asked. */
+typedef struct
+{
+  AfutTask task;
+  const char *label;
+  AfutFuture *future;
+  bool reraise;
+} Waiter;
+
+G_GNUC_UNUSED static void
+waiter (AfutTask *task)
+{
+  Waiter *self = (Waiter *) task;
+  AFUT_BEGIN (task);
+  AFUT_AWAIT_TRY (task, self->future);
+  self->future = NULL;
+  if (afut_task_caught (task) != NULL)
+    tev ("%s:%s", self->label, error_name (afut_task_caught (task)));
+  else
+    log_outcome (self->label, afut_task_awaited (task));
+  if (self->reraise && afut_task_caught (task) != NULL)
+    AFUT_RERAISE (task);
+  AFUT_END (task);
+}
+
+/* event-log.h's line () is for suites that print lines of output. */
+G_GNUC_UNUSED static void (*const print_line) (const char *format, ...) =
+  line;
+
+/* ---- a worker: Python's worker () in the prelude ---- */
+
+/* Sleeps @delay, then returns @value or fails with @fail.  On a
+ * cancellation it logs, cleans up for @cleanup seconds, then re-raises,
+ * swallows it (returning @value) or raises @fail_on_cancel. */
+typedef struct
+{
+  AfutTask task;
+  const char *label;
+  double delay;
+  int64_t value;
+  const char *fail;
+  double cleanup;
+  bool swallow;
+  const char *fail_on_cancel;
+} Worker;
+
+G_GNUC_UNUSED static void
+worker (AfutTask *task)
+{
+  Worker *self = (Worker *) task;
+  AFUT_BEGIN (task);
+  tev ("%s:start", self->label);
+  AFUT_AWAIT_TRY (task, afut_sleep (self->delay));
+  if (afut_task_caught (task) != NULL)
+    {
+      tev ("%s:cancelled", self->label);
+      if (self->cleanup > 0)
+        {
+          AFUT_AWAIT (task, afut_sleep (self->cleanup));
+          tev ("%s:cleaned", self->label);
+        }
+      if (self->swallow)
+        AFUT_RETURN_INT (task, self->value);
+      if (self->fail_on_cancel != NULL)
+        AFUT_THROW (task, afut_error_new_literal (TEST_ERROR, 7,
+                                                  self->fail_on_cancel));
+      AFUT_RERAISE (task);
+    }
+  if (self->fail != NULL)
+    {
+      tev ("%s:fail", self->label);
+      AFUT_THROW (task, afut_error_new_literal (TEST_ERROR, 7, self->fail));
+    }
+  tev ("%s:end", self->label);
+  AFUT_RETURN_INT (task, self->value);
+  AFUT_END (task);
+}
+
+G_GNUC_UNUSED static void
+count_finalize (AfutTask *task)
+{
+  (void) task;
+  n_finalized++;
+}
+
+/* A worker task on @loop (%NULL: the running one), started. */
+G_GNUC_UNUSED static AfutFuture *
+worker_new (AfutLoop *loop, const Worker *init)
+{
+  n_created++;
+  return afut_task_new (loop, worker, sizeof (Worker), init, init->label,
+                        count_finalize);
+}
+
+/* The same as a coroutine object, not started. */
+G_GNUC_UNUSED static AfutFuture *
+worker_coro (AfutLoop *loop, const Worker *init)
+{
+  n_created++;
+  return afut_coro_new (loop, worker, sizeof (Worker), init, init->label,
+                        count_finalize);
+}
+
+/* Sleeps 1 s, then returns a string freed by count_destroy (). */
+G_GNUC_UNUSED static void
+pointer_task (AfutTask *task)
+{
+  AFUT_BEGIN (task);
+  AFUT_AWAIT (task, afut_sleep (1));
+  AFUT_RETURN_POINTER (task, g_strdup ("payload"), count_destroy);
+  AFUT_END (task);
+}
+
+#define WORKER(...) worker_new (NULL, &(Worker){ __VA_ARGS__ })
+#define WORKER_CORO(...) worker_coro (NULL, &(Worker){ __VA_ARGS__ })
+
+/* A task of @Type running @func, with a finalize that is counted. */
+#define TASK(loop, Type, func, name, ...)                                     \
+  (n_created++,                                                               \
+   afut_task_new ((loop), (func), sizeof (Type), &(Type){ __VA_ARGS__ },      \
+                  (name), count_finalize))
+
+/* "e1,e2": the messages of @future's sub-errors, in order */
+static char *
+sub_errors (AfutFuture *future)
+{
+  GString *s = g_string_new (NULL);
+  size_t i, n = afut_future_get_n_sub_errors (future);
+  for (i = 0; i < n; i++)
+    {
+      const AfutError *e = afut_future_get_sub_error (future, i);
+      g_assert_nonnull (e);
+      g_string_append_printf (s, "%s%s", i > 0 ? "," : "", e->message);
+    }
+  g_assert_null (afut_future_get_sub_error (future, n));
+  return g_string_free (s, FALSE);
+}
+
+/* A group failed with @future: its code, and its message listing each
+ * of @messages. */
+static void
+assert_group_error (const AfutError *error, const char *const *messages)
+{
+  g_assert_nonnull (error);
+  assert_error (error, AFUT_ERROR, AFUT_ERROR_GROUP, NULL);
+  for (; *messages != NULL; messages++)
+    g_assert_nonnull (strstr (error->message, *messages));
+}
+
+#define MESSAGES(...) ((const char *const[]){ __VA_ARGS__, NULL })
+
+/* The parent of most tests: what it does depends on its step
+ * function. */
+typedef struct
+{
+  AfutTask task;
+  const char *label;
+  AfutTaskGroup *group;
+  AfutTaskGroup *inner;
+  AfutFuture *child;   /* owned */
+  AfutFuture *refused; /* owned: a coroutine the group refused */
+  AfutFuture *k;       /* owned: a call_at handle */
+  unsigned n_logged;
+} Parent;
+
+static void
+parent_finalize (AfutTask *task)
+{
+  Parent *self = (Parent *) task;
+  n_finalized++;
+  afut_future_unref (self->child);
+  afut_future_unref (self->refused);
+  afut_future_unref (self->k);
+}
+
+static AfutFuture *
+parent_new (AfutLoop *loop, AfutTaskFunc func)
+{
+  n_created++;
+  return afut_task_new (loop, func, sizeof (Parent), NULL, "parent",
+                        parent_finalize);
+}
+
+static AfutFuture *
+spawn_worker (AfutTaskGroup *group, const Worker *init)
+{
+  AfutFuture *child = afut_task_group_spawn (group, worker_coro (NULL, init));
+  g_assert_nonnull (child);
+  return child;
+}
+
+#define SPAWN_IN(group, ...) spawn_worker ((group), &(Worker){ __VA_ARGS__ })
+
+/* Spawns a coroutine into @group, which must refuse it (reported);
+ * returns whether it was refused and left cancelled. */
+static bool
+spawn_refused (AfutTaskGroup *group, const char *why)
+{
+  AfutFuture *x = WORKER_CORO (.label = "x", .delay = 1);
+  AfutFuture *r;
+  guint n;
+  bool ok;
+  afut_future_ref (x);
+  expect_log_begin (AFUT_LOG_CRITICAL, why);
+  r = afut_task_group_spawn (group, x);
+  n = expect_log_end ();
+  ok = r == NULL && n == 1 && afut_future_is_cancelled (x);
+  afut_future_unref (x);
+  return ok;
+}
+
+/* ---- exit waits ---- */
+
+static void
+group_all (AfutTask *task)
+{
+  Parent *self = (Parent *) task;
+  AFUT_BEGIN (task);
+  self->group = afut_task_group_new (task);
+  g_assert_nonnull (self->group);
+  SPAWN_IN (self->group, .label = "a", .delay = 1, .value = 1);
+  SPAWN_IN (self->group, .label = "b", .delay = 3, .value = 2);
+  SPAWN_IN (self->group, .label = "c", .delay = 2, .value = 3);
+  tev ("body:end:%zu", afut_task_group_get_n_children (self->group));
+  AFUT_AWAIT (task, afut_task_group_exit (self->group));
+  tev ("main:exited");
+  AFUT_END (task);
+}
+
+static void
+test_group_exit_waits_all (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutFuture *p = parent_new (loop, group_all);
+
+  run_until (loop, p);
+  /* Python reference:
+   *
+   *   async def main():
+   *       async with asyncio.TaskGroup() as g:
+   *           g.create_task(worker("a", 1, value=1))
+   *           g.create_task(worker("b", 3, value=2))
+   *           g.create_task(worker("c", 2, value=3))
+   *           ev(f"body:end:{len(g._tasks)}")
+   *       ev("main:exited")
+   *   run(main)
+   *
+   * prints: body:end:3@0 a:start@0 b:start@0 c:start@0 a:end@1 c:end@2
+   *   b:end@3 main:exited@3
+   */
+  assert_events ("body:end:3@0 a:start@0 b:start@0 c:start@0 a:end@1 "
+                 "c:end@2 b:end@3 main:exited@3");
+  assert_state (p, AFUT_FUTURE_DONE);
+  g_assert_cmpuint (afut_task_cancelling (AFUT_TASK (p)), ==, 0);
+  assert_idle (loop);
+  afut_future_unref (p);
+  loop_free (loop);
+}
+
+typedef struct
+{
+  AfutTask task;
+  const char *label;
+  AfutTaskGroup *group;
+} Spawner;
+
+static void
+spawner (AfutTask *task)
+{
+  Spawner *self = (Spawner *) task;
+  AFUT_BEGIN (task);
+  tev ("%s:start", self->label);
+  AFUT_AWAIT (task, afut_sleep (1));
+  SPAWN_IN (self->group, .label = "d", .delay = 2);
+  tev ("%s:spawned", self->label);
+  AFUT_END (task);
+}
+
+static void
+group_spawning_child (AfutTask *task)
+{
+  Parent *self = (Parent *) task;
+  AFUT_BEGIN (task);
+  self->group = afut_task_group_new (task);
+  n_created++;
+  afut_task_group_spawn (self->group,
+                         afut_coro_new (NULL, spawner, sizeof (Spawner),
+                                        &(Spawner){ .label = "a",
+                                                    .group = self->group },
+                                        "a", count_finalize));
+  AFUT_AWAIT (task, afut_task_group_exit (self->group));
+  tev ("main:exited:%zu", afut_task_group_get_n_children (self->group));
+  AFUT_END (task);
+}
+
+static void
+test_group_child_spawns_while_exiting (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutFuture *p = parent_new (loop, group_spawning_child);
+
+  run_until (loop, p);
+  /* Python reference:
+   *
+   *   async def spawner(g):
+   *       ev("a:start")
+   *       await asyncio.sleep(1)
+   *       g.create_task(worker("d", 2))
+   *       ev("a:spawned")
+   *   async def main():
+   *       async with asyncio.TaskGroup() as g:
+   *           g.create_task(spawner(g))
+   *       ev(f"main:exited:{len(g._tasks)}")
+   *   run(main)
+   *
+   * prints: a:start@0 a:spawned@1 d:start@1 d:end@3 main:exited:0@3
+   */
+  assert_events ("a:start@0 a:spawned@1 d:start@1 d:end@3 main:exited:0@3");
+  assert_state (p, AFUT_FUTURE_DONE);
+  afut_future_unref (p);
+  loop_free (loop);
+}
+
+static void
+group_empty (AfutTask *task)
+{
+  Parent *self = (Parent *) task;
+  AFUT_BEGIN (task);
+  self->group = afut_task_group_new (task);
+  g_assert_cmpuint (afut_task_group_get_n_children (self->group), ==, 0);
+  AFUT_AWAIT (task, afut_task_group_exit (self->group));
+  tev ("main:exited");
+  AFUT_END (task);
+}
+
+static void
+test_group_no_children (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutFuture *p = parent_new (loop, group_empty);
+
+  run_until (loop, p);
+  assert_events ("main:exited@0");
+  assert_state (p, AFUT_FUTURE_DONE);
+  assert_idle (loop);
+  afut_future_unref (p);
+  loop_free (loop);
+}
+
+static void
+resolve_cb (void *data)
+{
+  afut_future_resolve ((AfutFuture *) data);
+}
+
+static void
+group_counts (AfutTask *task)
+{
+  Parent *self = (Parent *) task;
+  AFUT_BEGIN (task);
+  self->group = afut_task_group_new (task);
+  SPAWN_IN (self->group, .label = "a", .delay = 1);
+  SPAWN_IN (self->group, .label = "b", .delay = 3);
+  /* any future: a plain one, resolved at 2 */
+  self->child = afut_future_new (NULL);
+  g_assert_true (afut_task_group_spawn (self->group,
+                                        afut_future_ref (self->child))
+                 == self->child);
+  self->k = afut_loop_call_at (afut_loop_get_running (), 2, resolve_cb,
+                               self->child);
+  tev ("n:%zu", afut_task_group_get_n_children (self->group));
+  AFUT_AWAIT (task, afut_sleep (1.5));
+  tev ("n:%zu", afut_task_group_get_n_children (self->group));
+  AFUT_AWAIT (task, afut_sleep (1));
+  tev ("n:%zu", afut_task_group_get_n_children (self->group));
+  AFUT_AWAIT (task, afut_task_group_exit (self->group));
+  tev ("n:%zu", afut_task_group_get_n_children (self->group));
+  AFUT_END (task);
+}
+
+static void
+test_group_n_children (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutFuture *p = parent_new (loop, group_counts);
+
+  run_until (loop, p);
+  assert_events ("n:3@0 a:start@0 b:start@0 a:end@1 n:2@1.5 n:1@2.5 "
+                 "b:end@3 n:0@3");
+  assert_state (((Parent *) p)->child, AFUT_FUTURE_DONE);
+  afut_future_unref (p);
+  loop_free (loop);
+}
+
+static void
+group_child_cancelled (AfutTask *task)
+{
+  Parent *self = (Parent *) task;
+  AfutFuture *a;
+  AFUT_BEGIN (task);
+  self->group = afut_task_group_new (task);
+  a = SPAWN_IN (self->group, .label = "a", .delay = 5);
+  SPAWN_IN (self->group, .label = "b", .delay = 2);
+  self->k = afut_loop_call_at (afut_loop_get_running (), 1, cancel_cb, a);
+  AFUT_AWAIT (task, afut_task_group_exit (self->group));
+  tev ("main:exited:%u", afut_task_cancelling (task));
+  AFUT_END (task);
+}
+
+static void
+test_group_child_cancelled_alone (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutFuture *p = parent_new (loop, group_child_cancelled);
+
+  run_until (loop, p);
+  /* Python reference:
+   *
+   *   async def main():
+   *       me = asyncio.current_task()
+   *       async with asyncio.TaskGroup() as g:
+   *           a = g.create_task(worker("a", 5))
+   *           g.create_task(worker("b", 2))
+   *           at(1, "cancel", a.cancel)
+   *       ev(f"main:exited:{me.cancelling()}")
+   *   run(main)
+   *
+   * prints: a:start@0 b:start@0 cancel@1 a:cancelled@1 b:end@2
+   *   main:exited:0@2
+   */
+  /* A child cancelled on its own is no failure: nothing is aborted. */
+  assert_events ("a:start@0 b:start@0 cancel@1 a:cancelled@1 b:end@2 "
+                 "main:exited:0@2");
+  assert_state (p, AFUT_FUTURE_DONE);
+  afut_future_unref (p);
+  loop_free (loop);
+}
+
+/* ---- failures ---- */
+
+static void
+group_catch_and_continue (AfutTask *task)
+{
+  Parent *self = (Parent *) task;
+  char *subs;
+  AFUT_BEGIN (task);
+  self->group = afut_task_group_new (task);
+  SPAWN_IN (self->group, .label = "a", .delay = 1, .fail = "boom");
+  SPAWN_IN (self->group, .label = "b", .delay = 5, .cleanup = 1);
+  AFUT_AWAIT_TRY (task, afut_sleep (10));
+  tev ("body:%s:%u", error_name (afut_task_caught (task)),
+       afut_task_cancelling (task));
+  /* aborting: no more children */
+  if (spawn_refused (self->group, "shutting down"))
+    tev ("body:refused");
+  AFUT_AWAIT_TRY (task, afut_task_group_exit (self->group));
+  subs = sub_errors (afut_task_awaited (task));
+  tev ("main:%s:%s:%u", error_name (afut_task_caught (task)), subs,
+       afut_task_cancelling (task));
+  g_free (subs);
+  assert_group_error (afut_task_caught (task), MESSAGES ("boom"));
+  AFUT_AWAIT (task, afut_sleep (1));
+  tev ("main:after");
+  AFUT_RETURN_INT (task, 8);
+  AFUT_END (task);
+}
+
+static void
+test_group_first_failure_cancels (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutFuture *p = parent_new (loop, group_catch_and_continue);
+
+  run_until (loop, p);
+  /* Python reference:
+   *
+   *   async def main():
+   *       me = asyncio.current_task()
+   *       try:
+   *           async with asyncio.TaskGroup() as g:
+   *               g.create_task(worker("a", 1, fail="boom"))
+   *               g.create_task(worker("b", 5, cleanup=1))
+   *               try:
+   *                   await asyncio.sleep(10)
+   *               except asyncio.CancelledError:
+   *                   ev(f"body:cancelled:{me.cancelling()}")
+   *               coro = worker("x", 1)
+   *               try:
+   *                   g.create_task(coro)
+   *               except RuntimeError:
+   *                   ev("body:refused")
+   *                   coro.close()
+   *       except* ValueError as eg:
+   *           ev("main:group:" + ",".join(str(e) for e in eg.exceptions)
+   *              + f":{me.cancelling()}")
+   *       await asyncio.sleep(1)
+   *       ev("main:after")
+   *   run(main)
+   *
+   * prints: a:start@0 b:start@0 a:fail@1 b:cancelled@1 body:cancelled:1@1
+   *   body:refused@1 b:cleaned@2 main:group:boom:0@2 main:after@3
+   */
+  /* The failure cancels the sibling and the parent's pending await; the
+   * exit waits for the sibling's cleanup, then fails with the group; the
+   * parent's cancel request is taken back, so it goes on. */
+  assert_events ("a:start@0 b:start@0 a:fail@1 b:cancelled@1 "
+                 "body:cancelled:1@1 body:refused@1 b:cleaned@2 "
+                 "main:group:boom:0@2 main:after@3");
+  assert_int (p, 8);
+  assert_idle (loop);
+  afut_future_unref (p);
+  loop_free (loop);
+}
+
+static void
+group_several_fail (AfutTask *task)
+{
+  Parent *self = (Parent *) task;
+  char *subs;
+  AFUT_BEGIN (task);
+  self->group = afut_task_group_new (task);
+  SPAWN_IN (self->group, .label = "a", .delay = 1, .fail = "ea");
+  SPAWN_IN (self->group, .label = "b", .delay = 1, .fail = "eb");
+  SPAWN_IN (self->group, .label = "c", .delay = 1, .fail = "ec");
+  SPAWN_IN (self->group, .label = "d", .delay = 5);
+  AFUT_AWAIT_TRY (task, afut_task_group_exit (self->group));
+  subs = sub_errors (afut_task_awaited (task));
+  tev ("main:%s:%s:%u", error_name (afut_task_caught (task)), subs,
+       afut_task_cancelling (task));
+  g_free (subs);
+  assert_group_error (afut_task_caught (task), MESSAGES ("ea", "eb", "ec"));
+  AFUT_END (task);
+}
+
+static void
+test_group_several_fail_together (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutFuture *p = parent_new (loop, group_several_fail);
+
+  run_until (loop, p);
+  /* Python reference:
+   *
+   *   async def main():
+   *       me = asyncio.current_task()
+   *       try:
+   *           async with asyncio.TaskGroup() as g:
+   *               for n in "abc":
+   *                   g.create_task(worker(n, 1, fail="e" + n))
+   *               g.create_task(worker("d", 5))
+   *       except* ValueError as eg:
+   *           ev("main:group:" + ",".join(str(e) for e in eg.exceptions)
+   *              + f":{me.cancelling()}")
+   *   run(main)
+   *
+   * prints: a:start@0 b:start@0 c:start@0 d:start@0 a:fail@1 b:fail@1
+   *   c:fail@1 d:cancelled@1 main:group:ea,eb,ec:1@1
+   *
+   * afut prints: a:start@0 b:start@0 c:start@0 d:start@0 a:fail@1
+   *   b:fail@1 c:fail@1 d:cancelled@1 main:group:ea,eb,ec:0@1
+   */
+  /* Three children fail in the same iteration: the group holds all
+   * three, in the order they failed.  The parent's cancel request made
+   * by the group is taken back: cancelling() is 0 again.  (CPython 3.11
+   * says 1: its __aexit__ calls uncancel() before waiting for the
+   * children, so a request made while it waits stays counted: the bug
+   * CPython gh-116720 fixed in 3.13.  afut's timeouts rely on the
+   * balance.) */
+  assert_events ("a:start@0 b:start@0 c:start@0 d:start@0 a:fail@1 b:fail@1 "
+                 "c:fail@1 d:cancelled@1 main:group:ea,eb,ec:0@1");
+  assert_state (p, AFUT_FUTURE_DONE);
+  afut_future_unref (p);
+  loop_free (loop);
+}
+
+/* ---- the parent cancelled from outside ---- */
+
+static void
+group_body_awaits (AfutTask *task)
+{
+  Parent *self = (Parent *) task;
+  AFUT_BEGIN (task);
+  self->group = afut_task_group_new (task);
+  SPAWN_IN (self->group, .label = "a", .delay = 5, .cleanup = 1);
+  SPAWN_IN (self->group, .label = "b", .delay = 5);
+  AFUT_AWAIT (task, afut_sleep (10));
+  tev ("body:not-reached");
+  AFUT_AWAIT (task, afut_task_group_exit (self->group));
+  AFUT_END (task);
+}
+
+static void
+test_group_parent_cancelled_in_body (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutFuture *p = parent_new (loop, group_body_awaits);
+  AfutFuture *k = afut_loop_call_at (loop, 1, cancel_cb, p);
+
+  run_until (loop, p);
+  tev ("main:%s:%u", error_name (afut_future_get_error (p)),
+       afut_task_cancelling (AFUT_TASK (p)));
+  /* Python reference:
+   *
+   *   async def parent():
+   *       async with asyncio.TaskGroup() as g:
+   *           g.create_task(worker("a", 5, cleanup=1))
+   *           g.create_task(worker("b", 5))
+   *           await asyncio.sleep(10)
+   *           ev("body:not-reached")
+   *   async def main():
+   *       p = asyncio.create_task(parent())
+   *       at(1, "cancel", p.cancel)
+   *       try:
+   *           await p
+   *       except asyncio.CancelledError:
+   *           ev(f"main:cancelled:{p.cancelling()}")
+   *   run(main)
+   *
+   * prints: a:start@0 b:start@0 cancel@1 a:cancelled@1 b:cancelled@1
+   *   a:cleaned@2 main:cancelled:1@2
+   */
+  /* The children are cancelled and awaited; the parent ends cancelled,
+   * not with a group error, after them, with only the outside request
+   * counted. */
+  assert_events ("a:start@0 b:start@0 cancel@1 a:cancelled@1 b:cancelled@1 "
+                 "a:cleaned@2 main:cancelled:1@2");
+  assert_cancelled (p);
+  assert_idle (loop);
+  afut_future_unref (k);
+  afut_future_unref (p);
+  loop_free (loop);
+}
+
+static void
+group_exit_catches (AfutTask *task)
+{
+  Parent *self = (Parent *) task;
+  AFUT_BEGIN (task);
+  self->group = afut_task_group_new (task);
+  SPAWN_IN (self->group, .label = "a", .delay = 5, .cleanup = 1);
+  SPAWN_IN (self->group, .label = "b", .delay = 5);
+  AFUT_AWAIT_TRY (task, afut_task_group_exit (self->group));
+  tev ("parent:%s:%u", error_name (afut_task_caught (task)),
+       afut_task_cancelling (task));
+  AFUT_RERAISE (task);
+  AFUT_END (task);
+}
+
+static void
+test_group_parent_cancelled_in_exit (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutFuture *p = parent_new (loop, group_exit_catches);
+  AfutFuture *k = afut_loop_call_at (loop, 1, cancel_cb, p);
+
+  run_until (loop, p);
+  tev ("main:%s:%u", error_name (afut_future_get_error (p)),
+       afut_task_cancelling (AFUT_TASK (p)));
+  /* Python reference:
+   *
+   *   async def parent():
+   *       me = asyncio.current_task()
+   *       try:
+   *           async with asyncio.TaskGroup() as g:
+   *               g.create_task(worker("a", 5, cleanup=1))
+   *               g.create_task(worker("b", 5))
+   *       except asyncio.CancelledError:
+   *           ev(f"parent:cancelled:{me.cancelling()}")
+   *           raise
+   *   async def main():
+   *       p = asyncio.create_task(parent())
+   *       at(1, "cancel", p.cancel)
+   *       try:
+   *           await p
+   *       except asyncio.CancelledError:
+   *           ev(f"main:cancelled:{p.cancelling()}")
+   *   run(main)
+   *
+   * prints: a:start@0 b:start@0 cancel@1 a:cancelled@1 b:cancelled@1
+   *   a:cleaned@2 parent:cancelled:1@2 main:cancelled:1@2
+   */
+  assert_events ("a:start@0 b:start@0 cancel@1 a:cancelled@1 b:cancelled@1 "
+                 "a:cleaned@2 parent:cancelled:1@2 main:cancelled:1@2");
+  assert_cancelled (p);
+  afut_future_unref (k);
+  afut_future_unref (p);
+  loop_free (loop);
+}
+
+/* ---- the body ends inside the block ---- */
+
+static void
+group_body_raises (AfutTask *task)
+{
+  Parent *self = (Parent *) task;
+  AFUT_BEGIN (task);
+  self->group = afut_task_group_new (task);
+  SPAWN_IN (self->group, .label = "a", .delay = 5, .cleanup = 1);
+  AFUT_AWAIT (task, WORKER (.label = "f", .delay = 1, .fail = "body-error"));
+  tev ("body:not-reached");
+  AFUT_AWAIT (task, afut_task_group_exit (self->group));
+  AFUT_END (task);
+}
+
+static void
+log_parent_done (AfutFuture *p, void *data)
+{
+  (void) data;
+  tev ("parent:%s",
+       afut_future_state_to_string (afut_future_get_state (p)));
+}
+
+static void
+test_group_body_raises (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutFuture *p = parent_new (loop, group_body_raises);
+
+  afut_future_add_done_callback (p, log_parent_done, NULL);
+  run_until (loop, p);
+  drain (loop);
+  /* Python reference:
+   *
+   *   async def parent():
+   *       async with asyncio.TaskGroup() as g:
+   *           g.create_task(worker("a", 5, cleanup=1))
+   *           await asyncio.create_task(worker("f", 1, fail="body-error"))
+   *           ev("body:not-reached")
+   *   async def main():
+   *       p = asyncio.create_task(parent())
+   *       p.add_done_callback(log_done("parent"))
+   *       try:
+   *           await p
+   *       except* ValueError as eg:
+   *           ev("main:group")
+   *   run(main)
+   *
+   * prints: a:start@0 f:start@0 f:fail@1 a:cancelled@1 a:cleaned@2
+   *   parent:failed@2 main:group@2
+   */
+  /* The parent completes only after its children, with a group holding
+   * the body's error. */
+  tev ("main:%s", error_name (afut_future_get_error (p)));
+  assert_events ("a:start@0 f:start@0 f:fail@1 a:cancelled@1 a:cleaned@2 "
+                 "parent:failed@2 main:group@2");
+  assert_group_error (afut_future_get_error (p), MESSAGES ("body-error"));
+  assert_idle (loop);
+  afut_future_unref (p);
+  loop_free (loop);
+}
+
+static void
+group_body_returns (AfutTask *task)
+{
+  Parent *self = (Parent *) task;
+  AFUT_BEGIN (task);
+  self->group = afut_task_group_new (task);
+  SPAWN_IN (self->group, .label = "a", .delay = 1);
+  SPAWN_IN (self->group, .label = "b", .delay = 2);
+  AFUT_RETURN_INT (task, 7); /* inside the block */
+  AFUT_END (task);
+}
+
+static void
+test_group_body_returns (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutFuture *p = parent_new (loop, group_body_returns);
+
+  run_until (loop, p);
+  log_outcome ("main", p);
+  /* Python reference:
+   *
+   *   async def parent():
+   *       async with asyncio.TaskGroup() as g:
+   *           g.create_task(worker("a", 1))
+   *           g.create_task(worker("b", 2))
+   *           return 7
+   *   async def main():
+   *       await waiter("main", asyncio.create_task(parent()))
+   *   run(main)
+   *
+   * prints: a:start@0 b:start@0 a:end@1 b:end@2 main:got:7@2
+   */
+  assert_events ("a:start@0 b:start@0 a:end@1 b:end@2 main:got:7@2");
+  assert_int (p, 7);
+  assert_idle (loop);
+  afut_future_unref (p);
+  loop_free (loop);
+}
+
+static void
+group_body_returns_child_fails (AfutTask *task)
+{
+  Parent *self = (Parent *) task;
+  AFUT_BEGIN (task);
+  self->group = afut_task_group_new (task);
+  SPAWN_IN (self->group, .label = "a", .delay = 2, .fail = "late");
+  SPAWN_IN (self->group, .label = "b", .delay = 5, .cleanup = 1);
+  AFUT_RETURN_INT (task, 7);
+  AFUT_END (task);
+}
+
+static void
+test_group_body_returns_child_fails (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutFuture *p = parent_new (loop, group_body_returns_child_fails);
+
+  run_until (loop, p);
+  tev ("main:%s", error_name (afut_future_get_error (p)));
+  /* Python reference:
+   *
+   *   async def parent():
+   *       async with asyncio.TaskGroup() as g:
+   *           g.create_task(worker("a", 2, fail="late"))
+   *           g.create_task(worker("b", 5, cleanup=1))
+   *           return 7
+   *   async def main():
+   *       try:
+   *           await asyncio.create_task(parent())
+   *       except* ValueError as eg:
+   *           ev("main:group")
+   *   run(main)
+   *
+   * prints: a:start@0 b:start@0 a:fail@2 b:cancelled@2 b:cleaned@3
+   *   main:group@3
+   */
+  /* The return value is lost to the child's failure. */
+  assert_events ("a:start@0 b:start@0 a:fail@2 b:cancelled@2 b:cleaned@3 "
+                 "main:group@3");
+  assert_group_error (afut_future_get_error (p), MESSAGES ("late"));
+  afut_future_unref (p);
+  loop_free (loop);
+}
+
+/* ---- spawns refused ---- */
+
+typedef struct
+{
+  AfutTask task;
+  const char *label;
+  AfutTaskGroup *group;
+} LateSpawner;
+
+static void
+late_spawner (AfutTask *task)
+{
+  LateSpawner *self = (LateSpawner *) task;
+  AFUT_BEGIN (task);
+  AFUT_AWAIT_TRY (task, afut_sleep (5));
+  if (afut_task_caught (task) != NULL
+      && spawn_refused (self->group, "shutting down"))
+    tev ("%s:refused", self->label);
+  AFUT_RERAISE (task);
+  AFUT_END (task);
+}
+
+static void
+group_late_spawn (AfutTask *task)
+{
+  Parent *self = (Parent *) task;
+  AFUT_BEGIN (task);
+  self->group = afut_task_group_new (task);
+  SPAWN_IN (self->group, .label = "a", .delay = 1, .fail = "boom");
+  n_created++;
+  afut_task_group_spawn (
+    self->group,
+    afut_coro_new (NULL, late_spawner, sizeof (LateSpawner),
+                   &(LateSpawner){ .label = "b", .group = self->group }, "b",
+                   count_finalize));
+  AFUT_AWAIT_TRY (task, afut_task_group_exit (self->group));
+  tev ("main:%s", error_name (afut_task_caught (task)));
+  AFUT_END (task);
+}
+
+static void
+test_group_spawn_while_aborting (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutFuture *p = parent_new (loop, group_late_spawn);
+
+  run_until (loop, p);
+  /* Python reference:
+   *
+   *   async def late_spawner(g):
+   *       try:
+   *           await asyncio.sleep(5)
+   *       except asyncio.CancelledError:
+   *           coro = worker("x", 1)
+   *           try:
+   *               g.create_task(coro)
+   *           except RuntimeError:
+   *               ev("b:refused")
+   *               coro.close()
+   *           raise
+   *   async def main():
+   *       try:
+   *           async with asyncio.TaskGroup() as g:
+   *               g.create_task(worker("a", 1, fail="boom"))
+   *               g.create_task(late_spawner(g))
+   *       except* ValueError:
+   *           ev("main:group")
+   *   run(main)
+   *
+   * prints: a:start@0 a:fail@1 b:refused@1 main:group@1
+   */
+  /* TaskGroup.create_task() raises "is shutting down": afut reports it
+   * and cancels the coroutine, which never runs. */
+  assert_events ("a:start@0 a:fail@1 b:refused@1 main:group@1");
+  assert_state (p, AFUT_FUTURE_DONE);
+  afut_future_unref (p);
+  loop_free (loop);
+}
+
+static void
+group_spawn_after_exit (AfutTask *task)
+{
+  Parent *self = (Parent *) task;
+  AFUT_BEGIN (task);
+  self->group = afut_task_group_new (task);
+  SPAWN_IN (self->group, .label = "a", .delay = 1);
+  AFUT_AWAIT (task, afut_task_group_exit (self->group));
+  /* The exit future, which this task still holds, keeps the group. */
+  if (spawn_refused (self->group, "finished"))
+    tev ("main:refused");
+  AFUT_END (task);
+}
+
+static void
+test_group_spawn_after_exit (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutFuture *p = parent_new (loop, group_spawn_after_exit);
+
+  run_until (loop, p);
+  /* Python reference:
+   *
+   *   async def main():
+   *       async with asyncio.TaskGroup() as g:
+   *           g.create_task(worker("a", 1))
+   *       coro = worker("x", 1)
+   *       try:
+   *           g.create_task(coro)
+   *       except RuntimeError:
+   *           ev("main:refused")
+   *           coro.close()
+   *   run(main)
+   *
+   * prints: a:start@0 a:end@1 main:refused@1
+   */
+  assert_events ("a:start@0 a:end@1 main:refused@1");
+  assert_state (p, AFUT_FUTURE_DONE);
+  assert_idle (loop);
+  afut_future_unref (p);
+  loop_free (loop);
+}
+
+/* ---- nesting ---- */
+
+static void
+group_nested (AfutTask *task)
+{
+  Parent *self = (Parent *) task;
+  char *subs;
+  AFUT_BEGIN (task);
+  self->group = afut_task_group_new (task);
+  SPAWN_IN (self->group, .label = "A", .delay = 5, .value = 1);
+  self->inner = afut_task_group_new (task);
+  SPAWN_IN (self->inner, .label = "B", .delay = 1, .fail = "boom");
+  SPAWN_IN (self->inner, .label = "C", .delay = 5, .cleanup = 1);
+  AFUT_AWAIT_TRY (task, afut_task_group_exit (self->inner));
+  subs = sub_errors (afut_task_awaited (task));
+  tev ("main:inner-%s:%s:%u", error_name (afut_task_caught (task)), subs,
+       afut_task_cancelling (task));
+  g_free (subs);
+  tev ("main:body-end:%zu", afut_task_group_get_n_children (self->group));
+  AFUT_AWAIT (task, afut_task_group_exit (self->group));
+  tev ("main:exited");
+  AFUT_END (task);
+}
+
+static void
+test_group_nested_inner_fails (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutFuture *p = parent_new (loop, group_nested);
+
+  run_until (loop, p);
+  /* Python reference:
+   *
+   *   async def main():
+   *       me = asyncio.current_task()
+   *       async with asyncio.TaskGroup() as outer:
+   *           outer.create_task(worker("A", 5, value=1))
+   *           try:
+   *               async with asyncio.TaskGroup() as inner:
+   *                   inner.create_task(worker("B", 1, fail="boom"))
+   *                   inner.create_task(worker("C", 5, cleanup=1))
+   *           except* ValueError as eg:
+   *               ev("main:inner-group:"
+   *                  + ",".join(str(e) for e in eg.exceptions)
+   *                  + f":{me.cancelling()}")
+   *           ev(f"main:body-end:{len(outer._tasks)}")
+   *       ev("main:exited")
+   *   run(main)
+   *
+   * prints: A:start@0 B:start@0 C:start@0 B:fail@1 C:cancelled@1
+   *   C:cleaned@2 main:inner-group:boom:1@2 main:body-end:1@2 A:end@5
+   *   main:exited@5
+   *
+   * afut prints: A:start@0 B:start@0 C:start@0 B:fail@1 C:cancelled@1
+   *   C:cleaned@2 main:inner-group:boom:0@2 main:body-end:1@2 A:end@5
+   *   main:exited@5
+   */
+  /* The inner group's failure aborts only the inner group.  The
+   * cancelling() count is balanced again (CPython 3.11's 1 is the
+   * uncancel-too-early bug of the test above). */
+  assert_events ("A:start@0 B:start@0 C:start@0 B:fail@1 C:cancelled@1 "
+                 "C:cleaned@2 main:inner-group:boom:0@2 main:body-end:1@2 "
+                 "A:end@5 main:exited@5");
+  assert_state (p, AFUT_FUTURE_DONE);
+  afut_future_unref (p);
+  loop_free (loop);
+}
+
+static void
+group_nested_uncaught (AfutTask *task)
+{
+  Parent *self = (Parent *) task;
+  AFUT_BEGIN (task);
+  self->group = afut_task_group_new (task);
+  SPAWN_IN (self->group, .label = "A", .delay = 5, .cleanup = 1);
+  self->inner = afut_task_group_new (task);
+  SPAWN_IN (self->inner, .label = "B", .delay = 1, .fail = "boom");
+  AFUT_AWAIT (task, afut_task_group_exit (self->inner));
+  tev ("body:not-reached");
+  AFUT_AWAIT (task, afut_task_group_exit (self->group));
+  AFUT_END (task);
+}
+
+static void
+test_group_nested_uncaught (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutFuture *p = parent_new (loop, group_nested_uncaught);
+
+  run_until (loop, p);
+  tev ("main:%s", error_name (afut_future_get_error (p)));
+  /* Python reference:
+   *
+   *   async def parent():
+   *       async with asyncio.TaskGroup() as outer:
+   *           outer.create_task(worker("A", 5, cleanup=1))
+   *           async with asyncio.TaskGroup() as inner:
+   *               inner.create_task(worker("B", 1, fail="boom"))
+   *           ev("body:not-reached")
+   *   async def main():
+   *       try:
+   *           await asyncio.create_task(parent())
+   *       except* ValueError:
+   *           ev("main:group")
+   *   run(main)
+   *
+   * prints: A:start@0 B:start@0 B:fail@1 A:cancelled@1 A:cleaned@2
+   *   main:group@2
+   */
+  /* The inner group's error ends the outer block: the outer cancels its
+   * child, awaits it, and fails with a group holding the inner one. */
+  assert_events ("A:start@0 B:start@0 B:fail@1 A:cancelled@1 A:cleaned@2 "
+                 "main:group@2");
+  assert_group_error (afut_future_get_error (p), MESSAGES ("boom"));
+  assert_idle (loop);
+  afut_future_unref (p);
+  loop_free (loop);
+}
+
+/* ---- with timeout scopes ---- */
+
+typedef struct
+{
+  AfutTask task;
+  const char *label;
+  AfutTimeout timeout;
+  AfutTaskGroup *group;
+} ScopedParent;
+
+static void
+group_in_timeout (AfutTask *task)
+{
+  ScopedParent *self = (ScopedParent *) task;
+  AFUT_BEGIN (task);
+  afut_timeout_enter (task, &self->timeout, 1);
+  self->group = afut_task_group_new (task);
+  SPAWN_IN (self->group, .label = "a", .delay = 5, .cleanup = 1);
+  AFUT_AWAIT (task, afut_task_group_exit (self->group));
+  tev ("body:not-reached");
+  afut_timeout_exit (&self->timeout);
+  AFUT_END (task);
+}
+
+static void
+test_group_inside_timeout (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutFuture *p = TASK (loop, ScopedParent, group_in_timeout, "parent",
+                        .label = "parent");
+
+  run_until (loop, p);
+  log_outcome ("main", p);
+  /* Python reference:
+   *
+   *   async def body():
+   *       async with asyncio.timeout(1):
+   *           async with asyncio.TaskGroup() as g:
+   *               g.create_task(worker("a", 5, cleanup=1))
+   *           ev("body:not-reached")
+   *   async def main():
+   *       await waiter("main", asyncio.create_task(body()))
+   *   run(main)
+   *
+   * prints: a:start@0 a:cancelled@1 a:cleaned@2 main:timeout@2
+   */
+  /* The deadline cancels the parent while it waits for the group: the
+   * group cancels its child, awaits it and passes the cancellation on,
+   * which the scope turns into a timeout. */
+  assert_events ("a:start@0 a:cancelled@1 a:cleaned@2 main:timeout@2");
+  assert_timeout (p);
+  g_assert_cmpuint (afut_task_cancelling (AFUT_TASK (p)), ==, 0);
+  assert_idle (loop);
+  afut_future_unref (p);
+  loop_free (loop);
+}
+
+static void
+timeout_in_group (AfutTask *task)
+{
+  ScopedParent *self = (ScopedParent *) task;
+  AFUT_BEGIN (task);
+  self->group = afut_task_group_new (task);
+  SPAWN_IN (self->group, .label = "a", .delay = 1, .fail = "boom");
+  afut_timeout_enter (task, &self->timeout, 5);
+  AFUT_AWAIT_TRY (task, afut_sleep (10));
+  afut_timeout_exit (&self->timeout);
+  tev ("body:%s:%d", error_name (afut_task_caught (task)),
+       afut_timeout_expired (&self->timeout));
+  AFUT_AWAIT (task, afut_task_group_exit (self->group));
+  tev ("body:not-reached");
+  AFUT_END (task);
+}
+
+static void
+test_group_failure_inside_timeout (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutFuture *p = TASK (loop, ScopedParent, timeout_in_group, "parent",
+                        .label = "parent");
+
+  run_until (loop, p);
+  tev ("main:%s:%u", error_name (afut_future_get_error (p)),
+       afut_task_cancelling (AFUT_TASK (p)));
+  /* Python reference:
+   *
+   *   async def body():
+   *       async with asyncio.TaskGroup() as g:
+   *           g.create_task(worker("a", 1, fail="boom"))
+   *           try:
+   *               async with asyncio.timeout(5) as cm:
+   *                   await asyncio.sleep(10)
+   *           except asyncio.CancelledError:
+   *               ev(f"body:cancelled:{int(cm.expired())}")
+   *   async def main():
+   *       t = asyncio.create_task(body())
+   *       try:
+   *           await t
+   *       except* ValueError:
+   *           ev(f"main:group:{t.cancelling()}")
+   *   run(main)
+   *
+   * prints: a:start@0 a:fail@1 body:cancelled:0@1 main:group:0@1
+   */
+  /* The group's cancellation goes through the scope that did not
+   * expire as a cancellation, not a timeout; the deadline goes with the
+   * scope. */
+  assert_events ("a:start@0 a:fail@1 body:cancelled:0@1 main:group:0@1");
+  assert_group_error (afut_future_get_error (p), MESSAGES ("boom"));
+  assert_idle (loop);
+  afut_future_unref (p);
+  loop_free (loop);
+}
+
+static void
+test_group_bad_args (void)
+{
+  AfutLoop *loop = loop_new ();
+
+  /* Outside a running task. */
+  expect_log_begin (AFUT_LOG_CRITICAL, "afut_task_group_new");
+  g_assert_null (afut_task_group_new (NULL));
+  g_assert_cmpuint (expect_log_end (), ==, 1);
+  loop_free (loop);
+}
+
+/* ---- main ---- */
+
+int
+main (int argc, char **argv)
+{
+  int status;
+
+  g_test_init (&argc, &argv, NULL);
+  events = g_string_new (NULL);
+  lines = g_string_new (NULL);
+  reports = g_ptr_array_new_with_free_func (g_free);
+  afut_set_log_func (test_log_func, NULL);
+
+  g_test_add_func ("/task-group/exit-waits-all", test_group_exit_waits_all);
+  g_test_add_func ("/task-group/child-spawns-while-exiting",
+                   test_group_child_spawns_while_exiting);
+  g_test_add_func ("/task-group/no-children", test_group_no_children);
+  g_test_add_func ("/task-group/n-children", test_group_n_children);
+  g_test_add_func ("/task-group/child-cancelled-alone",
+                   test_group_child_cancelled_alone);
+  g_test_add_func ("/task-group/first-failure-cancels",
+                   test_group_first_failure_cancels);
+  g_test_add_func ("/task-group/several-fail-together",
+                   test_group_several_fail_together);
+  g_test_add_func ("/task-group/parent-cancelled-in-body",
+                   test_group_parent_cancelled_in_body);
+  g_test_add_func ("/task-group/parent-cancelled-in-exit",
+                   test_group_parent_cancelled_in_exit);
+  g_test_add_func ("/task-group/body-raises", test_group_body_raises);
+  g_test_add_func ("/task-group/body-returns", test_group_body_returns);
+  g_test_add_func ("/task-group/body-returns-child-fails",
+                   test_group_body_returns_child_fails);
+  g_test_add_func ("/task-group/spawn-while-aborting",
+                   test_group_spawn_while_aborting);
+  g_test_add_func ("/task-group/spawn-after-exit",
+                   test_group_spawn_after_exit);
+  g_test_add_func ("/task-group/nested-inner-fails",
+                   test_group_nested_inner_fails);
+  g_test_add_func ("/task-group/nested-uncaught",
+                   test_group_nested_uncaught);
+  g_test_add_func ("/task-group/inside-timeout", test_group_inside_timeout);
+  g_test_add_func ("/task-group/failure-inside-timeout",
+                   test_group_failure_inside_timeout);
+  g_test_add_func ("/task-group/bad-args", test_group_bad_args);
+
+  status = g_test_run ();
+  afut_set_log_func (NULL, NULL);
+  g_string_free (events, TRUE);
+  g_string_free (lines, TRUE);
+  g_ptr_array_unref (reports);
+  return status;
+}
