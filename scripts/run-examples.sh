@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The README's first command: installs what is missing, builds afut, then
 # runs each example in real time (the tutorial's programs, errors, cancel,
-# and the GLib ones), printing its output and wall time, and checks the
-# output against the tutorial's (tests/seed) or the expected one
-# (tests/expected).
+# timeouts, task-group, and the GLib ones), printing its output and wall
+# time, and checks the output against the tutorial's (tests/seed) or the
+# expected one (tests/expected).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +19,7 @@ declare -A min_ms=([seed-01-cook]=1990 [seed-06-gather-results]=2990)
 
 status=0
 for src in examples/seed-*.c examples/errors.c examples/cancel.c \
+           examples/timeouts.c examples/task-group.c \
            examples/gio-read-files.c examples/echo-server.c examples/to-thread.c; do
   name=$(basename "$src" .c)
   case "$name" in
