@@ -4988,6 +4988,7 @@ afut__future_check_settable (AfutFuture *future, const char *func)
              future->kind == AFUT__KIND_TASK     ? "task"
              : future->kind == AFUT__KIND_GATHER ? "gather"
              : future->kind == AFUT__KIND_FD     ? "fd wait"
+             : (future->flags & AFUT__FUTURE_HANDLE) ? "timer handle"
              : future->kind == AFUT__KIND_SLEEP || future->kind == AFUT__KIND_YIELD
                ? "sleep"
                : "combinator");
@@ -6431,7 +6432,6 @@ afut__call_checked (AfutLoop *loop, double t, bool absolute, AfutCallback func,
 {
   AFUT__RETURN_VAL_IF_FAIL_IN (caller, loop != NULL, NULL);
   AFUT__RETURN_VAL_IF_FAIL_IN (caller, func != NULL, NULL);
-  AFUT__RETURN_VAL_IF_FAIL_IN (caller, t == t, NULL); /* not NaN */
   if (loop->closed)
     {
       afut__log (AFUT_LOG_CRITICAL, "%s: the loop is closed", caller);
@@ -6446,12 +6446,14 @@ AfutFuture *
 afut_loop_call_later (AfutLoop *loop, double delay, AfutCallback func,
                       void *data)
 {
+  AFUT__RETURN_VAL_IF_FAIL (delay == delay, NULL);
   return afut__call_checked (loop, delay, false, func, data, __func__);
 }
 
 AfutFuture *
 afut_loop_call_at (AfutLoop *loop, double when, AfutCallback func, void *data)
 {
+  AFUT__RETURN_VAL_IF_FAIL (when == when, NULL);
   return afut__call_checked (loop, when, true, func, data, __func__);
 }
 
@@ -6562,6 +6564,12 @@ afut_shield (AfutFuture *future)
 {
   AfutShield *s;
   AFUT__RETURN_VAL_IF_FAIL (future != NULL, NULL);
+  if (future->state == AFUT_FUTURE_PENDING && future->loop->closed)
+    {
+      afut__log (AFUT_LOG_CRITICAL, "%s: the loop is closed", __func__);
+      afut_future_unref (future);
+      return NULL;
+    }
   afut__take (future);
   if (future->state != AFUT_FUTURE_PENDING)
     return future;
@@ -6641,6 +6649,12 @@ afut_wait_for (AfutFuture *future, double timeout)
     }
   if (timeout == AFUT_NO_TIMEOUT || future->state != AFUT_FUTURE_PENDING)
     return future; /* `return await fut` */
+  if (future->loop->closed)
+    {
+      afut__log (AFUT_LOG_CRITICAL, "%s: the loop is closed", __func__);
+      afut_future_unref (future);
+      return NULL;
+    }
   afut__take (future);
   w = (AfutWaitFor *) afut__alloc (sizeof (AfutWaitFor));
   afut__future_init (&w->future, future->loop, AFUT__KIND_WAIT_FOR);
@@ -7099,6 +7113,12 @@ afut__race_valist (AfutFuture *first, va_list args, uint8_t mode,
   size_t n = 0, cap = 0;
   AfutFuture *f;
   AfutMulti *m;
+  if (first == NULL && mode == AFUT__MULTI_RACE)
+    {
+      afut__log (AFUT_LOG_CRITICAL,
+                 "%s: no input: the race would never settle", caller);
+      return NULL;
+    }
   for (f = first; f != NULL; f = va_arg (args, AfutFuture *))
     {
       if (n == cap)
@@ -7127,6 +7147,12 @@ afut_race (AfutFuture *first, ...)
 AfutFuture *
 afut_race_v (AfutFuture *const *futures, size_t n_futures)
 {
+  if (n_futures == 0)
+    {
+      afut__log (AFUT_LOG_CRITICAL,
+                 "%s: no input: the race would never settle", __func__);
+      return NULL;
+    }
   return afut__race_finish (
     afut__multi_new_array (futures, n_futures, AFUT__KIND_RACE,
                            AFUT__MULTI_RACE, __func__),
@@ -7251,7 +7277,9 @@ afut_future_get_n_sub_errors (AfutFuture *future)
 const AfutError *
 afut_future_get_sub_error (AfutFuture *future, size_t index)
 {
-  size_t n = afut_future_get_n_sub_errors (future);
+  size_t n;
+  AFUT__RETURN_VAL_IF_FAIL (future != NULL, NULL);
+  n = afut_future_get_n_sub_errors (future);
   if (index >= n)
     return NULL;
   future->flags |= AFUT__FUTURE_ERROR_RETRIEVED;
@@ -7351,13 +7379,24 @@ afut__timeout_schedule (AfutTimeout *t)
 }
 
 static void
-afut__timeout_enter (AfutTask *task, AfutTimeout *t, int64_t when,
+afut__timeout_enter (AfutTask *task, AfutTimeout *timeout, int64_t when,
                      const char *caller)
 {
+  AfutTimeout *t = timeout;
+  AfutScope *open;
   AFUT__RETURN_IF_FAIL_IN (caller, task != NULL);
-  AFUT__RETURN_IF_FAIL_IN (caller, t != NULL);
+  AFUT__RETURN_IF_FAIL_IN (caller, timeout != NULL);
   if (!afut__task_check_current (task, caller))
     return;
+  for (open = task->scopes; open != NULL; open = open->outer)
+    if (open == &t->scope)
+      {
+        afut__log (AFUT_LOG_CRITICAL,
+                   "%s: this timeout is already entered (asyncio: \"Timeout "
+                   "has already been entered\")",
+                   caller);
+        return;
+      }
   memset (t, 0, sizeof *t);
   afut__scope_push (task, &t->scope, AFUT__SCOPE_TIMEOUT);
   t->scope.state = AFUT__TIMEOUT_ENTERED;
@@ -7398,9 +7437,9 @@ afut_timeout_reschedule (AfutTimeout *timeout, double when)
                  "%s: cannot change the deadline of a timeout that is %s",
                  __func__,
                  timeout->scope.state == AFUT__TIMEOUT_CREATED ? "not entered"
-                 : timeout->scope.state == AFUT__TIMEOUT_EXITED
-                   ? "exited"
-                   : "expiring");
+                 : timeout->scope.state == AFUT__TIMEOUT_EXITED  ? "exited"
+                 : timeout->scope.state == AFUT__TIMEOUT_EXPIRED ? "expired"
+                                                                 : "expiring");
       return;
     }
   timeout->when = afut__seconds_to_ns (when);
@@ -7628,7 +7667,17 @@ afut_task_group_spawn (AfutTaskGroup *group, AfutFuture *future)
 {
   AfutGroupLink *link;
   const char *refusal = NULL;
-  AFUT__RETURN_VAL_IF_FAIL (group != NULL, NULL);
+  if (group == NULL)
+    {
+      afut__log (AFUT_LOG_CRITICAL, "%s: assertion 'group != NULL' failed",
+                 __func__);
+      if (future != NULL)
+        {
+          afut_future_cancel (future, NULL);
+          afut_future_unref (future);
+        }
+      return NULL;
+    }
   if (future == NULL)
     {
       afut__log (AFUT_LOG_CRITICAL, "%s: assertion 'future != NULL' failed",
