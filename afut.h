@@ -3478,6 +3478,7 @@ static void afut__task_schedule_step (AfutTask *task);
 static bool afut__task_cancel (AfutTask *task, const char *message);
 static bool afut__gather_cancel (AfutGather *gather, const char *message);
 static void afut__task_finish (AfutTask *task, AfutError *error);
+static void afut__yield_arm (AfutFuture *future);
 static bool afut__combinator_cancel (AfutFuture *future, const char *message);
 static void afut__combinator_finalize (AfutFuture *future);
 static void afut__task_resume_unwind (AfutTask *task);
@@ -4559,6 +4560,7 @@ afut_loop_run_until_complete (AfutLoop *loop, AfutFuture *future)
   afut_loop_ref (loop); /* a callback may drop the caller's */
   afut_future_ref (future);
   afut_task_start (future); /* a coroutine object starts, as ensure_future */
+  afut__yield_arm (future);
   while (future->state == AFUT_FUTURE_PENDING)
     afut__loop_iterate_unlocked (loop, true);
   afut_future_unref (future);
@@ -5409,15 +5411,7 @@ afut_future_add_done_callback (AfutFuture *future, AfutFutureCallback callback,
       return;
     }
 
-  if (future->kind == AFUT__KIND_YIELD
-      && !(future->flags & AFUT__FUTURE_YIELD_ARMED))
-    {
-      /* A sleep(0) that is not awaited directly by a task resolves one
-       * loop turn after it is first watched. */
-      future->flags |= AFUT__FUTURE_YIELD_ARMED;
-      future->ref_count++;
-      afut__ready_push (future->loop, afut__yield_fire, future);
-    }
+  afut__yield_arm (future);
 
   if (future->callback == NULL)
     {
@@ -6118,6 +6112,20 @@ afut__yield_fire (void *data)
   if (future->state == AFUT_FUTURE_PENDING)
     afut__future_complete_value (future, AFUT_VALUE_NONE);
   afut_future_unref (future);
+}
+
+/* A sleep(0) that is not awaited directly by a task resolves one loop
+ * turn after it is first watched (a callback, run_until_complete). */
+static void
+afut__yield_arm (AfutFuture *future)
+{
+  if (future->kind != AFUT__KIND_YIELD
+      || (future->flags & AFUT__FUTURE_YIELD_ARMED)
+      || future->state != AFUT_FUTURE_PENDING)
+    return;
+  future->flags |= AFUT__FUTURE_YIELD_ARMED;
+  future->ref_count++;
+  afut__ready_push (future->loop, afut__yield_fire, future);
 }
 
 AfutFuture *

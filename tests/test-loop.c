@@ -1715,6 +1715,25 @@ test_run_until_complete_already_done (void)
   afut_loop_unref (loop);
 }
 
+/* asyncio.get_event_loop().run_until_complete(asyncio.sleep(0)) returns
+ * after one turn: a sleep(0) outside any task is not left waiting for a
+ * task to await it. */
+static void
+test_run_until_complete_sleep_zero (void)
+{
+  AfutLoop *loop = new_loop ();
+  AfutFuture *z = afut_loop_sleep (loop, 0);
+  AfutFuture *s = afut_loop_sleep (loop, 3.0);
+
+  g_assert_true (afut_loop_run_until_complete (loop, z));
+  g_assert_cmpint (afut_future_get_state (z), ==, AFUT_FUTURE_DONE);
+  g_assert_cmpint (afut_loop_time_ns (loop), ==, 0);
+  g_assert_false (afut_future_is_done (s));
+  afut_future_unref (z);
+  afut_future_unref (s);
+  afut_loop_unref (loop);
+}
+
 typedef struct
 {
   AfutTask task;
@@ -2681,6 +2700,8 @@ main (int argc, char **argv)
 
   g_test_add_func ("/loop/run-until-complete/resolved-by-callback",
                    test_run_until_complete_resolved_by_callback);
+  g_test_add_func ("/loop/run-until-complete/sleep-zero",
+                   test_run_until_complete_sleep_zero);
   g_test_add_func ("/loop/run-until-complete/already-done",
                    test_run_until_complete_already_done);
   g_test_add_func ("/loop/run-until-complete/stops-when-done",
