@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what afut needs to build and test, on Debian 12, if missing.
-#   scripts/install-deps.sh          build + tests: meson, ninja, gcc, g++, GLib
+#   scripts/install-deps.sh          build + tests: meson, ninja, gcc, g++, GLib,
+#                                    GObject Introspection, PyGObject, gjs
 #   scripts/install-deps.sh ci       also valgrind (for .ci/run)
 # Runs apt-get only when a package is missing; needs root then.
 set -euo pipefail
 
-packages=(meson ninja-build gcc g++ pkg-config libglib2.0-dev python3)
+packages=(meson ninja-build gcc g++ pkg-config libglib2.0-dev python3
+  gobject-introspection libgirepository1.0-dev python3-gi gjs)
 if [ "${1:-}" = ci ]; then
   packages+=(valgrind)
 fi
