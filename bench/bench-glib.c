@@ -87,6 +87,7 @@ typedef struct
   double ns_per_op; /* wall time per timer / round trip / iteration */
   double cpu_ns_per_op;
   double bytes_per; /* RSS delta per pending timer, where it applies */
+  double empty_ns;  /* 2.: one iteration of an empty context */
   long peak_rss_kib;
   char text[1536];
   char failures[512]; /* the child's, printed after its report */
@@ -238,6 +239,20 @@ pow10_name (long n)
   return buf;
 }
 
+/* One machine-readable line per case (scripts/bench.py reads them). */
+static void
+emit (const char *workload, const char *impl, long n, int rep,
+      const Result *r, const char *extra)
+{
+  printf ("BENCH workload=%s impl=%s n=%ld rep=%d ns_per_op=%.2f "
+          "cpu_ns_per_op=%.2f peak_rss_kb=%ld bytes_per_item=%.1f "
+          "wall_ms=%.2f ok=%d%s%s\n",
+          workload, impl, n, rep, r->ns_per_op, r->cpu_ns_per_op,
+          r->peak_rss_kib, r->bytes_per, r->wall_s * 1e3, r->ok,
+          extra != NULL ? " " : "", extra != NULL ? extra : "");
+  fflush (stdout);
+}
+
 /* ======================================================================== */
 /* 1. N concurrent sleeping tasks                                           */
 /* ======================================================================== */
@@ -336,6 +351,47 @@ case_afut_sleeps (long n)
   t3 = now_s ();
   report_timers ("afut tasks + gather", n, t0, t1, t2, t3, c0, c1, rss0,
                  rss1, iterations);
+}
+
+/* The same tasks on afut's embedded poll() loop. */
+static void
+case_afut_embedded_sleeps (long n)
+{
+  AfutLoop *loop = afut_loop_new (AFUT_LOOP_NONE);
+  AfutFuture **tasks = g_new (AfutFuture *, n);
+  AfutFuture *all;
+  long done = 0, i;
+  long rss0, rss1;
+  double t0, t1, t2, t3, c0, c1;
+
+  memset (tasks, 0, sizeof (AfutFuture *) * (size_t) n); /* touched */
+  rss0 = peak_rss_kib ();
+  c0 = cpu_s ();
+  t0 = now_s ();
+  for (i = 0; i < n; i++)
+    {
+      Sleeper init = { .i = i, .done = &done };
+      tasks[i] = afut_task_new (loop, sleeper, sizeof init, &init, NULL, NULL);
+    }
+  all = afut_gather_v (tasks, (size_t) n);
+  t1 = now_s ();
+  afut_loop_run_until_complete (loop, all);
+  t2 = now_s ();
+  c1 = cpu_s ();
+  rss1 = peak_rss_kib ();
+  if (afut_future_get_state (all) != AFUT_FUTURE_DONE)
+    fail ("the gather ended %s",
+          afut_future_state_to_string (afut_future_get_state (all)));
+  if (done != n)
+    fail ("%ld of %ld tasks finished", done, n);
+  afut_future_unref (all);
+  for (i = 0; i < n; i++)
+    afut_future_unref (tasks[i]);
+  g_free (tasks);
+  afut_loop_unref (loop);
+  t3 = now_s ();
+  report_timers ("afut tasks, embedded loop", n, t0, t1, t2, t3, c0, c1,
+                 rss0, rss1, 0);
 }
 
 static void
@@ -744,6 +800,7 @@ case_iteration (long n)
 
   result->ns_per_op = med_l;
   result->cpu_ns_per_op = med_i; /* here: the idle afut loop's */
+  result->empty_ns = med_e;
   result->bytes_per = (double) (rss1 - rss0) * 1024.0 / (double) n;
   say ("  %-5s %-34s setup %5.0f ms  +%3.0f B/pending  |  ns per "
        "iteration, best/median of %d blocks: empty context %4.0f/%4.0f, "
@@ -1150,7 +1207,8 @@ cmp_double (const void *a, const void *b)
 }
 
 #define N_PP 7
-#define N_TIMER 4 /* the last one is g_timeout */
+#define N_TIMER 5 /* the last one is g_timeout */
+#define N_SIZES 4
 #define MAX_REPS 5
 
 int
@@ -1171,8 +1229,17 @@ main (int argc, char **argv)
     { "g_unix_fd sources, can_recurse", case_pp_gunix_recurse },
     { "raw poll() loop", case_pp_poll },
   };
-  long sleep_ns[3] = { 10000, 100000, 1000000 };
-  long gt_iter_ns[3] = { 10000, 100000, 1000000 };
+  long sleep_ns[N_SIZES] = { 1000, 10000, 100000, 1000000 };
+  long gt_iter_ns[N_SIZES] = { 1000, 10000, 100000, 1000000 };
+  static const char *const pp_impls[N_PP] = {
+    "afut-glib-fd_wait", "afut-glib-fd_read", "afut-embedded-fd_wait",
+    "afut-embedded-fd_read", "g_unix_fd_add", "g_unix_fd-can_recurse",
+    "raw-poll",
+  };
+  static const char *const timer_impls[N_TIMER] = {
+    "afut-glib-tasks", "afut-glib-bare", "c-heap-gsource",
+    "afut-embedded-tasks", "g_timeout",
+  };
   static const struct
   {
     const char *name;
@@ -1181,16 +1248,21 @@ main (int argc, char **argv)
     { "afut tasks", case_afut_sleeps },
     { "afut bare", case_afut_bare_sleeps },
     { "C heap", case_heap_source },
+    { "afut embed", case_afut_embedded_sleeps },
     { "g_timeout", case_gtimeout_sleeps },
   };
-  static Result timer_r[2][N_TIMER][3];
-  int timer_ran[2][N_TIMER][3];
-  Result gt_iter_r[3];
+  static Result timer_r[2][N_TIMER][N_SIZES];
+  int timer_ran[2][N_TIMER][N_SIZES];
+  Result gt_iter_r[N_SIZES];
+  int timer_reps, tr;
+  char extra[128];
   int k;
   double pp_ns[N_PP][MAX_REPS], pp_cpu[N_PP][MAX_REPS];
   int n_sizes, reps, i, r, w;
   long pp_n, iter_n;
-  int quick = 0;
+  int quick = 0, reps_arg = 0;
+  long max_n = 0;
+  const char *only = NULL;
   struct utsname un;
   Result sleeps_r, tasks_r;
   double load[1];
@@ -1199,16 +1271,35 @@ main (int argc, char **argv)
     {
       if (strcmp (argv[i], "--quick") == 0)
         quick = 1;
+      else if (strcmp (argv[i], "--reps") == 0 && i + 1 < argc)
+        reps_arg = atoi (argv[++i]);
+      else if (strcmp (argv[i], "--max-n") == 0 && i + 1 < argc)
+        max_n = atol (argv[++i]);
+      else if (strcmp (argv[i], "--only") == 0 && i + 1 < argc)
+        only = argv[++i];
       else
         {
-          fprintf (stderr, "usage: %s [--quick]\n", argv[0]);
+          fprintf (stderr,
+                   "usage: %s [--quick] [--reps R] [--max-n N] [--only "
+                   "sleeps|sleeps_wide|glib_iteration|pingpong]\n",
+                   argv[0]);
           return 2;
         }
     }
-  n_sizes = quick ? 1 : 3;
+  n_sizes = quick ? 2 : N_SIZES;
   reps = quick ? 1 : MAX_REPS;
+  timer_reps = quick ? 1 : 3;
+  if (reps_arg > 0)
+    {
+      reps = reps_arg > MAX_REPS ? MAX_REPS : reps_arg;
+      timer_reps = reps;
+    }
+  while (max_n > 0 && n_sizes > 1 && sleep_ns[n_sizes - 1] > max_n)
+    n_sizes--;
   pp_n = quick ? 10000 : 100000;
   iter_n = quick ? 10000 : 1000000;
+  if (max_n > 0 && iter_n > max_n)
+    iter_n = max_n;
 
   uname (&un);
   printf ("bench-glib%s: afut %d.%d.%d on GLib %u.%u.%u, %s %s, %ld CPUs\n",
@@ -1223,11 +1314,19 @@ main (int argc, char **argv)
     printf ("load average (1 min) at start: %.2f\n", load[0]);
 
   /* ---- 1 ---- */
+  memset (&sleeps_r, 0, sizeof sleeps_r);
+  memset (&tasks_r, 0, sizeof tasks_r);
   memset (timer_ran, 0, sizeof timer_ran);
+  for (tr = 0; tr < timer_reps; tr++)
   for (w = 0; w < 2; w++)
     {
+      if (only != NULL
+          && strcmp (only, w == 0 ? "sleeps" : "sleeps_wide") != 0)
+        continue;
       sleep_wide = w;
-      if (w == 0)
+      if (tr > 0)
+        printf ("\n1%c, repetition %d\n", w == 0 ? 'a' : 'b', tr + 1);
+      else if (w == 0)
         printf ("\n1a. N concurrent sleeping tasks, 10 ms + (i %% 1000) us "
                 "on the real clock, gathered, on the GLib adapter; beside "
                 "them bare afut sleeps,\n    a plain C heap in one GSource "
@@ -1240,9 +1339,9 @@ main (int argc, char **argv)
       for (i = 0; i < n_sizes; i++)
         for (k = 0; k < N_TIMER; k++)
           {
-            Result *g10_5 = &timer_r[w][N_TIMER - 1][1];
-            if (k == N_TIMER - 1 && i == 2 && timer_ran[w][k][1]
-                && g10_5->wall_s > 60)
+            Result *g10_5 = &timer_r[w][N_TIMER - 1][2];
+            if (k == N_TIMER - 1 && i == 3 && timer_ran[w][k][2]
+                && g10_5->wall_s > 60 / timer_reps)
               {
                 printf ("  %-27s %-5s skipped: 10^5 took %.1f s (> 60 s)\n",
                         "g_timeout sources", pow10_name (sleep_ns[i]),
@@ -1252,6 +1351,8 @@ main (int argc, char **argv)
             timer_r[w][k][i] = run_case (timer_cases[k].func, sleep_ns[i],
                                          600, k == N_TIMER - 1);
             timer_ran[w][k][i] = 1;
+            emit (w == 0 ? "sleeps" : "sleeps_wide", timer_impls[k],
+                  sleep_ns[i], tr, &timer_r[w][k][i], NULL);
           }
     }
 
@@ -1259,15 +1360,35 @@ main (int argc, char **argv)
   printf ("\n2. cost of one g_main_context_iteration (ctx, FALSE) with N "
           "pending timers, beside an empty context and an idle afut loop in "
           "the same process (blocks interleaved)\n");
+  /* ns_per_op: one iteration, loaded; cpu_ns_per_op is (here) the idle
+   * afut loop's, empty_ns the empty context's, in the same process. */
+  if (only != NULL && strcmp (only, "glib_iteration") != 0)
+    goto pingpong;
   iter_kind = ITER_AFUT_SLEEPS;
   sleeps_r = run_case (case_iteration, iter_n, 300, 0);
+  snprintf (extra, sizeof extra, "idle_ns=%.2f empty_ns=%.2f",
+            sleeps_r.cpu_ns_per_op, sleeps_r.empty_ns);
+  emit ("glib_iteration", "afut-glib-bare-sleeps", iter_n, 0, &sleeps_r,
+        extra);
   iter_kind = ITER_AFUT_TASKS;
   tasks_r = run_case (case_iteration, iter_n, 300, 0);
+  snprintf (extra, sizeof extra, "idle_ns=%.2f empty_ns=%.2f",
+            tasks_r.cpu_ns_per_op, tasks_r.empty_ns);
+  emit ("glib_iteration", "afut-glib-tasks", iter_n, 0, &tasks_r, extra);
   iter_kind = ITER_GTIMEOUT;
   for (i = 0; i < n_sizes; i++)
-    gt_iter_r[i] = run_case (case_iteration, gt_iter_ns[i], 300, 1);
+    {
+      gt_iter_r[i] = run_case (case_iteration, gt_iter_ns[i], 300, 1);
+      snprintf (extra, sizeof extra, "idle_ns=%.2f empty_ns=%.2f",
+                gt_iter_r[i].cpu_ns_per_op, gt_iter_r[i].empty_ns);
+      emit ("glib_iteration", "g_timeout", gt_iter_ns[i], 0, &gt_iter_r[i],
+            extra);
+    }
 
   /* ---- 3 ---- */
+pingpong:
+  if (only != NULL && strcmp (only, "pingpong") != 0)
+    goto summary;
   printf ("\n3. socketpair ping-pong, %s round trips, one byte each way; %d "
           "repetition%s, interleaved\n",
           pow10_name (pp_n), reps, reps > 1 ? "s" : "");
@@ -1275,11 +1396,15 @@ main (int argc, char **argv)
     for (i = 0; i < N_PP; i++)
       {
         Result res = run_case (pp_cases[i].func, pp_n, 300, 0);
+        emit ("pingpong", pp_impls[i], pp_n, r, &res, NULL);
         pp_ns[i][r] = res.ok ? res.ns_per_op : 0;
         pp_cpu[i][r] = res.ok ? res.cpu_ns_per_op : 0;
       }
 
   /* ---- summary ---- */
+summary:
+  if (only != NULL)
+    return n_failures > 0 ? 1 : 0;
   printf ("\nSummary\n");
   for (w = 0; w < 2; w++)
     {
@@ -1312,7 +1437,7 @@ main (int argc, char **argv)
           printf (" | %9.2fx %9.2fx %9.2fx |",
                   cpu[2] > 0 ? cpu[0] / cpu[2] : 0,
                   cpu[2] > 0 ? cpu[1] / cpu[2] : 0,
-                  cpu[0] > 0 ? cpu[3] / cpu[0] : 0);
+                  cpu[0] > 0 ? cpu[N_TIMER - 1] / cpu[0] : 0);
           for (k = 0; k < N_TIMER; k++)
             printf (" %10.0f", cpu[k] > 0 ? timer_r[w][k][i].bytes_per : 0);
           printf (" |");
