@@ -7,7 +7,8 @@
 set -euo pipefail
 
 packages=(meson ninja-build gcc g++ pkg-config libglib2.0-dev python3
-  gobject-introspection libgirepository1.0-dev python3-gi gjs)
+  gobject-introspection libgirepository1.0-dev python3-gi gjs
+  libgtk-4-dev xvfb xauth)
 if [ "${1:-}" = ci ]; then
   packages+=(valgrind)
 fi
