@@ -100,8 +100,23 @@
 #ifndef AFUT_H
 #define AFUT_H
 
+/**
+ * AFUT_VERSION_MAJOR:
+ *
+ * The major version of this afut.h.
+ */
 #define AFUT_VERSION_MAJOR 0
+/**
+ * AFUT_VERSION_MINOR:
+ *
+ * The minor version of this afut.h.
+ */
 #define AFUT_VERSION_MINOR 2
+/**
+ * AFUT_VERSION_MICRO:
+ *
+ * The micro version of this afut.h.
+ */
 #define AFUT_VERSION_MICRO 0
 
 /**
@@ -162,6 +177,13 @@ extern "C" {
 
 /* ---- basic types ---- */
 
+/**
+ * AfutLoop:
+ *
+ * An event loop (asyncio's event loop): its ready queue, timers, fd
+ * watches and tasks.  Opaque and reference counted; make one with
+ * afut_loop_new() or afut_glib_loop_new(), or let afut_run() make it.
+ */
 typedef struct AfutLoop AfutLoop;
 typedef struct AfutFuture AfutFuture;
 typedef struct AfutTask AfutTask;
@@ -170,6 +192,13 @@ typedef struct AfutBackend AfutBackend;
 typedef struct AfutFdWatch AfutFdWatch;
 typedef struct AfutScope AfutScope;
 typedef struct AfutTimeout AfutTimeout;
+/**
+ * AfutTaskGroup:
+ *
+ * asyncio.TaskGroup: children spawned in a task that the task waits for
+ * at the group's exit; the first failure cancels the others.  Opaque;
+ * see afut_task_group_new().
+ */
 typedef struct AfutTaskGroup AfutTaskGroup;
 
 /**
@@ -243,7 +272,14 @@ struct AfutError
   char *message;
 };
 
-/* One table yields the codes, their names and their descriptions. */
+/**
+ * AFUT_ERROR_CODES:
+ * @X: a macro taking (NAME, nick, description)
+ *
+ * The table of the %AFUT_ERROR domain's codes, as an X macro: it calls
+ * @X once per code, in #AfutErrorCode order.  afut.h builds the enum and
+ * afut_error_code_to_string() from it.
+ */
 #define AFUT_ERROR_CODES(X)                                                   \
   X (FAILED, "failed", "Operation failed")                                    \
   X (CANCELLED, "cancelled", "Operation was cancelled")                       \
@@ -298,6 +334,8 @@ typedef enum
 /**
  * afut_errno_error_quark:
  *
+ * The quark of the %AFUT_ERRNO_ERROR domain, which that macro calls.
+ *
  * Returns: the quark of the %AFUT_ERRNO_ERROR domain
  * Since: 0.1
  */
@@ -305,6 +343,8 @@ AFUT_API AfutQuark afut_errno_error_quark (void);
 
 /**
  * afut_error_quark:
+ *
+ * The quark of the %AFUT_ERROR domain, which that macro calls.
  *
  * Returns: the quark of the %AFUT_ERROR domain
  * Since: 0.1
@@ -337,6 +377,8 @@ AFUT_API AfutQuark afut_quark_from_static_string (const char *string);
  * afut_quark_to_string:
  * @quark: a quark
  *
+ * The string a quark names, as GLib's g_quark_to_string().
+ *
  * Returns: (nullable): the string @quark names, %NULL for an unknown quark
  * Since: 0.1
  */
@@ -348,6 +390,8 @@ AFUT_API const char *afut_quark_to_string (AfutQuark quark);
  * @code: the error code
  * @format: printf() format of the message
  * @...: its arguments
+ *
+ * Creates an error whose message is printf()-formatted.
  *
  * Returns: (transfer full): a new error, for afut_future_fail() or
  *   AFUT_THROW(); %NULL if @domain is 0 or @format is %NULL
@@ -363,6 +407,8 @@ AFUT_API AfutError *afut_error_new (AfutQuark domain, int code,
  * @code: the error code
  * @message: the message, copied
  *
+ * Creates an error with a message used as it is (no format).
+ *
  * Returns: (transfer full): a new error; %NULL if @domain is 0 or @message
  *   is %NULL
  * Since: 0.1
@@ -373,6 +419,8 @@ AFUT_API AfutError *afut_error_new_literal (AfutQuark domain, int code,
 /**
  * afut_error_copy:
  * @error: an error
+ *
+ * Copies an error: domain, code and message.
  *
  * Returns: (transfer full): a copy of @error
  * Since: 0.1
@@ -395,6 +443,8 @@ AFUT_API void afut_error_free (AfutError *error);
  * @domain: a domain
  * @code: a code
  *
+ * Tests an error's domain and code, as Python's `except E:`.
+ *
  * Returns: whether @error is not %NULL and has @domain and @code
  * Since: 0.1
  */
@@ -405,6 +455,8 @@ AFUT_API bool afut_error_matches (const AfutError *error, AfutQuark domain,
  * afut_error_is_cancelled:
  * @error: (nullable): an error
  *
+ * Tests for a cancellation, as `except asyncio.CancelledError:`.
+ *
  * Returns: whether @error is a cancellation (%AFUT_ERROR_CANCELLED)
  * Since: 0.1
  */
@@ -413,6 +465,8 @@ AFUT_API bool afut_error_is_cancelled (const AfutError *error);
 /**
  * afut_error_code_to_string:
  * @code: an #AfutErrorCode
+ *
+ * Names a code of the %AFUT_ERROR domain.
  *
  * Returns: the short name of @code ("cancelled", "timeout", ...), or
  *   "unknown"
@@ -597,6 +651,8 @@ AFUT_API void afut_loop_unref (AfutLoop *loop);
 /**
  * afut_loop_get_running:
  *
+ * asyncio.get_running_loop(), without raising.
+ *
  * Returns: (nullable) (transfer none): the loop running on this thread
  *   (asyncio's get_running_loop()), %NULL outside a running loop
  * Since: 0.1
@@ -629,6 +685,9 @@ AFUT_API void afut_loop_pop_thread_default (AfutLoop *loop);
 /**
  * afut_loop_get_thread_default:
  *
+ * The loop on top of this thread's stack of default loops (see
+ * afut_loop_push_thread_default()), as asyncio.get_event_loop().
+ *
  * Returns: (nullable) (transfer none): the loop pushed last on this
  *   thread, %NULL if none
  * Since: 0.1
@@ -639,6 +698,8 @@ AFUT_API AfutLoop *afut_loop_get_thread_default (void);
  * afut_loop_time_ns:
  * @loop: a loop
  *
+ * The loop's clock, in nanoseconds.
+ *
  * Returns: the loop's monotonic clock in nanoseconds (virtual time for a
  *   virtual-clock loop)
  * Since: 0.1
@@ -648,6 +709,8 @@ AFUT_API int64_t afut_loop_time_ns (AfutLoop *loop);
 /**
  * afut_loop_time:
  * @loop: a loop
+ *
+ * The loop's clock, in seconds (asyncio's loop.time()).
  *
  * Returns: the loop's clock in seconds, as asyncio's loop.time()
  * Since: 0.1
@@ -756,6 +819,8 @@ AFUT_API void afut_loop_release (AfutLoop *loop);
 /**
  * afut_loop_get_n_tasks:
  * @loop: a loop
+ *
+ * Counts the loop's tasks that have not completed.
  *
  * Returns: how many tasks of @loop have not completed yet
  * Since: 0.1
@@ -1102,6 +1167,8 @@ AFUT_API AfutFuture *afut_future_new_custom (AfutLoop *loop,
  * afut_future_ref:
  * @future: a future
  *
+ * Takes a reference to @future.
+ *
  * Returns: (transfer full): @future
  * Since: 0.1
  */
@@ -1124,6 +1191,8 @@ AFUT_API void afut_future_unref (AfutFuture *future);
  * afut_future_get_loop:
  * @future: a future
  *
+ * The loop @future belongs to (asyncio's get_loop()).
+ *
  * Returns: (transfer none): the loop @future belongs to
  * Since: 0.1
  */
@@ -1133,6 +1202,8 @@ AFUT_API AfutLoop *afut_future_get_loop (AfutFuture *future);
  * afut_future_get_state:
  * @future: a future
  *
+ * Whether @future is pending, done, failed or cancelled.
+ *
  * Returns: the #AfutFutureState of @future
  * Since: 0.1
  */
@@ -1141,6 +1212,8 @@ AFUT_API AfutFutureState afut_future_get_state (AfutFuture *future);
 /**
  * afut_future_is_done:
  * @future: a future
+ *
+ * asyncio's Future.done().
  *
  * Returns: whether @future completed (with a value, an error, or
  *   cancelled), as asyncio's done()
@@ -1152,6 +1225,8 @@ AFUT_API bool afut_future_is_done (AfutFuture *future);
  * afut_future_is_cancelled:
  * @future: a future
  *
+ * asyncio's Future.cancelled().
+ *
  * Returns: whether @future is %AFUT_FUTURE_CANCELLED
  * Since: 0.1
  */
@@ -1160,6 +1235,8 @@ AFUT_API bool afut_future_is_cancelled (AfutFuture *future);
 /**
  * afut_future_state_to_string:
  * @state: an #AfutFutureState
+ *
+ * Names a future state, for messages.
  *
  * Returns: "pending", "done", "failed" or "cancelled"
  * Since: 0.1
@@ -1329,6 +1406,8 @@ AFUT_API bool afut_future_cancel_threadsafe (AfutFuture *future,
  * afut_future_get_value_type:
  * @future: a done future
  *
+ * Which getter reads @future's value.
+ *
  * Returns: the #AfutValueType of @future's value
  * Since: 0.1
  */
@@ -1366,6 +1445,8 @@ AFUT_API void *afut_future_steal_pointer (AfutFuture *future);
  * afut_future_get_int:
  * @future: a future in the %AFUT_FUTURE_DONE state with an int value
  *
+ * Reads the integer value of a done future (asyncio's result()).
+ *
  * Returns: the integer value; 0 on a reported misuse
  * Since: 0.1
  */
@@ -1374,6 +1455,8 @@ AFUT_API int64_t afut_future_get_int (AfutFuture *future);
 /**
  * afut_future_get_double:
  * @future: a future in the %AFUT_FUTURE_DONE state with a double value
+ *
+ * Reads the double value of a done future (asyncio's result()).
  *
  * Returns: the double value; 0 on a reported misuse
  * Since: 0.1
@@ -1584,6 +1667,8 @@ AFUT_API AfutFuture *afut_task_start (AfutFuture *future);
  * afut_future_get_task:
  * @future: a future
  *
+ * The checked cast behind AFUT_TASK().
+ *
  * Returns: (nullable) (transfer none): @future as a task, %NULL if it is
  *   not a task
  * Since: 0.1
@@ -1608,6 +1693,8 @@ AFUT_API void afut_task_set_finalize (AfutTask *task,
  * afut_task_get_name:
  * @task: a task
  *
+ * asyncio's Task.get_name().
+ *
  * Returns: the task's name
  * Since: 0.1
  */
@@ -1618,6 +1705,8 @@ AFUT_API const char *afut_task_get_name (AfutTask *task);
  * @task: a task
  * @name: the new name, copied
  *
+ * asyncio's Task.set_name().
+ *
  * Since: 0.1
  */
 AFUT_API void afut_task_set_name (AfutTask *task, const char *name);
@@ -1625,6 +1714,8 @@ AFUT_API void afut_task_set_name (AfutTask *task, const char *name);
 /**
  * afut_task_get_current:
  * @loop: (nullable): a loop, %NULL for the running loop
+ *
+ * asyncio.current_task().
  *
  * Returns: (nullable) (transfer none): the task whose step is running on
  *   @loop (asyncio.current_task())
@@ -1993,6 +2084,8 @@ AFUT_API AfutFuture *afut_gather_return_exceptions_v (
  * afut_gather_get_n_items:
  * @gather: a future made by a gather
  *
+ * The number of children of a gather (the length of its result list).
+ *
  * Returns: how many children were given (duplicates included)
  * Since: 0.1
  */
@@ -2002,6 +2095,9 @@ AFUT_API size_t afut_gather_get_n_items (AfutFuture *gather);
  * afut_gather_get_item:
  * @gather: a future made by a gather
  * @index: which child, in input order
+ *
+ * One child of a gather, whose value (or error) is the item at @index
+ * of the result list.
  *
  * Returns: (transfer none) (nullable): the child at @index: its value, or
  *   its error with return_exceptions, is the result slot
@@ -2220,6 +2316,8 @@ AFUT_API void afut_timeout_reschedule (AfutTimeout *timeout, double when);
  * afut_timeout_when:
  * @timeout: a scope
  *
+ * asyncio's Timeout.when().
+ *
  * Returns: the deadline, %AFUT_NO_TIMEOUT if it has none
  * Since: 0.2
  */
@@ -2228,6 +2326,8 @@ AFUT_API double afut_timeout_when (const AfutTimeout *timeout);
 /**
  * afut_timeout_expired:
  * @timeout: a scope
+ *
+ * asyncio's Timeout.expired().
  *
  * Returns: true once the deadline has passed and cancelled the task
  * Since: 0.2
@@ -2415,6 +2515,9 @@ AFUT_API AfutFuture *afut_any_v (AfutFuture *const *futures,
  * afut_future_get_n_sub_errors:
  * @future: a future
  *
+ * The number of errors in an %AFUT_ERROR_GROUP failure (Python's
+ * `len(eg.exceptions)`).
+ *
  * Returns: the number of errors grouped in @future's %AFUT_ERROR_GROUP
  *   error; 0 if it did not fail with one
  * Since: 0.2
@@ -2496,6 +2599,8 @@ AFUT_API AfutFuture *afut_task_group_exit (AfutTaskGroup *group);
 /**
  * afut_task_group_get_n_children:
  * @group: a task group
+ *
+ * Counts the group's running children.
  *
  * Returns: the number of children not yet completed
  * Since: 0.2
@@ -2650,6 +2755,8 @@ AFUT_API AfutEvent *afut_event_new (AfutLoop *loop);
  * afut_event_ref:
  * @event: an event
  *
+ * Takes a reference to @event.
+ *
  * Returns: (transfer full): @event
  * Since: 0.2
  */
@@ -2694,6 +2801,8 @@ AFUT_API void afut_event_clear (AfutEvent *event);
  * afut_event_is_set:
  * @event: an event
  *
+ * asyncio's Event.is_set().
+ *
  * Returns: whether the flag is set
  * Since: 0.2
  */
@@ -2730,6 +2839,8 @@ AFUT_API AfutLock *afut_lock_new (AfutLoop *loop);
 /**
  * afut_lock_ref:
  * @lock: a lock
+ *
+ * Takes a reference to @lock.
  *
  * Returns: (transfer full): @lock
  * Since: 0.2
@@ -2782,6 +2893,8 @@ AFUT_API bool afut_lock_release (AfutLock *lock);
  * afut_lock_is_locked:
  * @lock: a lock
  *
+ * asyncio's Lock.locked().
+ *
  * Returns: whether @lock is held (asyncio's locked())
  * Since: 0.2
  */
@@ -2820,6 +2933,8 @@ AFUT_API AfutSemaphore *afut_bounded_semaphore_new (AfutLoop *loop,
 /**
  * afut_semaphore_ref:
  * @semaphore: a semaphore
+ *
+ * Takes a reference to @semaphore.
  *
  * Returns: (transfer full): @semaphore
  * Since: 0.2
@@ -2870,6 +2985,8 @@ AFUT_API bool afut_semaphore_release (AfutSemaphore *semaphore);
  * afut_semaphore_is_locked:
  * @semaphore: a semaphore
  *
+ * asyncio's Semaphore.locked().
+ *
  * Returns: whether an acquire would wait: the counter is 0, or a task is
  *   still waiting (asyncio 3.11's locked())
  * Since: 0.2
@@ -2879,6 +2996,8 @@ AFUT_API bool afut_semaphore_is_locked (AfutSemaphore *semaphore);
 /**
  * afut_semaphore_get_value:
  * @semaphore: a semaphore
+ *
+ * The semaphore's counter.
  *
  * Returns: the counter (asyncio's `_value`); a waiter that was woken but
  *   has not resumed yet already took its unit
@@ -2906,6 +3025,8 @@ AFUT_API AfutCondition *afut_condition_new (AfutLoop *loop, AfutLock *lock);
 /**
  * afut_condition_ref:
  * @condition: a condition
+ *
+ * Takes a reference to @condition.
  *
  * Returns: (transfer full): @condition
  * Since: 0.2
@@ -2949,6 +3070,8 @@ AFUT_API bool afut_condition_release (AfutCondition *condition);
 /**
  * afut_condition_is_locked:
  * @condition: a condition
+ *
+ * asyncio's Condition.locked().
  *
  * Returns: whether the condition's lock is held
  * Since: 0.2
@@ -3050,6 +3173,8 @@ AFUT_API AfutQueue *afut_queue_new (AfutLoop *loop, AfutQueueKind kind,
 /**
  * afut_queue_ref:
  * @queue: a queue
+ *
+ * Takes a reference to @queue.
  *
  * Returns: (transfer full): @queue
  * Since: 0.2
@@ -3167,6 +3292,8 @@ AFUT_API AfutFuture *afut_queue_join (AfutQueue *queue);
  * afut_queue_get_size:
  * @queue: a queue
  *
+ * asyncio's Queue.qsize().
+ *
  * Returns: how many items are in @queue (asyncio's qsize())
  * Since: 0.2
  */
@@ -3175,6 +3302,8 @@ AFUT_API size_t afut_queue_get_size (AfutQueue *queue);
 /**
  * afut_queue_get_maxsize:
  * @queue: a queue
+ *
+ * asyncio's Queue.maxsize.
  *
  * Returns: the maxsize given to afut_queue_new(), 0 for no limit
  * Since: 0.2
@@ -3185,6 +3314,8 @@ AFUT_API size_t afut_queue_get_maxsize (AfutQueue *queue);
  * afut_queue_is_empty:
  * @queue: a queue
  *
+ * asyncio's Queue.empty().
+ *
  * Returns: whether @queue holds no item (asyncio's empty())
  * Since: 0.2
  */
@@ -3193,6 +3324,8 @@ AFUT_API bool afut_queue_is_empty (AfutQueue *queue);
 /**
  * afut_queue_is_full:
  * @queue: a queue
+ *
+ * asyncio's Queue.full().
  *
  * Returns: whether @queue holds maxsize items; never for an unbounded one
  *   (asyncio's full())

@@ -69,6 +69,8 @@ AFUT_API AfutLoop *afut_glib_loop_new (GMainContext *context, unsigned flags);
  * afut_glib_loop_get_context:
  * @loop: a loop made by afut_glib_loop_new()
  *
+ * The GMainContext a GLib loop runs on.
+ *
  * Returns: (transfer none) (nullable): its main context, %NULL for a loop
  *   of another backend (reported)
  * Since: 0.1
@@ -78,6 +80,8 @@ AFUT_API GMainContext *afut_glib_loop_get_context (AfutLoop *loop);
 /**
  * afut_glib_loop_get_source:
  * @loop: a loop made by afut_glib_loop_new()
+ *
+ * The GSource that runs a GLib loop, to inspect or re-prioritize.
  *
  * Returns: (transfer none) (nullable): the one GSource that runs @loop,
  *   %NULL once the loop is closed
@@ -91,6 +95,8 @@ AFUT_API GSource *afut_glib_loop_get_source (AfutLoop *loop);
  * @priority: a GLib priority; %G_PRIORITY_DEFAULT_IDLE puts afut's work
  *   below GTK's redraws (%G_PRIORITY_HIGH_IDLE + 20)
  *
+ * Sets the priority of the loop's GSource.
+ *
  * Since: 0.1
  */
 AFUT_API void afut_glib_loop_set_priority (AfutLoop *loop, int priority);
@@ -100,6 +106,9 @@ AFUT_API void afut_glib_loop_set_priority (AfutLoop *loop, int priority);
  * @loop: a loop made by afut_glib_loop_new()
  * @budget_ns: how long one dispatch of the source may run afut batches;
  *   0 runs one batch per dispatch
+ *
+ * Sets how long one dispatch of the loop's GSource may run afut's
+ * iterations before it returns to GLib (1 ms by default).
  *
  * Since: 0.1
  */

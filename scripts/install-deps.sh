@@ -8,7 +8,7 @@ set -euo pipefail
 
 packages=(meson ninja-build gcc g++ pkg-config libglib2.0-dev python3
   gobject-introspection libgirepository1.0-dev python3-gi gjs
-  libgtk-4-dev xvfb xauth)
+  libgtk-4-dev xvfb xauth gi-docgen)
 if [ "${1:-}" = ci ]; then
   packages+=(valgrind)
 fi
