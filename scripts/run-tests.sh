@@ -14,5 +14,5 @@ else
   meson setup build -Dwerror=$werror >/dev/null || exit 1
 fi
 meson compile -C build || exit 1
-meson test -C build --print-errorlogs --no-rebuild --suite unit --suite examples --suite compile --suite gi --suite gtk --suite docs
+meson test -C build --print-errorlogs --no-rebuild --suite unit --suite examples --suite compile --suite gi --suite gtk --suite docs --suite fuzz
 python3 scripts/test-summary.py build/meson-logs/testlog.json

@@ -1,0 +1,319 @@
+"""asyncio_oracle.py - the second oracle: runs fuzzer programs on CPython's
+own asyncio, on a loop with a virtual clock, and compares with the model.
+It checks the model (fuzzmodel.py), not afut: asyncio is the reference
+semantics, the model is what the fast runs use.
+
+What is normalized away before comparing, and why:
+  - cancel messages: 3.11 keeps a task's cancel message for its first
+    awaiter only, gather's results and shield drop it; afut (and the
+    model) pass it on to every awaiter (DESIGN.md rule 5);
+  - the unretrieved lines are read from asyncio's futures
+    (_log_traceback, what __del__ reports), except futures failed with a
+    CancelledError: afut has them cancelled.
+wait_for is afut's (3.12's rules, as a future) built on asyncio futures,
+since 3.11's differs by design (afut_wait_for's doc comment); the timer
+heap breaks ties in creation order (DESIGN.md rule 3), which 3.11's heapq
+does not promise.
+"""
+
+import asyncio
+import heapq
+import itertools
+import re
+import sys
+
+import fuzzinterp
+import fuzzprog
+
+
+class _Selector:
+    def __init__(self, loop):
+        self.loop = loop
+
+    def select(self, timeout):
+        if timeout:
+            self.loop._vt += timeout
+        return []
+
+    def close(self):
+        pass
+
+
+class _SeqTimerHandle(asyncio.TimerHandle):
+    __slots__ = ('_seq',)
+
+    def __lt__(self, other):
+        return (self._when, self._seq) < (other._when, other._seq)
+
+    def __le__(self, other):
+        return (self._when, self._seq) <= (other._when, other._seq)
+
+    def __gt__(self, other):
+        return (self._when, self._seq) > (other._when, other._seq)
+
+    def __ge__(self, other):
+        return (self._when, self._seq) >= (other._when, other._seq)
+
+
+class VirtualLoop(asyncio.BaseEventLoop):
+    """asyncio's own loop; time is in ticks and jumps to the next timer."""
+
+    def __init__(self):
+        super().__init__()
+        self._vt = 0
+        self._selector = _Selector(self)
+        self._clock_resolution = 0.5
+        self._seq = itertools.count()
+        self.set_exception_handler(lambda loop, context: None)
+
+    def time(self):
+        return self._vt
+
+    def _process_events(self, event_list):
+        pass
+
+    def _write_to_self(self):
+        pass
+
+    def call_at(self, when, callback, *args, context=None):
+        self._check_closed()
+        timer = _SeqTimerHandle(when, callback, args, self, context)
+        timer._seq = next(self._seq)
+        heapq.heappush(self._scheduled, timer)
+        timer._scheduled = True
+        return timer
+
+    def idle(self):
+        return not self._ready and all(h._cancelled for h in self._scheduled)
+
+    def run_until_idle(self):
+        asyncio.events._set_running_loop(self)
+        try:
+            while not self.idle():
+                self._run_once()
+        finally:
+            asyncio.events._set_running_loop(None)
+
+
+def _cancelled(f):
+    """afut's (and the model's) cancelled state: asyncio's, or failed with
+    a CancelledError (how asyncio's gather ends when cancelled)."""
+    return f.cancelled() or isinstance(f._exception, asyncio.CancelledError)
+
+
+class _WaitFor(asyncio.Future):
+    """afut_wait_for on asyncio futures (the model's _WaitFor)."""
+
+    def __init__(self, loop, inner):
+        super().__init__(loop=loop)
+        self.inner = inner
+        self.timer = None
+        self.expired = False
+        self.cancel_requested = False
+        self.cancel_missed = False
+
+    def cancel(self, msg=None):
+        if self.done():
+            return False
+        self.cancel_requested = True
+        if not self.inner.cancel(msg):
+            self.cancel_missed = True
+        return True
+
+    def expire(self):
+        self.timer = None
+        self.expired = True
+        self.inner.cancel()
+
+    def inner_done(self, inner):
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.done():
+            return
+        if self.cancel_requested and (_cancelled(inner) or self.cancel_missed):
+            if not inner.cancelled():
+                inner.exception()
+            super().cancel()
+        elif self.expired and _cancelled(inner):
+            self.set_exception(TimeoutError())
+        elif _cancelled(inner):
+            super().cancel()
+        else:
+            exc = inner.exception()
+            if exc is not None:
+                self.set_exception(exc)
+            else:
+                self.set_result(inner.result())
+
+
+class AsyncioRuntime:
+    CancelledError = asyncio.CancelledError
+    TimeoutError = TimeoutError
+    name = 'asyncio'
+
+    def __init__(self):
+        self.loop = VirtualLoop()
+
+    def now(self):
+        return int(self.loop.time())
+
+    def sleep(self, n):
+        return asyncio.sleep(n)
+
+    def yield_(self):
+        return asyncio.sleep(0)
+
+    def create_future(self):
+        return self.loop.create_future()
+
+    def create_task(self, coro):
+        return self.loop.create_task(coro)
+
+    def ensure_future(self, x):
+        return asyncio.ensure_future(x, loop=self.loop)
+
+    def gather(self, items, return_exceptions):
+        if not items:
+            f = self.loop.create_future()
+            f.set_result([])
+            return f
+        return asyncio.gather(*items, return_exceptions=return_exceptions)
+
+    def gather_children(self, g):
+        return list(getattr(g, '_children', []))
+
+    def shield(self, x):
+        return asyncio.shield(x)
+
+    def wait_for(self, x, n):
+        if x.done():
+            return x
+        inner = asyncio.ensure_future(x, loop=self.loop)
+        w = _WaitFor(self.loop, inner)
+        inner.add_done_callback(w.inner_done)
+        if n <= 0:
+            w.expire()
+        else:
+            w.timer = self.loop.call_later(n, w.expire)
+        return w
+
+    def timeout(self, n):
+        return asyncio.timeout(n)
+
+    def call_later(self, n, fn, *args):
+        self.loop.call_later(n, fn, *args)
+
+    def set_result(self, f, v):
+        try:
+            f.set_result(v)
+            return True
+        except asyncio.InvalidStateError:
+            return False
+
+    def set_exception(self, f, e):
+        try:
+            f.set_exception(e)
+            return True
+        except asyncio.InvalidStateError:
+            return False
+
+    def cancel(self, f, msg):
+        return f.cancel(msg)
+
+    def cancel_msg(self, e):
+        return str(e.args[0]) if e.args and e.args[0] is not None else ''
+
+    def set_name(self, t, name):
+        t.set_name(name)
+
+    def peek(self, f):
+        if not f.done():
+            return 'pending', None, None
+        if f.cancelled():
+            return 'cancelled', None, asyncio.CancelledError(f._cancel_message)
+        if f._exception is not None:
+            exc = f._exception
+            return ('cancelled' if isinstance(exc, asyncio.CancelledError)
+                    else 'failed'), None, exc
+        return 'done', f._result, None
+
+    def unretrieved(self, f):
+        # What asyncio's __del__ would report; a future failed with a
+        # CancelledError is a cancelled one for afut, never reported.
+        return (f.done() and not f.cancelled() and f._log_traceback
+                and not isinstance(f._exception, asyncio.CancelledError))
+
+    def run_until_idle(self):
+        self.loop.run_until_idle()
+
+    def close(self):
+        pass
+
+
+def run_asyncio(prog):
+    return fuzzinterp.Interp(prog, AsyncioRuntime()).run()
+
+
+_CANCEL = re.compile(r'cancel:[^ ,\]]*')
+
+
+def normalize(text):
+    return '\n'.join(_CANCEL.sub('cancel:', line)
+                     for line in text.splitlines()) + '\n'
+
+
+def compare(model_text, asyncio_text):
+    """None if equal after normalizing, else the first difference."""
+    a, b = normalize(model_text), normalize(asyncio_text)
+    if a == b:
+        return None
+    la, lb = a.splitlines(), b.splitlines()
+    i = 0
+    while i < len(la) and i < len(lb) and la[i] == lb[i]:
+        i += 1
+    out = ['  (line %d)' % (i + 1)]
+    out += ['    ' + x for x in la[max(0, i - 4):i]]
+    out += ['  - ' + x for x in la[i:i + 5]] or ['  - (end)']
+    out += ['  + ' + x for x in lb[i:i + 5]] or ['  + (end)']
+    return '\n'.join(out)
+
+
+def _check(seed):
+    import fuzzmodel
+    prog = fuzzprog.generate(seed, avoid=fuzzmodel.DEVIATIONS)
+    return _check_prog(prog)
+
+
+def _check_prog(prog):
+    m = fuzzinterp.trace_text(fuzzinterp.run_model(prog))
+    try:
+        a = fuzzinterp.trace_text(run_asyncio(prog))
+    except RecursionError:
+        return None
+    return compare(m, a)
+
+
+def main(seeds, jobs, max_reports):
+    import fuzzmodel
+    fuzzmodel.DEVIATIONS.clear()
+    seeds = list(seeds)
+    if jobs > 1:
+        import multiprocessing
+        with multiprocessing.Pool(jobs) as pool:
+            diffs = pool.map(_check, seeds, chunksize=200)
+    else:
+        diffs = [_check(s) for s in seeds]
+    bad = [(s, d) for s, d in zip(seeds, diffs) if d is not None]
+    print('%d programs: the model and asyncio differ on %d' % (len(seeds), len(bad)))
+    for s, d in bad[:max_reports]:
+        prog = fuzzprog.generate(s)
+        small = fuzzprog.shrink(prog, lambda p: _check_prog(p) is not None)
+        print('seed %d, shrunk:' % s)
+        print(small.text())
+        print(_check_prog(small))
+    return 1 if bad else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main(range(int(sys.argv[1]), int(sys.argv[2])), 2, 3))
