@@ -1988,13 +1988,19 @@ fz_choose (FzBytes *b, int n)
   return b->data[b->at++] % n;
 }
 
-static void
+/* Items of gather, shield, wait_for: new coroutines, or plain futures
+ * only: a gather of gathers of the same slots is a DAG that cancel walks
+ * as a tree, in afut as in asyncio, exponentially long.  Returns false
+ * when there is nothing to use. */
+static bool
 fz_gen_item (FzBytes *b, FzBuf *out, int k)
 {
-  if (k + 1 < b->n_procs && fz_choose (b, 2))
+  bool proc = k + 1 < b->n_procs && (b->n_futures == 0 || fz_choose (b, 2));
+  if (proc)
     fz_buf_printf (out, " p%d", k + 1 + fz_choose (b, b->n_procs - k - 1));
-  else
-    fz_buf_printf (out, " s%d", fz_choose (b, b->n_slots));
+  else if (b->n_futures > 0)
+    fz_buf_printf (out, " s%d", fz_choose (b, b->n_futures));
+  return proc || b->n_futures > 0;
 }
 
 static void
@@ -2038,6 +2044,8 @@ fz_gen_ops (FzBytes *b, FzBuf *out, int k, int depth, int *refs)
         case 5:
           {
             int m = fz_choose (b, 5), j;
+            if (b->n_futures == 0 && !child)
+              m = 0;
             (*refs)++;
             fz_buf_printf (out, " gather %d %d %d", dyn, fz_choose (b, 2), m);
             for (j = 0; j < m; j++)
@@ -2048,6 +2056,11 @@ fz_gen_ops (FzBytes *b, FzBuf *out, int k, int depth, int *refs)
           }
         case 6:
         case 7:
+          if (b->n_futures == 0 && !child)
+            {
+              fz_buf_printf (out, " yield");
+              break;
+            }
           (*refs)++;
           if (c == 6)
             fz_buf_printf (out, " shield %d", dyn);
