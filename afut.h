@@ -1319,7 +1319,10 @@ AFUT_API bool afut_future_fail (AfutFuture *future, AfutError *error);
  * task cancels what it awaits and resumes there with the cancellation; it
  * may clean up, awaiting more, and ends cancelled unless it swallows the
  * cancellation.  A gather cancels each pending child and then ends
- * cancelled.  Cancelling a done future returns false; it is not an error.
+ * cancelled.  Cancelling a done future returns false; it is not an error,
+ * and, as in asyncio, counts as retrieving the error of one that failed
+ * (no "never retrieved" report), except for a gather, whose cancel() in
+ * asyncio does not.
  *
  * Returns: true if a cancellation was requested
  * Since: 0.1
@@ -1527,7 +1530,11 @@ struct AfutTask
   AfutFuture *awaiting;
   AfutError *raised; /* what the await being resumed raised, if anything */
   AfutError *caught; /* what the last catching await caught */
-  char *cancel_message;
+  union
+  {
+    char *cancel_message; /* a task's: of its pending cancellation */
+    AfutTask *host;       /* an inline frame's: the task awaiting it */
+  } c;
   const char *name;
   AfutScope *scopes; /* innermost open timeout or task group */
   int resume_point;
@@ -1574,10 +1581,18 @@ AFUT_API AfutFuture *afut_task_new (AfutLoop *loop, AfutTaskFunc func,
  * runs at once, inside the await, as `await coro()` does), when a gather
  * takes it (gathers start their coroutines in input order, whatever order
  * C evaluated the arguments in), or with afut_task_start().  One that
- * never starts is reported when freed ("was never awaited").  Once
- * started it is a task like any other: afut_task_get_current() inside it
- * returns it, not its awaiter (in Python, `await coro()` stays in the
- * awaiting task; cancelling the awaiter reaches it all the same).
+ * never starts is reported when freed ("was never awaited").
+ *
+ * Started by an await, it runs as part of the awaiting task, as `await
+ * coro()` does in Python, until it completes: afut_task_get_current()
+ * inside it returns that task; it shares the task's cancel state (a
+ * cancel of either is the task's, counted by afut_task_cancelling() and
+ * delivered where the coroutine waits, or at its next suspension if it
+ * is running; one requested while it runs does not end it: its value
+ * reaches the awaiter, which is cancelled at its next suspension); and
+ * afut_loop_foreach_task() does not list it.  Its own step function
+ * still takes it as its @task, for AFUT_AWAIT() and its scopes.  Started
+ * any other way, it is a task like any other.
  *
  * Returns: (transfer full): the coroutine, as a future; %NULL on bad
  *   arguments (reported)
@@ -1715,7 +1730,8 @@ AFUT_API void afut_task_set_name (AfutTask *task, const char *name);
  * afut_task_get_current:
  * @loop: (nullable): a loop, %NULL for the running loop
  *
- * asyncio.current_task().
+ * asyncio.current_task().  In a coroutine awaited inline (afut_coro_new())
+ * it is the task that awaits it, not the coroutine.
  *
  * Returns: (nullable) (transfer none): the task whose step is running on
  *   @loop (asyncio.current_task())
@@ -2196,8 +2212,10 @@ AFUT_API AfutFuture *afut_fd_write_all (int fd, const void *buffer,
  *
  * asyncio.shield(): a future that completes as @future does, except that
  * cancelling it does not cancel @future, which runs on.  As in asyncio,
- * a cancelled shield lets go of @future: an error @future fails with
- * later is reported when it is freed unless someone else retrieves it.
+ * a cancelled shield lets go of @future on the next loop turn (asyncio's
+ * done callback): an error @future fails with after that is reported
+ * when it is freed unless someone else retrieves it; one it failed with
+ * before is taken as retrieved.
  * A coroutine is started.  A @future already done is returned as it is.
  *
  * Returns: (transfer full): the shield, %NULL if @future is %NULL
@@ -3494,7 +3512,9 @@ enum
   AFUT__TASK_NAME_OWNED = 1 << 4,
   AFUT__TASK_RUNNING = 1 << 5,
   AFUT__TASK_LAZY = 1 << 6, /* a coroutine object not started yet */
-  AFUT__TASK_AWAITED_INLINE = 1 << 7, /* started by an await, as `await coro()` */
+  /* Started by an await, as `await coro()`: an inline frame of its
+   * awaiter's task (c.host) until it completes. */
+  AFUT__TASK_AWAITED_INLINE = 1 << 7,
   AFUT__TASK_UNWINDING = 1 << 8, /* ended inside a task group: waits for it */
   AFUT__TASK_STASHED_ERROR = 1 << 9 /* future.u.error holds that ending */
 };
@@ -3605,8 +3625,39 @@ static AFUT__THREAD_LOCAL AfutLoop *afut__running_loop;
 static void afut__future_schedule_callbacks (AfutFuture *future);
 static bool afut__future_complete_error (AfutFuture *future, AfutError *error);
 static void afut__task_step (void *data);
-static void afut__task_run_step (AfutTask *task);
+static void afut__task_run_step (AfutTask *task, bool resumed);
 static void afut__task_wakeup (AfutFuture *future, void *data);
+static void afut__task_continue (AfutTask *task, AfutFuture *future,
+                                 bool resumed);
+static void afut__task_deliver_cancel (AfutTask *task, AfutFuture *future);
+
+/* An inline frame: a coroutine that `await coro()` runs inside its
+ * awaiter's task, while it has not completed.  asyncio has no task for it
+ * (its Task steps the whole chain of coroutines), so a frame has no
+ * cancel state of its own: requests, the pending cancel and its message
+ * are its root task's, and a cancel is delivered where the chain waits. */
+static inline bool
+afut__task_is_frame (const AfutTask *task)
+{
+  return (task->task_flags & AFUT__TASK_AWAITED_INLINE) && task->c.host != NULL;
+}
+
+/* Whether @future is an inline frame run by @task's await. */
+static inline bool
+afut__is_frame_of (const AfutFuture *future, const AfutTask *task)
+{
+  return future != NULL && future->kind == AFUT__KIND_TASK
+         && afut__task_is_frame ((const AfutTask *) future)
+         && ((const AfutTask *) future)->c.host == task;
+}
+
+static inline AfutTask *
+afut__task_root (AfutTask *task)
+{
+  while (afut__task_is_frame (task))
+    task = task->c.host;
+  return task;
+}
 static void afut__task_schedule_step (AfutTask *task);
 static bool afut__task_cancel (AfutTask *task, const char *message);
 static bool afut__gather_cancel (AfutGather *gather, const char *message);
@@ -4767,9 +4818,13 @@ afut__loop_shutdown (AfutLoop *loop)
   n = loop->n_tasks;
   if (n > 0)
     {
+      size_t j;
       tasks = (AfutFuture **) afut__alloc (n * sizeof (AfutFuture *));
-      for (i = 0; i < n; i++)
-        tasks[i] = afut_future_ref (&loop->tasks[i]->future);
+      /* The tasks; inline frames end with their root task. */
+      for (i = j = 0; i < n; i++)
+        if (!afut__task_is_frame (loop->tasks[i]))
+          tasks[j++] = afut_future_ref (&loop->tasks[i]->future);
+      n = j;
       for (i = 0; i < n; i++)
         afut_future_cancel (tasks[i], NULL);
       all = afut_gather_return_exceptions_v (tasks, n);
@@ -5236,7 +5291,12 @@ afut_future_cancel (AfutFuture *future, const char *message)
 {
   AFUT__RETURN_VAL_IF_FAIL (future != NULL, false);
   if (future->state != AFUT_FUTURE_PENDING)
-    return false;
+    {
+      /* Future.cancel() and Task.cancel() clear _log_traceback first. */
+      if (future->kind != AFUT__KIND_GATHER)
+        future->flags |= AFUT__FUTURE_ERROR_RETRIEVED;
+      return false;
+    }
   switch (future->kind)
     {
     case AFUT__KIND_TASK:
@@ -5751,7 +5811,8 @@ afut__task_finalize (AfutTask *task)
   afut_future_unref (task->awaiting);
   afut_error_free (task->raised);
   afut_error_free (task->caught);
-  AFUT_FREE (task->cancel_message);
+  if (!(task->task_flags & AFUT__TASK_AWAITED_INLINE))
+    AFUT_FREE (task->c.cancel_message);
   if (task->task_flags & AFUT__TASK_NAME_OWNED)
     AFUT_FREE ((char *) task->name);
 }
@@ -5795,7 +5856,10 @@ afut_task_get_current (AfutLoop *loop)
 {
   if (loop == NULL)
     loop = afut__running_loop;
-  return loop != NULL ? loop->current_task : NULL;
+  /* An inline frame's step runs as part of its root task. */
+  return loop != NULL && loop->current_task != NULL
+           ? afut__task_root (loop->current_task)
+           : NULL;
 }
 
 AfutFuture *
@@ -5822,8 +5886,11 @@ afut__task_done (AfutTask *task)
   task->raised = NULL;
   afut_error_free (task->caught);
   task->caught = NULL;
-  AFUT_FREE (task->cancel_message);
-  task->cancel_message = NULL;
+  if (task->task_flags & AFUT__TASK_AWAITED_INLINE)
+    task->c.host = NULL; /* no longer a frame of it */
+  else
+    AFUT_FREE (task->c.cancel_message);
+  task->c.cancel_message = NULL;
   task->task_flags &= (uint16_t) ~(AFUT__TASK_MUST_CANCEL | AFUT__TASK_WAITING);
   afut__task_unlink (task);
   afut_future_unref (awaiting);
@@ -5991,12 +6058,16 @@ afut__task_set_raised_from (AfutTask *task, AfutFuture *future)
     }
 }
 
-/* The scheduler's entry into a task: asyncio's Task.__step. */
+/* The scheduler's entry into a task: asyncio's Task.__step.  @resumed:
+ * the step resumes a suspension (ready queue, or the awaited future's
+ * callback), where a cancel pending on the task is delivered.  Entering
+ * an inline frame and coming back from one are not suspensions: there,
+ * as in Python, the body just goes on. */
 static void
-afut__task_run_step (AfutTask *task)
+afut__task_run_step (AfutTask *task, bool resumed)
 {
   AfutLoop *loop = task->future.loop;
-  AfutTask *prev_current;
+  AfutTask *prev_current, *root;
 
   if (task->future.state != AFUT_FUTURE_PENDING)
     return;
@@ -6014,7 +6085,7 @@ afut__task_run_step (AfutTask *task)
         {
           /* Cancelled before it ever ran: the body never starts. */
           afut__future_complete_error (
-            &task->future, afut__cancelled_error (task->cancel_message));
+            &task->future, afut__cancelled_error (task->c.cancel_message));
           afut__task_done (task);
           return;
         }
@@ -6022,13 +6093,14 @@ afut__task_run_step (AfutTask *task)
   else
     afut__task_set_raised_from (task, task->awaiting);
 
-  if (task->task_flags & AFUT__TASK_MUST_CANCEL)
+  root = afut__task_root (task);
+  if (resumed && (root->task_flags & AFUT__TASK_MUST_CANCEL))
     {
-      task->task_flags &= (uint16_t) ~AFUT__TASK_MUST_CANCEL;
+      root->task_flags &= (uint16_t) ~AFUT__TASK_MUST_CANCEL;
       if (!afut_error_is_cancelled (task->raised))
         {
           afut_error_free (task->raised);
-          task->raised = afut__cancelled_error (task->cancel_message);
+          task->raised = afut__cancelled_error (root->c.cancel_message);
         }
     }
 
@@ -6061,7 +6133,7 @@ ended:
       AfutTask *awaiter = (AfutTask *) task->future.callback_data;
       task->future.callback = NULL;
       task->future.callback_data = NULL;
-      afut__task_wakeup (&task->future, awaiter);
+      afut__task_continue (awaiter, &task->future, false);
     }
 }
 
@@ -6070,20 +6142,26 @@ afut__task_step (void *data)
 {
   AfutTask *task = (AfutTask *) data;
   task->task_flags &= (uint16_t) ~AFUT__TASK_SCHEDULED;
-  afut__task_run_step (task);
+  afut__task_run_step (task, true);
   afut_future_unref (&task->future); /* the entry's reference */
+}
+
+/* @future, which @task waits on, is done: step the task. */
+static void
+afut__task_continue (AfutTask *task, AfutFuture *future, bool resumed)
+{
+  if (!(task->task_flags & AFUT__TASK_WAITING) || task->awaiting != future)
+    return;
+  task->task_flags &= (uint16_t) ~AFUT__TASK_WAITING;
+  task->future.ref_count++;
+  afut__task_run_step (task, resumed);
+  afut_future_unref (&task->future);
 }
 
 static void
 afut__task_wakeup (AfutFuture *future, void *data)
 {
-  AfutTask *task = (AfutTask *) data;
-  if (!(task->task_flags & AFUT__TASK_WAITING) || task->awaiting != future)
-    return;
-  task->task_flags &= (uint16_t) ~AFUT__TASK_WAITING;
-  task->future.ref_count++;
-  afut__task_run_step (task);
-  afut_future_unref (&task->future);
+  afut__task_continue ((AfutTask *) data, future, true);
 }
 
 static void
@@ -6143,9 +6221,10 @@ afut__task_await (AfutTask *task, AfutFuture *future, int line)
       /* `await coro()`: the coroutine's first step runs right here. */
       AfutTask *child = (AfutTask *) future;
       child->task_flags |= AFUT__TASK_AWAITED_INLINE;
+      child->c.host = task; /* a lazy coroutine has no cancel message */
       afut__task_link (child);
       child->future.ref_count++;
-      afut__task_run_step (child);
+      afut__task_run_step (child, false);
       afut_future_unref (&child->future);
     }
   if (future->state != AFUT_FUTURE_PENDING)
@@ -6167,9 +6246,11 @@ afut__task_await (AfutTask *task, AfutFuture *future, int line)
 
   afut_future_add_done_callback (future, afut__task_wakeup, task);
   task->task_flags |= AFUT__TASK_WAITING;
-  if ((task->task_flags & AFUT__TASK_MUST_CANCEL)
-      && afut_future_cancel (future, task->cancel_message))
-    task->task_flags &= (uint16_t) ~AFUT__TASK_MUST_CANCEL;
+  /* A cancel pending on the task goes to the future it now waits on.  A
+   * frame that suspended (`await coro()`) already had it, where it
+   * suspended. */
+  if (!afut__is_frame_of (future, task))
+    afut__task_deliver_cancel (task, future);
   return 1;
 }
 
@@ -6204,9 +6285,24 @@ afut__task_resume (AfutTask *task, int catching)
   return 1;
 }
 
+/* @task (a task or frame) has just started waiting on @future: a cancel
+ * pending on its root task goes there, as Task.__step does with
+ * _must_cancel when the coroutine yields a future. */
+static void
+afut__task_deliver_cancel (AfutTask *task, AfutFuture *future)
+{
+  AfutTask *root = afut__task_root (task);
+  if ((root->task_flags & AFUT__TASK_MUST_CANCEL)
+      && afut_future_cancel (future, root->c.cancel_message))
+    root->task_flags &= (uint16_t) ~AFUT__TASK_MUST_CANCEL;
+}
+
+/* Task.cancel(), on @task's root task when @task is an inline frame. */
 static bool
 afut__task_cancel (AfutTask *task, const char *message)
 {
+  AfutTask *frame;
+  task = afut__task_root (task);
   if (task->n_cancels < UINT16_MAX)
     task->n_cancels++;
   if (task->task_flags & AFUT__TASK_LAZY)
@@ -6217,13 +6313,20 @@ afut__task_cancel (AfutTask *task, const char *message)
       return afut__future_complete_error (&task->future,
                                           afut__cancelled_error (message));
     }
-  if ((task->task_flags & AFUT__TASK_WAITING) && task->awaiting != NULL
-      && afut_future_cancel (task->awaiting, message))
+  /* Where the task waits: at the innermost frame of its `await coro()`
+   * chain (asyncio's _fut_waiter). */
+  frame = task;
+  while ((frame->task_flags & AFUT__TASK_WAITING)
+         && afut__is_frame_of (frame->awaiting, frame))
+    frame = (AfutTask *) frame->awaiting;
+  if ((frame->task_flags & AFUT__TASK_WAITING) && frame->awaiting != NULL
+      && afut_future_cancel (frame->awaiting, message))
     return true;
-  /* The step is already scheduled: raise at the point it resumes. */
+  /* Running, or its step is already scheduled: raise at the point it
+   * next suspends or resumes. */
   task->task_flags |= AFUT__TASK_MUST_CANCEL;
-  AFUT_FREE (task->cancel_message);
-  task->cancel_message = message != NULL ? afut__strdup (message) : NULL;
+  AFUT_FREE (task->c.cancel_message);
+  task->c.cancel_message = message != NULL ? afut__strdup (message) : NULL;
   return true;
 }
 
@@ -6702,15 +6805,35 @@ afut__shield_inner_done (AfutFuture *inner, void *data)
   AfutFuture *outer = (AfutFuture *) data;
   if (outer->state == AFUT_FUTURE_PENDING)
     afut__future_mirror (outer, inner);
+  else if (inner->state == AFUT_FUTURE_FAILED)
+    /* The shield was cancelled before the inner was done, but it still
+     * watched: asyncio's callback reads the inner's exception. */
+    inner->flags |= AFUT__FUTURE_ERROR_RETRIEVED;
   afut_future_unref (outer);
+}
+
+/* The cancelled shield's done callback in asyncio: an inner still
+ * pending loses its link to the shield, so an error it fails with later
+ * is nobody's (reported when freed). */
+static void
+afut__shield_let_go (void *data)
+{
+  AfutShield *s = (AfutShield *) data;
+  if (s->inner->state == AFUT_FUTURE_PENDING)
+    afut__future_detach (s->inner, afut__shield_inner_done, &s->future);
+  afut_future_unref (&s->future);
 }
 
 static bool
 afut__shield_cancel (AfutShield *s, const char *message)
 {
-  /* As asyncio: the inner loses its link to the outer, so an error it
-   * fails with later is nobody's (reported when freed). */
-  afut__future_detach (s->inner, afut__shield_inner_done, &s->future);
+  /* Queued before the shield's own callbacks, as asyncio registers its
+   * done callback first. */
+  s->future.ref_count++;
+  if (s->future.loop->closed)
+    afut__shield_let_go (s);
+  else
+    afut__ready_push (s->future.loop, afut__shield_let_go, s);
   return afut__future_complete_error (&s->future,
                                       afut__cancelled_error (message));
 }
@@ -7556,7 +7679,7 @@ afut__timeout_enter (AfutTask *task, AfutTimeout *timeout, int64_t when,
   memset (t, 0, sizeof *t);
   afut__scope_push (task, &t->scope, AFUT__SCOPE_TIMEOUT);
   t->scope.state = AFUT__TIMEOUT_ENTERED;
-  t->cancelling = task->n_cancels;
+  t->cancelling = afut__task_root (task)->n_cancels;
   t->when = when;
   afut__timeout_schedule (t);
 }
@@ -7703,7 +7826,7 @@ afut_task_group_new (AfutTask *task)
   /* Its first reference is the parent's scope chain's. */
   afut__future_init (&g->future, task->future.loop, AFUT__KIND_GROUP);
   afut__scope_push (task, &g->scope, AFUT__SCOPE_GROUP);
-  g->cancelling = task->n_cancels;
+  g->cancelling = afut__task_root (task)->n_cancels;
   return g;
 }
 
@@ -7951,11 +8074,10 @@ afut__task_finish (AfutTask *task, AfutError *error)
           continue;
         }
       g = afut__group_of (scope);
-      if (g->exiting && g->future.state == AFUT_FUTURE_PENDING)
-        {
-          /* An exit already waits: the block ends when it does. */
-        }
-      else if (afut__group_leave (g, &error))
+      /* Unless an exit already waits (the block ends when it does),
+       * leave the group; it may have to wait for the children. */
+      if (!(g->exiting && g->future.state == AFUT_FUTURE_PENDING)
+          && afut__group_leave (g, &error))
         continue;
       /* Wait for the children, as `async with` does, holding the
        * outcome. */
@@ -7969,16 +8091,14 @@ afut__task_finish (AfutTask *task, AfutError *error)
       task->awaiting = afut_future_ref (&g->future);
       afut_future_add_done_callback (&g->future, afut__task_wakeup, task);
       task->task_flags |= AFUT__TASK_WAITING;
-      if ((task->task_flags & AFUT__TASK_MUST_CANCEL)
-          && afut_future_cancel (&g->future, task->cancel_message))
-        task->task_flags &= (uint16_t) ~AFUT__TASK_MUST_CANCEL;
+      afut__task_deliver_cancel (task, &g->future);
       return;
     }
 
   if (error == NULL && (task->task_flags & AFUT__TASK_MUST_CANCEL))
     /* asyncio: a task cancelled right before its coroutine returns ends
      * cancelled. */
-    error = afut__cancelled_error (task->cancel_message);
+    error = afut__cancelled_error (task->c.cancel_message);
   if (error != NULL)
     {
       if (task->future.value_type == AFUT_VALUE_POINTER
@@ -8025,7 +8145,7 @@ afut_task_cancelling (AfutTask *task)
 {
   AFUT__RETURN_VAL_IF_FAIL (task != NULL, 0);
   AFUT__RETURN_VAL_IF_FAIL (task->future.kind == AFUT__KIND_TASK, 0);
-  return task->n_cancels;
+  return afut__task_root (task)->n_cancels;
 }
 
 unsigned
@@ -8033,6 +8153,7 @@ afut_task_uncancel (AfutTask *task)
 {
   AFUT__RETURN_VAL_IF_FAIL (task != NULL, 0);
   AFUT__RETURN_VAL_IF_FAIL (task->future.kind == AFUT__KIND_TASK, 0);
+  task = afut__task_root (task);
   if (task->n_cancels > 0)
     task->n_cancels--;
   return task->n_cancels;
@@ -8178,7 +8299,9 @@ afut_loop_foreach_task (AfutLoop *loop, AfutTaskForeachFunc func, void *data)
   qsort (snapshot, n, sizeof (AfutTask *), afut__task_compare_id);
   for (i = 0; i < n; i++)
     {
-      if (snapshot[i]->future.state == AFUT_FUTURE_PENDING)
+      /* Inline frames are part of their root task, not tasks. */
+      if (snapshot[i]->future.state == AFUT_FUTURE_PENDING
+          && !afut__task_is_frame (snapshot[i]))
         func (snapshot[i], data);
       afut_future_unref (&snapshot[i]->future);
     }

@@ -692,7 +692,9 @@ test_name_from_macro (void)
   /* AFUT_SPAWN and AFUT_CORO name the task after its step function. */
   g_assert_cmpstr (s->spawn_name, ==, "probe");
   g_assert_cmpstr (s->coro_name, ==, "probe");
-  g_assert_cmpstr (events->str, ==, "probe probe probe probe");
+  /* After its yield the coroutine awaited inline finds its awaiter's
+   * task current, as asyncio.current_task() does in a coroutine. */
+  g_assert_cmpstr (events->str, ==, "probe probe probe spawner");
   g_free (s->spawn_name);
   g_free (s->coro_name);
   afut_future_unref (t);
@@ -1912,6 +1914,212 @@ test_cancel_after_awaited_done (void)
 
 /* ---- main ---- */
 
+/* ---- inline coroutines: part of the awaiting task ---- */
+
+/* `await inner()`: what the coroutine does, by @mode. */
+typedef enum
+{
+  INNER_SELF_CANCEL,  /* sleep 1, cancel the current task, return 7 */
+  INNER_SWALLOW,      /* sleep 5 catching; on a cancel uncancel, return 5 */
+  INNER_CATCH_RETURN  /* log; sleep 1 catching; return 3 */
+} InnerMode;
+
+typedef struct
+{
+  AfutTask task;
+  InnerMode mode;
+  unsigned cancelling_seen;
+  AfutTask *current_seen;
+} Inner;
+
+static void
+inner_step (AfutTask *task)
+{
+  Inner *self = (Inner *) task;
+  AFUT_BEGIN (task);
+  self->current_seen = afut_task_get_current (NULL);
+  if (self->mode == INNER_SELF_CANCEL)
+    {
+      AFUT_AWAIT (task, afut_sleep (1));
+      g_assert_true (afut_future_cancel (
+        &afut_task_get_current (NULL)->future, "self"));
+      ev ("inner:returns@%g", now ());
+      AFUT_RETURN_INT (task, 7);
+    }
+  if (self->mode == INNER_SWALLOW)
+    {
+      AFUT_AWAIT_TRY (task, afut_sleep (5));
+      self->cancelling_seen = afut_task_cancelling (task);
+      ev ("inner:caught:%s@%g", caught_message (task), now ());
+      if (afut_task_caught (task) != NULL)
+        afut_task_uncancel (task);
+      AFUT_RETURN_INT (task, 5);
+    }
+  ev ("inner:start");
+  AFUT_AWAIT_TRY (task, afut_sleep (1));
+  self->cancelling_seen = afut_task_cancelling (task);
+  ev ("inner:caught:%s@%g", caught_message (task), now ());
+  AFUT_RETURN_INT (task, 3);
+  AFUT_END (task);
+}
+
+typedef struct
+{
+  AfutTask task;
+  InnerMode mode;
+  bool cancel_first; /* cancel itself before the call */
+  bool then_return;  /* return at once after the call, no suspension */
+  unsigned inner_cancelling; /* what the coroutine saw */
+  AfutTask *inner_current;
+  int64_t got;
+} Outer;
+
+static void
+outer_step (AfutTask *task)
+{
+  Outer *self = (Outer *) task;
+  AFUT_BEGIN (task);
+  if (self->cancel_first)
+    afut_future_cancel (&task->future, "first");
+  AFUT_AWAIT (task, AFUT_CORO (Inner, inner_step, .mode = self->mode));
+  self->inner_cancelling
+    = ((Inner *) afut_task_awaited (task))->cancelling_seen;
+  self->inner_current = ((Inner *) afut_task_awaited (task))->current_seen;
+  self->got = afut_future_get_int (afut_task_awaited (task));
+  ev ("outer:got:%" G_GINT64_FORMAT "@%g", self->got, now ());
+  if (self->then_return)
+    AFUT_RETURN_INT (task, self->got);
+  AFUT_AWAIT_TRY (task, afut_sleep (1));
+  ev ("outer:after-sleep:%s@%g", caught_message (task), now ());
+  if (afut_task_caught (task) != NULL)
+    AFUT_RERAISE (task);
+  AFUT_RETURN_INT (task, self->got + 1);
+  AFUT_END (task);
+}
+
+static AfutFuture *
+outer_new (AfutLoop *loop, const Outer *init)
+{
+  return afut_task_new (loop, outer_step, sizeof (Outer), init, "outer",
+                        NULL);
+}
+
+/* asyncio:
+ *   async def inner():
+ *       await asyncio.sleep(1)
+ *       asyncio.current_task().cancel("self")
+ *       return 7                       # the value still reaches outer
+ *   async def outer():
+ *       got = await inner()
+ *       await asyncio.sleep(1)         # cancelled here, at once
+ */
+static void
+test_inline_self_cancel_returns_value (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutFuture *t = outer_new (loop, &(Outer){ .mode = INNER_SELF_CANCEL });
+
+  afut_loop_run_until_complete (loop, t);
+  g_assert_cmpstr (events->str, ==,
+                   "inner:returns@1 outer:got:7@1 "
+                   "outer:after-sleep:self@1");
+  assert_cancelled (t, "self");
+  g_assert_true (((Outer *) t)->inner_current == AFUT_TASK (t));
+  afut_future_unref (t);
+  loop_free (loop);
+}
+
+/* As above, but outer returns right after the call: a task cancelled
+ * right before its coroutine returns ends cancelled. */
+static void
+test_inline_self_cancel_then_return (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutFuture *t = outer_new (
+    loop, &(Outer){ .mode = INNER_SELF_CANCEL, .then_return = true });
+
+  afut_loop_run_until_complete (loop, t);
+  g_assert_cmpstr (events->str, ==, "inner:returns@1 outer:got:7@1");
+  assert_cancelled (t, "self");
+  afut_future_unref (t);
+  loop_free (loop);
+}
+
+/* A cancel of the awaiting task reaches the sleep the coroutine waits
+ * on; the coroutine sees the task's count, and its uncancel() is the
+ * task's: outer goes on as if never cancelled. */
+static void
+test_inline_shares_cancel_count (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutFuture *t = outer_new (loop, &(Outer){ .mode = INNER_SWALLOW });
+  AfutFuture *c = canceller_new (loop, t, 2, "outside");
+
+  afut_loop_run_until_complete (loop, t);
+  g_assert_cmpstr (events->str, ==,
+                   "cancel@2 inner:caught:outside@2 outer:got:5@2 "
+                   "outer:after-sleep:none@3");
+  g_assert_cmpuint (((Outer *) t)->inner_cancelling, ==, 1);
+  g_assert_cmpuint (afut_task_cancelling (AFUT_TASK (t)), ==, 0);
+  g_assert_cmpint (afut_future_get_int (t), ==, 6);
+  afut_future_unref (c);
+  afut_future_unref (t);
+  loop_free (loop);
+}
+
+/* asyncio:
+ *   async def outer():
+ *       asyncio.current_task().cancel("first")
+ *       got = await inner()  # starts normally; its first await is
+ *                            # cancelled, at once
+ *       await asyncio.sleep(1)  # runs: the cancel was delivered
+ */
+static void
+test_inline_pending_cancel_lands_in_coroutine (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutFuture *t = outer_new (
+    loop, &(Outer){ .mode = INNER_CATCH_RETURN, .cancel_first = true });
+
+  afut_loop_run_until_complete (loop, t);
+  g_assert_cmpstr (events->str, ==,
+                   "inner:start inner:caught:first@0 outer:got:3@0 "
+                   "outer:after-sleep:none@1");
+  g_assert_cmpuint (((Outer *) t)->inner_cancelling, ==, 1);
+  g_assert_cmpint (afut_future_get_int (t), ==, 4);
+  afut_future_unref (t);
+  loop_free (loop);
+}
+
+static void
+count_task (AfutTask *task, void *data)
+{
+  (void) task;
+  (*(unsigned *) data)++;
+}
+
+/* all_tasks() lists the task, not the coroutine it awaits; closing the
+ * loop cancels the task once, which ends both, with nothing reported. */
+static void
+test_inline_not_a_task_of_its_own (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutFuture *t = outer_new (loop, &(Outer){ .mode = INNER_SWALLOW });
+  unsigned n = 0;
+
+  afut_loop_iterate (loop, false); /* outer's first step: inner sleeps */
+  afut_loop_foreach_task (loop, count_task, &n);
+  g_assert_cmpuint (n, ==, 1);
+  afut_loop_shutdown (loop);
+  /* The coroutine swallowed the cancel (and uncancelled): outer went on
+   * and completed. */
+  g_assert_cmpstr (events->str, ==,
+                   "inner:caught:@0 outer:got:5@0 outer:after-sleep:none@1");
+  g_assert_cmpint (afut_future_get_int (t), ==, 6);
+  afut_future_unref (t);
+  loop_free (loop);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1990,6 +2198,16 @@ main (int argc, char **argv)
   g_test_add_func ("/task/cancel/self-then-await",
                    test_cancel_self_then_await);
   g_test_add_func ("/task/cancel/chain", test_cancel_chain);
+  g_test_add_func ("/task/inline/self-cancel-returns-value",
+                   test_inline_self_cancel_returns_value);
+  g_test_add_func ("/task/inline/self-cancel-then-return",
+                   test_inline_self_cancel_then_return);
+  g_test_add_func ("/task/inline/shares-cancel-count",
+                   test_inline_shares_cancel_count);
+  g_test_add_func ("/task/inline/pending-cancel-lands-in-coroutine",
+                   test_inline_pending_cancel_lands_in_coroutine);
+  g_test_add_func ("/task/inline/not-a-task-of-its-own",
+                   test_inline_not_a_task_of_its_own);
   g_test_add_func ("/task/cancel/chain-inner-swallows",
                    test_cancel_chain_inner_swallows);
   g_test_add_func ("/task/cancel/done-returns-false",

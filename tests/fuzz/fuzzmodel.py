@@ -37,27 +37,8 @@ PENDING, DONE, FAILED, CANCELLED = 'pending', 'done', 'failed', 'cancelled'
 # "Known afut bugs"): the model reproduces them when they are listed here,
 # so that runs stay green and look for new ones; `fuzz.py run --strict`
 # and the regression tests use the faithful model.
-KNOWN_DEVIATIONS = {
-    # A cancelled shield stops watching its inner future at once, where
-    # asyncio does it from a done callback, and never retrieves the
-    # inner's error: an inner that failed before the shield's done
-    # callback ran has its error retrieved in asyncio, reported as never
-    # retrieved by afut.
-    'shield-detach',
-    # afut runs a coroutine awaited inline (`await coro()`) as a task of
-    # its own: a task that cancels itself while such a coroutine runs
-    # (after its first suspension) has the coroutine end cancelled if it
-    # returns before suspending again, where asyncio returns its value and
-    # raises at the task's next suspension; and a timeout entered in the
-    # coroutine does not count the cancel request its task has pending.
-    # Not modelled: the generator leaves cancels out of procs that run
-    # inline or run inline a proc with a timeout (fuzzprog.generate).
-    'inline-self-cancel',
-    # asyncio's Future.cancel() and Task.cancel() mark a failed future's
-    # error retrieved even when it is already done (no "never retrieved"
-    # report then); afut's cancel of a done future changes nothing.
-    'cancel-retrieves',
-}
+KNOWN_DEVIATIONS = set()  # none open: shield-detach, inline-self-cancel
+                          # and cancel-retrieves were fixed in afut
 DEVIATIONS = set()
 
 
@@ -175,8 +156,7 @@ class Future:
     def cancel(self, msg=None):
         # asyncio: cancel() silences the "never retrieved" report, even on
         # a future already done.
-        if 'cancel-retrieves' not in DEVIATIONS:
-            self.log_tb = False
+        self.log_tb = False
         if self.done():
             return False
         self._finish_error(CancelledError(msg))
@@ -243,8 +223,7 @@ class Task(Future):
         loop.call_soon(self._step)
 
     def cancel(self, msg=None):
-        if 'cancel-retrieves' not in DEVIATIONS:
-            self.log_tb = False
+        self.log_tb = False
         if self.done():
             return False
         self.num_cancels += 1
@@ -410,7 +389,7 @@ def shield(loop, arg):
 
     def inner_done(inner):
         if outer.cancelled():
-            if not inner.cancelled() and 'shield-detach' not in DEVIATIONS:
+            if not inner.cancelled():
                 inner.exception()
             return
         if inner.cancelled():
@@ -427,20 +406,8 @@ def shield(loop, arg):
             inner.remove_done_callback(inner_done)
 
     inner.add_done_callback(inner_done)
-    if 'shield-detach' in DEVIATIONS:
-        outer.cancel = lambda msg=None: _shield_cancel_now(outer, inner, inner_done, msg)
-    else:
-        outer.add_done_callback(outer_done)
+    outer.add_done_callback(outer_done)
     return outer
-
-
-def _shield_cancel_now(outer, inner, inner_done, msg):
-    # afut's known deviation: the shield lets go of the inner inside
-    # cancel(), not in a done callback one loop turn later.
-    if outer.done():
-        return False
-    inner.remove_done_callback(inner_done)
-    return Future.cancel(outer, msg)
 
 
 class _WaitFor(Future):
@@ -458,6 +425,9 @@ class _WaitFor(Future):
         self.cancel_missed = False
 
     def cancel(self, msg=None):
+        # In asyncio wait_for() is a coroutine, cancelled through its Task,
+        # whose cancel() silences the report as Future.cancel() does.
+        self.log_tb = False
         if self.done():
             return False
         self.cancel_requested = True
