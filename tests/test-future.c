@@ -1325,6 +1325,38 @@ test_unretrieved_failed_future_reported (void)
   reports_clear (&reports);
 }
 
+/* asyncio's Future.cancel() clears _log_traceback before it looks at
+ * the state: cancelling a failed future retrieves its error.  A
+ * gather's cancel() does not (_GatheringFuture.cancel). */
+static void
+test_cancel_failed_retrieves (void)
+{
+  Reports reports;
+  AfutLoop *loop = new_loop_with_reports (&reports);
+  AfutFuture *f = afut_future_new (loop);
+  AfutFuture *g = afut_future_new (loop);
+  AfutFuture *all;
+
+  g_assert_true (afut_future_fail (f, test_error (4, "cancelled late")));
+  g_assert_false (afut_future_cancel (f, NULL));
+  afut_future_unref (f);
+  g_assert_cmpuint (reports.n_reports, ==, 0);
+
+  all = afut_gather (afut_future_ref (g), NULL);
+  g_assert_true (afut_future_fail (g, test_error (5, "in a gather")));
+  iterate_n (loop, 2);
+  g_assert_cmpint (afut_future_get_state (all), ==, AFUT_FUTURE_FAILED);
+  g_assert_false (afut_future_cancel (all, NULL));
+  afut_future_unref (all);
+  g_assert_cmpuint (reports.n_reports, ==, 1);
+  g_assert_cmpstr (reports.error_message, ==, "in a gather");
+  afut_future_unref (g);
+
+  afut_loop_unref (loop);
+  g_assert_cmpuint (reports.n_reports, ==, 1);
+  reports_clear (&reports);
+}
+
 static void
 test_unretrieved_reported_only_when_freed (void)
 {
@@ -1960,6 +1992,8 @@ main (int argc, char **argv)
 
   g_test_add_func ("/future/unretrieved/failed-future-reported-on-free",
                    test_unretrieved_failed_future_reported);
+  g_test_add_func ("/future/unretrieved/cancel-failed-retrieves",
+                   test_cancel_failed_retrieves);
   g_test_add_func ("/future/unretrieved/reported-only-when-freed",
                    test_unretrieved_reported_only_when_freed);
   g_test_add_func ("/future/unretrieved/get-error-suppresses-report",

@@ -664,6 +664,32 @@ test_shield_inner_error_after_cancel (void)
   loop_free (loop);
 }
 
+/* asyncio lets go of the inner in the cancelled shield's done callback,
+ * a loop turn after the cancel: an inner that fails before that has its
+ * error retrieved by the shield.
+ *
+ *   f = loop.create_future(); s = asyncio.shield(f)
+ *   s.cancel(); f.set_exception(E("early"))
+ *   await asyncio.sleep(0); del f, s      # nothing reported
+ */
+static void
+test_shield_inner_error_before_let_go (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutFuture *f = afut_future_new (loop);
+  AfutFuture *s = afut_shield (afut_future_ref (f));
+
+  g_assert_true (afut_future_cancel (s, NULL));
+  afut_future_fail (f, afut_error_new_literal (TEST_ERROR, 7, "early"));
+  drain (loop);
+  assert_cancelled (s);
+  assert_state (f, AFUT_FUTURE_FAILED);
+  afut_future_unref (f);
+  afut_future_unref (s);
+  assert_reports ("");
+  loop_free (loop);
+}
+
 static void
 test_shield_done_future (void)
 {
@@ -2458,6 +2484,8 @@ main (int argc, char **argv)
   g_test_add_func ("/timeout/shield/error-passes", test_shield_error_passes);
   g_test_add_func ("/timeout/shield/inner-error-after-cancel-reported",
                    test_shield_inner_error_after_cancel);
+  g_test_add_func ("/timeout/shield/inner-error-before-let-go",
+                   test_shield_inner_error_before_let_go);
   g_test_add_func ("/timeout/shield/done-future", test_shield_done_future);
   g_test_add_func ("/timeout/shield/starts-coroutine",
                    test_shield_starts_coroutine);
