@@ -3541,8 +3541,10 @@ typedef struct
 
 typedef struct
 {
-  size_t len;
+  size_t len;   /* slots used, removed ones (func NULL) included */
   size_t cap;
+  size_t dead;  /* removed slots among them */
+  size_t first; /* no live slot comes before this one */
   /* AfutCallbackSlot slots[cap] follow */
 } AfutCallbackArray;
 
@@ -4857,21 +4859,26 @@ afut_loop_shutdown (AfutLoop *loop)
   afut_loop_unref (loop);
 }
 
+/* Cancels what is still pending on a closing loop: its tasks, and the
+ * timers and fd waits, whose heap and watch references it drops. */
 static void
-afut__loop_close (AfutLoop *loop)
+afut__loop_cancel_leftovers (AfutLoop *loop)
 {
-  AFUT_ASSERT (!loop->running);
-  /* Freed from a callback of another loop: that loop is set aside on
-   * this thread while this one shuts down, as a nested run would be. */
-  AfutLoop *outer = afut__running_loop;
-  afut__running_loop = NULL;
-
-  /* A last callback may spawn again: shut down until nothing is left. */
-  do
-    afut__loop_shutdown (loop);
-  while (loop->n_tasks > 0);
-  /* Timers and fd waits that no task awaited: cancel them, run their
-   * callbacks, and drop the references the heap and the watches held. */
+  size_t i, n = loop->n_tasks;
+  if (n > 0)
+    {
+      AfutTask **tasks = (AfutTask **) afut__alloc (n * sizeof (AfutTask *));
+      memcpy (tasks, loop->tasks, n * sizeof (AfutTask *));
+      for (i = 0; i < n; i++)
+        tasks[i]->future.ref_count++;
+      for (i = 0; i < n; i++)
+        {
+          if (!afut__task_is_frame (tasks[i]))
+            afut_future_cancel (&tasks[i]->future, "loop closed");
+          afut_future_unref (&tasks[i]->future);
+        }
+      AFUT_FREE (tasks);
+    }
   while (loop->heap_len > 0)
     {
       AfutFuture *timer = afut__heap_pop (loop);
@@ -4885,12 +4892,46 @@ afut__loop_close (AfutLoop *loop)
       afut_future_cancel (&fdf->future, "loop closed");
       afut_future_unref (&fdf->future);
     }
-  /* Before the last drain: what the backend lets go of (the GLib
+}
+
+static void
+afut__loop_close (AfutLoop *loop)
+{
+  unsigned rounds;
+  AFUT_ASSERT (!loop->running);
+  /* Freed from a callback of another loop: that loop is set aside on
+   * this thread while this one shuts down, as a nested run would be. */
+  AfutLoop *outer = afut__running_loop;
+  afut__running_loop = NULL;
+
+  /* A last callback may spawn again: shut down until nothing is left. */
+  do
+    afut__loop_shutdown (loop);
+  while (loop->n_tasks > 0);
+  /* Timers and fd waits that no task awaited: cancel them; their
+   * callbacks run below. */
+  afut__loop_cancel_leftovers (loop);
+  /* Before the last drains: what the backend lets go of (the GLib
    * adapter's cancellable handlers) may still post work that must run. */
   if (loop->backend->close != NULL)
     loop->backend->close (loop->backend_data, loop);
   afut__running_loop = loop;
-  afut__loop_run_ready_until_empty (loop);
+  /* Without the backend from here: a callback that starts new work (a
+   * task, a timer) has it cancelled, until nothing is left. */
+  for (rounds = 0;; rounds++)
+    {
+      afut__loop_run_ready_until_empty (loop);
+      if (loop->n_tasks == 0 && loop->heap_len == 0 && loop->fd_watches == NULL)
+        break;
+      if (rounds == 1000)
+        {
+          afut__log (AFUT_LOG_WARNING,
+                     "loop closed with %zu tasks that would not end",
+                     loop->n_tasks);
+          break;
+        }
+      afut__loop_cancel_leftovers (loop);
+    }
   afut__running_loop = outer;
 
   pthread_mutex_lock (&loop->inbox_lock);
@@ -5122,13 +5163,28 @@ afut__future_dispatch (void *data)
       AfutCallbackArray *a = (AfutCallbackArray *) cb_data;
       AfutCallbackSlot *slots = afut__callback_slots (a);
       size_t i;
-      for (i = 0; i < a->len; i++)
-        slots[i].func (future, slots[i].data);
+      for (i = a->first; i < a->len; i++)
+        if (slots[i].func != NULL)
+          slots[i].func (future, slots[i].data);
       AFUT_FREE (a);
     }
   else if (cb != NULL)
     cb (future, cb_data);
   afut_future_unref (future);
+}
+
+/* Moves the live slots to the front. */
+static void
+afut__callbacks_compact (AfutCallbackArray *a)
+{
+  AfutCallbackSlot *slots = afut__callback_slots (a);
+  size_t i, j = 0;
+  for (i = a->first; i < a->len; i++)
+    if (slots[i].func != NULL)
+      slots[j++] = slots[i];
+  a->len = j;
+  a->dead = 0;
+  a->first = 0;
 }
 
 static void
@@ -5625,6 +5681,8 @@ afut_future_add_done_callback (AfutFuture *future, AfutFutureCallback callback,
       AfutCallbackSlot *slots = afut__callback_slots (a);
       a->len = 2;
       a->cap = 4;
+      a->dead = 0;
+      a->first = 0;
       slots[0].func = future->callback;
       slots[0].data = future->callback_data;
       slots[1].func = callback;
@@ -5635,6 +5693,8 @@ afut_future_add_done_callback (AfutFuture *future, AfutFutureCallback callback,
   else
     {
       AfutCallbackArray *a = (AfutCallbackArray *) future->callback_data;
+      if (a->len == a->cap && a->dead * 4 >= a->len)
+        afut__callbacks_compact (a);
       if (a->len == a->cap)
         {
           a->cap *= 2;
@@ -5661,14 +5721,16 @@ afut_future_remove_done_callback (AfutFuture *future,
     {
       AfutCallbackArray *a = (AfutCallbackArray *) future->callback_data;
       AfutCallbackSlot *slots = afut__callback_slots (a);
-      size_t i, j = 0;
-      for (i = 0; i < a->len; i++)
+      size_t i;
+      for (i = a->first; i < a->len; i++)
         if (slots[i].func == callback && slots[i].data == data)
-          removed++;
-        else
-          slots[j++] = slots[i];
-      a->len = j;
-      if (j == 0)
+          {
+            slots[i].func = NULL;
+            removed++;
+          }
+      a->dead += removed;
+      afut__callbacks_compact (a);
+      if (a->len == 0)
         afut__future_drop_callbacks (future);
     }
   else if (future->callback == callback && future->callback_data == data)
@@ -6749,12 +6811,51 @@ afut__future_mirror (AfutFuture *dst, AfutFuture *src)
 
 /* Drops one callback (and the reference it held on @data's future) that
  * @future still has pending. */
+/* Removes the first registration of @func with @data: a combinator's
+ * one watch.  Slots are marked removed and compacted away now and then,
+ * so that N watches going in the order they came (a loop's shutdown
+ * cancelling N shields of one future) cost O(N), not asyncio's O(N^2). */
+static bool
+afut__future_remove_one (AfutFuture *future, AfutFutureCallback func,
+                         void *data)
+{
+  if (future->state != AFUT_FUTURE_PENDING)
+    return false;
+  if (future->callback == afut__callbacks_array_marker)
+    {
+      AfutCallbackArray *a = (AfutCallbackArray *) future->callback_data;
+      AfutCallbackSlot *slots = afut__callback_slots (a);
+      size_t i;
+      for (i = a->first; i < a->len; i++)
+        if (slots[i].func == func && slots[i].data == data)
+          break;
+      if (i == a->len)
+        return false;
+      slots[i].func = NULL;
+      a->dead++;
+      while (a->first < a->len && slots[a->first].func == NULL)
+        a->first++;
+      if (a->dead == a->len)
+        afut__future_drop_callbacks (future);
+      else if (a->dead * 2 > a->len)
+        afut__callbacks_compact (a);
+      return true;
+    }
+  if (future->callback == func && future->callback_data == data)
+    {
+      future->callback = NULL;
+      future->callback_data = NULL;
+      return true;
+    }
+  return false;
+}
+
+/* Undoes one afut__future_watch (). */
 static void
 afut__future_detach (AfutFuture *future, AfutFutureCallback func,
                      AfutFuture *owner)
 {
-  size_t n = afut_future_remove_done_callback (future, func, owner);
-  while (n-- > 0)
+  if (afut__future_remove_one (future, func, owner))
     afut_future_unref (owner);
 }
 

@@ -2041,6 +2041,61 @@ test_unref_pending_sleep_and_fd_wait (void)
   g_assert_cmpuint (fb.n_frees, ==, 1);
 }
 
+/* What a callback starts while the loop closes: a task and a timer. */
+typedef struct
+{
+  SleeperState st;
+  guint n_timer_done;
+} LateWork;
+
+static void
+late_timer_done (AfutFuture *future, void *data)
+{
+  (void) future;
+  ((LateWork *) data)->n_timer_done++;
+}
+
+static void
+never_called (void *data)
+{
+  (void) data;
+  g_assert_not_reached ();
+}
+
+static void
+start_late_work (AfutFuture *future, void *data)
+{
+  LateWork *w = (LateWork *) data;
+  AfutLoop *loop = afut_future_get_loop (future);
+  Sleeper init = { .state = &w->st, .seconds = 100.0 };
+  AfutFuture *t = afut_task_new (loop, sleeper_step, sizeof (Sleeper), &init,
+                                 "late", sleeper_finalize);
+  AfutFuture *h = afut_loop_call_later (loop, 50.0, never_called, NULL);
+  afut_future_add_done_callback (h, late_timer_done, w);
+  afut_future_unref (h);
+  afut_future_unref (t);
+}
+
+/* The close cancels a timer no task awaited; its done callback starts a
+ * task and another timer: those are cancelled and freed too, not left
+ * behind (CI's valgrind and ASan see a leak otherwise). */
+static void
+test_unref_work_started_while_closing (void)
+{
+  AfutLoop *loop = new_loop ();
+  LateWork w = { 0 };
+  AfutFuture *h = afut_loop_call_later (loop, 10.0, never_called, NULL);
+
+  afut_future_add_done_callback (h, start_late_work, &w);
+  afut_future_unref (h);
+  afut_loop_unref (loop);
+  g_assert_true (w.st.started);
+  g_assert_true (w.st.caught_cancel);
+  g_assert_false (w.st.finished);
+  g_assert_cmpuint (w.st.n_finalized, ==, 1);
+  g_assert_cmpuint (w.n_timer_done, ==, 1);
+}
+
 static void
 test_unref_never_awaited_coroutine_warns (void)
 {
@@ -2728,6 +2783,8 @@ main (int argc, char **argv)
                    test_unref_task_readable_after);
   g_test_add_func ("/loop/unref/pending-sleep-and-fd-wait",
                    test_unref_pending_sleep_and_fd_wait);
+  g_test_add_func ("/loop/unref/work-started-while-closing",
+                   test_unref_work_started_while_closing);
   g_test_add_func ("/loop/unref/never-awaited-coroutine-warns",
                    test_unref_never_awaited_coroutine_warns);
   g_test_add_func ("/loop/unref/dropped-by-callback-during-iterate",
