@@ -21,7 +21,12 @@
  *
  * One program in the interpreter is a few procs (op lists): each task
  * runs one, with its program counter, its open blocks (try, timeout) and
- * what it awaits in its struct, the way afut's stackless tasks want. */
+ * what it awaits in its struct, the way afut's stackless tasks want.  A
+ * group block (`async with TaskGroup()`) runs as an inline coroutine of
+ * its own (Python's `await block()` around the `async with`, the same
+ * task by afut's rule 5), so that an error or a return ends the block
+ * the way afut ends a task inside a group: its exit folds the outcome,
+ * and the enclosing blocks see what the `async with` raised. */
 
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -94,6 +99,9 @@ enum
   OP_RETURN,
   OP_TRY,
   OP_TIMEOUT,
+  OP_GROUP,
+  OP_GSPAWN,
+  OP_CANCELSELF, /* a = message, c = has message */
   OP_END_BLOCK, /* a = the opening op */
   OP_END_PROC
 };
@@ -112,7 +120,7 @@ typedef struct
   int a, b, c; /* op arguments, in text order; cancel: c = has message */
   int item;    /* first item in prog->items */
   int n_items;
-  int end; /* try/timeout: index of the OP_END_BLOCK */
+  int end; /* try/timeout/group: index of the OP_END_BLOCK */
 } FzOp;
 
 typedef struct
@@ -219,9 +227,10 @@ fz_item (FzProg *p, FzTokens *t)
   fz_prog_add_item (p, s[0] == 'p', (int) v);
 }
 
-/* Parses ops up to a '}' (in a block) or the end of the line. */
+/* Parses ops up to a '}' (in a block) or the end of the line;
+ * @in_group: inside a group block (gspawn allowed). */
 static void
-fz_parse_ops (FzProg *p, FzTokens *t, int depth)
+fz_parse_ops (FzProg *p, FzTokens *t, int depth, bool in_group)
 {
   while (t->error == NULL && t->i < t->n)
     {
@@ -241,9 +250,14 @@ fz_parse_ops (FzProg *p, FzTokens *t, int depth)
         }
       else if (strcmp (k, "yield") == 0)
         fz_prog_add_op (p, OP_YIELD);
-      else if (strcmp (k, "spawn") == 0)
+      else if (strcmp (k, "spawn") == 0 || strcmp (k, "gspawn") == 0)
         {
-          i = fz_prog_add_op (p, OP_SPAWN);
+          if (k[0] == 'g' && !in_group)
+            {
+              t->error = "gspawn outside a group block";
+              return;
+            }
+          i = fz_prog_add_op (p, k[0] == 'g' ? OP_GSPAWN : OP_SPAWN);
           p->ops[i].a = fz_int (t);
           p->ops[i].b = fz_int (t);
         }
@@ -299,6 +313,18 @@ fz_parse_ops (FzProg *p, FzTokens *t, int depth)
               p->ops[i].c = 1;
             }
         }
+      else if (strcmp (k, "cancelself") == 0)
+        {
+          const char *m;
+          i = fz_prog_add_op (p, OP_CANCELSELF);
+          m = fz_next (t);
+          if (strcmp (m, "-") != 0)
+            {
+              t->i--;
+              p->ops[i].a = fz_int (t);
+              p->ops[i].c = 1;
+            }
+        }
       else if (strcmp (k, "resolve") == 0 || strcmp (k, "fail") == 0)
         {
           i = fz_prog_add_op (p, k[0] == 'r' ? OP_RESOLVE : OP_FAIL);
@@ -311,7 +337,8 @@ fz_parse_ops (FzProg *p, FzTokens *t, int depth)
                                                             : OP_RETURN);
           p->ops[i].a = fz_int (t);
         }
-      else if (strcmp (k, "try") == 0 || strcmp (k, "timeout") == 0)
+      else if (strcmp (k, "try") == 0 || strcmp (k, "timeout") == 0
+               || strcmp (k, "group") == 0)
         {
           int e;
           if (depth + 1 >= FZ_MAX_BLOCKS)
@@ -319,7 +346,9 @@ fz_parse_ops (FzProg *p, FzTokens *t, int depth)
               t->error = "blocks nested too deep";
               return;
             }
-          if (k[1] == 'r')
+          if (k[0] == 'g')
+            i = fz_prog_add_op (p, OP_GROUP);
+          else if (k[1] == 'r')
             {
               const char *h = fz_next (t);
               i = fz_prog_add_op (p, OP_TRY);
@@ -338,7 +367,7 @@ fz_parse_ops (FzProg *p, FzTokens *t, int depth)
               t->error = "expected {";
               return;
             }
-          fz_parse_ops (p, t, depth + 1);
+          fz_parse_ops (p, t, depth + 1, in_group || k[0] == 'g');
           if (t->error != NULL)
             return;
           if (strcmp (fz_next (t), "}") != 0)
@@ -411,15 +440,16 @@ fz_prog_check (const FzProg *p)
           switch (op->kind)
             {
             case OP_SPAWN:
+            case OP_GSPAWN:
             case OP_CALL:
               if (op->a <= owner || op->a >= p->n_procs
                   || p->proc_start[op->a] < 0)
                 return "bad proc reference";
-              if (op->kind == OP_SPAWN
+              if (op->kind != OP_CALL
                   && (op->b < p->n_futures || op->b >= p->n_slots))
                 return "bad slot (spawn into a plain future's slot?)";
-              if (in_timer && op->kind == OP_CALL)
-                return "await in a timer";
+              if (in_timer && op->kind != OP_SPAWN)
+                return "await or group in a timer";
               break;
             case OP_AWAIT:
             case OP_CANCEL:
@@ -455,6 +485,8 @@ fz_prog_check (const FzProg *p)
             case OP_RETURN:
             case OP_TRY:
             case OP_TIMEOUT:
+            case OP_GROUP:
+            case OP_CANCELSELF:
               if (in_timer)
                 return "only non-awaiting ops in timers";
               if ((op->kind == OP_SLEEP || op->kind == OP_TIMEOUT) && op->a < 0)
@@ -503,7 +535,7 @@ fz_prog_parse (FzProg *p, char *text)
                                     (size_t) (p->n_timers + 1) * sizeof (int));
           p->timer_ticks[p->n_timers] = ticks;
           p->timer_start[p->n_timers++] = p->n_ops;
-          fz_parse_ops (p, &t, 0);
+          fz_parse_ops (p, &t, 0, false);
           fz_prog_add_op (p, OP_END_PROC);
         }
       else if (strcmp (tok[0], "proc") == 0)
@@ -526,7 +558,7 @@ fz_prog_parse (FzProg *p, char *text)
               else
                 {
                   p->proc_start[k] = p->n_ops;
-                  fz_parse_ops (p, &t, 0);
+                  fz_parse_ops (p, &t, 0, false);
                   fz_prog_add_op (p, OP_END_PROC);
                 }
             }
@@ -603,6 +635,8 @@ typedef struct
   int n_children;
   int n_done_callbacks;
   int awaiting;  /* task: the entry it awaits (also from an inline call) */
+  int *group_children; /* task: the children its task groups spawned */
+  int n_group_children;
   char *outcome; /* as the done callback saw it */
 } FzEntry;
 
@@ -846,8 +880,8 @@ fz_lookup (AfutFuture *f)
 }
 
 /* Whether cancelling entry @x would reach entry @target: through what a
- * task awaits, a gather's children, a wait_for's inner (fuzzinterp.py:
- * reaches).  Awaiting such an @x would make a wait cycle, whose cancel
+ * task awaits or its task groups' children, a gather's children, a
+ * wait_for's inner (fuzzinterp.py: reaches).  Awaiting such an @x would make a wait cycle, whose cancel
  * recurses without end in asyncio as in afut: the programs skip it. */
 static bool
 fz_reaches (int x, int target)
@@ -876,6 +910,16 @@ fz_reaches (int x, int target)
           cap = (n + (size_t) e->n_children + 2) * 2;
           todo = realloc (todo, cap * sizeof (int));
         }
+      if (n + (size_t) e->n_group_children + 2 > cap)
+        {
+          cap = (n + (size_t) e->n_group_children + 2) * 2;
+          todo = realloc (todo, cap * sizeof (int));
+        }
+      /* A task: what it awaits, and the children of its task groups,
+       * which it will wait for at the group's exit. */
+      if (e->kind == K_TASK)
+        for (j = 0; j < e->n_group_children; j++)
+          todo[n++] = e->group_children[j];
       if (e->kind == K_TASK && e->awaiting >= 0)
         todo[n++] = e->awaiting;
       else if (e->kind == K_GATHER)
@@ -895,7 +939,8 @@ enum
 {
   AW_NONE,  /* sleep, yield: the value is None */
   AW_CALL,  /* an inline coroutine: its value */
-  AW_ENTRY  /* a registered future */
+  AW_ENTRY, /* a registered future */
+  AW_GROUP  /* a group block's frame */
 };
 
 enum
@@ -918,7 +963,13 @@ typedef struct
   FzRun *run;
   int proc;
   int host;       /* the registered task this runs in (inline: its host) */
-  bool is_inline; /* `call K`: a coroutine awaited by its host */
+  bool is_inline; /* `call K` or a group block: a coroutine awaited by its
+                     host */
+  bool is_group_frame; /* a group block: runs its body in the group */
+  int group_op;        /* its OP_GROUP */
+  AfutTaskGroup *group; /* its group, until the exit completes */
+  bool returned;       /* ended by a `return` op (a group frame: the
+                          host returns too) */
   bool finalized;
   int pc;
   int n_blocks;
@@ -942,7 +993,8 @@ enum
   NEXT_RETURN_NONE,
   NEXT_RETURN_INT,
   NEXT_THROW,
-  NEXT_RERAISE
+  NEXT_RERAISE,
+  NEXT_GROUP_EXIT /* a group frame's body is done: the exit */
 };
 
 static void fz_interp_func (AfutTask *task);
@@ -1198,6 +1250,38 @@ fz_sync_op (const char *who, const FzOp *op)
     fz_violation ("op %d cannot run here", op->kind);
 }
 
+/* tg.create_task(proc K) in the frame's group; a group shutting down
+ * refuses it (Python raises RuntimeError; afut logs a critical and
+ * cancels the coroutine). */
+static void
+fz_op_gspawn (FzInterp *s, const FzOp *op)
+{
+  FzRun *run = s->run;
+  AfutFuture *c = fz_new_coro (op->a), *t;
+  int before = run->n_criticals, i;
+  FzEntry *host;
+  run->expect_critical++;
+  t = afut_task_group_spawn (s->group, c);
+  run->expect_critical--;
+  if (run->n_criticals - before != (t == NULL ? 1 : 0))
+    fz_violation ("gspawn (%s) logged %d criticals",
+                  t == NULL ? "refused" : "taken", run->n_criticals - before);
+  if (t == NULL)
+    {
+      fz_log (s->who, "gspawn %d s%d refused", op->a, op->b);
+      return;
+    }
+  i = fz_register (t, K_TASK);
+  fz_set_host (t, i);
+  host = &run->reg[s->host];
+  host->group_children = realloc (host->group_children,
+                                  (size_t) (host->n_group_children + 1)
+                                    * sizeof (int));
+  host->group_children[host->n_group_children++] = i;
+  run->slots[op->b] = i;
+  fz_log (s->who, "gspawn %d s%d #%d", op->a, op->b, i);
+}
+
 static AfutError *
 fz_take_error (FzInterp *s)
 {
@@ -1349,6 +1433,39 @@ fz_run_ops (FzInterp *s)
           fz_log (s->who, "return %d", op->a);
           s->ret_value = op->a;
           return NEXT_RETURN_INT;
+        case OP_GROUP:
+          {
+            /* The block runs in a frame of its own, awaited inline: it
+             * opens the group at its first step. */
+            AfutFuture *c = fz_new_coro (s->proc);
+            FzInterp *child = (FzInterp *) AFUT_TASK (c);
+            child->is_inline = true;
+            child->is_group_frame = true;
+            child->group_op = s->pc;
+            child->pc = s->pc + 1;
+            child->host = s->host;
+            snprintf (child->who, sizeof child->who, "%s", s->who);
+            fz_log (s->who, "group");
+            s->pc = op->end + 1;
+            s->await_kind = AW_GROUP;
+            s->to_await = c;
+            return NEXT_AWAIT;
+          }
+        case OP_GSPAWN:
+          fz_op_gspawn (s, op);
+          s->pc++;
+          break;
+        case OP_CANCELSELF:
+          {
+            char msg[24];
+            bool r;
+            snprintf (msg, sizeof msg, "m%d", op->a);
+            r = afut_future_cancel (run->reg[s->host].future,
+                                    op->c ? msg : NULL);
+            fz_log (s->who, "cancelself #%d -> %d", s->host, (int) r);
+            s->pc++;
+            break;
+          }
         case OP_TRY:
         case OP_TIMEOUT:
           {
@@ -1377,7 +1494,18 @@ fz_run_ops (FzInterp *s)
           }
         case OP_END_BLOCK:
           {
-            FzBlock *b = &s->blocks[--s->n_blocks];
+            FzBlock *b;
+            if (s->n_blocks == 0)
+              {
+                /* The end of a group frame's body. */
+                if (!s->is_group_frame || op->a != s->group_op)
+                  {
+                    fz_violation ("%s: block mismatch", s->who);
+                    return NEXT_RETURN_NONE;
+                  }
+                return NEXT_GROUP_EXIT;
+              }
+            b = &s->blocks[--s->n_blocks];
             if (b->op != op->a)
               fz_violation ("%s: block mismatch", s->who);
             if (b->kind == B_TIMEOUT)
@@ -1408,6 +1536,26 @@ fz_after_await (FzInterp *s, bool catching)
       s->error_caught = true;
       return fz_unwind (s);
     }
+  if (s->await_kind == AW_GROUP)
+    {
+      /* The block ended without an error: by a return in it (which
+       * returns from here too), or at its end. */
+      AfutFuture *f = afut_task_awaited (&s->task);
+      FzInterp *frame = f != NULL ? (FzInterp *) AFUT_TASK (f) : NULL;
+      if (frame == NULL || !frame->is_group_frame
+          || afut_future_get_state (f) != AFUT_FUTURE_DONE)
+        {
+          fz_violation ("%s: the group frame is not done", s->who);
+          return NEXT_CONTINUE;
+        }
+      if (frame->returned)
+        {
+          s->ret_value = frame->ret_value;
+          return NEXT_RETURN_INT;
+        }
+      fz_log (s->who, "endgroup");
+      return NEXT_CONTINUE;
+    }
   fz_log_awaited (s);
   return NEXT_CONTINUE;
 }
@@ -1428,6 +1576,12 @@ fz_interp_body (AfutTask *task)
   AFUT_BEGIN (task);
   if (!s->is_inline)
     fz_log (s->who, "start");
+  if (s->is_group_frame)
+    {
+      s->group = afut_task_group_new (task);
+      if (s->group == NULL)
+        fz_violation ("%s: afut_task_group_new failed", s->who);
+    }
   for (;;)
     {
       s->next = fz_run_ops (s);
@@ -1457,10 +1611,20 @@ fz_interp_body (AfutTask *task)
               s->next = fz_after_await (s, false);
             }
         }
+      if (s->next == NEXT_GROUP_EXIT)
+        {
+          /* All blocks of the body are closed: no try catches here. */
+          AFUT_AWAIT (task, afut_task_group_exit (s->group));
+          s->group = NULL;
+          AFUT_RETURN (task);
+        }
       if (s->next == NEXT_RETURN_NONE)
         AFUT_RETURN (task);
       else if (s->next == NEXT_RETURN_INT)
-        AFUT_RETURN_INT (task, s->ret_value);
+        {
+          s->returned = true;
+          AFUT_RETURN_INT (task, s->ret_value);
+        }
       else if (s->next == NEXT_THROW)
         {
           AFUT_THROW (task, fz_take_error (s));
@@ -1762,6 +1926,7 @@ fz_run_program (const FzProg *prog, FzResult *result)
   for (i = 0; i < run.n_reg; i++)
     {
       free (run.reg[i].children);
+      free (run.reg[i].group_children);
       free (run.reg[i].outcome);
     }
   free (run.reg);
@@ -2004,21 +2169,28 @@ fz_gen_item (FzBytes *b, FzBuf *out, int k)
 }
 
 static void
-fz_gen_ops (FzBytes *b, FzBuf *out, int k, int depth, int *refs)
+fz_gen_ops (FzBytes *b, FzBuf *out, int k, int depth, int *refs,
+            bool in_group)
 {
   int n = 1 + fz_choose (b, 8), i;
   bool child = k + 1 < b->n_procs;
   for (i = 0; i < n; i++)
     {
-      int c = fz_choose (b, 15);
+      int c = fz_choose (b, 18);
       int dyn = b->n_futures + fz_choose (b, b->n_slots - b->n_futures);
-      if ((c == 2 || c == 3 || c == 5 || c == 6 || c == 7) && *refs >= 3)
+      if ((c == 2 || c == 3 || c == 5 || c == 6 || c == 7 || c == 15
+           || c == 16)
+          && *refs >= 3)
         c = 0; /* bounds the tasks a program makes */
-      if ((c == 2 || c == 3) && !child)
+      if ((c == 2 || c == 3 || c == 15 || c == 16) && !child)
         c = 1;
+      if (c == 16 && !in_group)
+        c = 2; /* gspawn only inside a group: a plain spawn */
+      if (c == 17 && depth == 0)
+        c = 1; /* cancelself inside blocks only */
       if ((c == 9 || c == 10) && b->n_futures == 0)
         c = 11;
-      if ((c == 13 || c == 14) && depth >= 2)
+      if ((c == 13 || c == 14 || c == 15) && depth >= 2)
         c = 4;
       switch (c)
         {
@@ -2094,12 +2266,30 @@ fz_gen_ops (FzBytes *b, FzBuf *out, int k, int depth, int *refs)
         case 12:
           fz_buf_printf (out, " return %d", fz_choose (b, 100));
           break;
+        case 15:
+          (*refs)++;
+          fz_buf_printf (out, " group { gspawn %d %d",
+                         k + 1 + fz_choose (b, b->n_procs - k - 1), dyn);
+          fz_gen_ops (b, out, k, depth + 1, refs, true);
+          fz_buf_printf (out, " }");
+          break;
+        case 16:
+          (*refs)++;
+          fz_buf_printf (out, " gspawn %d %d",
+                         k + 1 + fz_choose (b, b->n_procs - k - 1), dyn);
+          break;
+        case 17:
+          if (fz_choose (b, 2))
+            fz_buf_printf (out, " cancelself -");
+          else
+            fz_buf_printf (out, " cancelself %d", ++b->label);
+          break;
         default:
           if (c == 13)
             fz_buf_printf (out, " try %s {", fz_choose (b, 3) ? "all" : "err");
           else
             fz_buf_printf (out, " timeout %d {", fz_choose (b, 9));
-          fz_gen_ops (b, out, k, depth + 1, refs);
+          fz_gen_ops (b, out, k, depth + 1, refs, in_group);
           fz_buf_printf (out, " }");
           break;
         }
@@ -2138,7 +2328,7 @@ fz_gen_program (const uint8_t *data, size_t size)
     {
       int refs = 0;
       fz_buf_printf (&out, "proc %d", k);
-      fz_gen_ops (&b, &out, k, 0, &refs);
+      fz_gen_ops (&b, &out, k, 0, &refs, false);
       fz_buf_printf (&out, "\n");
     }
   return out.s;

@@ -14,6 +14,17 @@ wait_for is afut's (3.12's rules, as a future) built on asyncio futures,
 since 3.11's differs by design (afut_wait_for's doc comment); the timer
 heap breaks ties in creation order (DESIGN.md rule 3), which 3.11's heapq
 does not promise.
+
+asyncio.TaskGroup is 3.11's own, patched in two places (_TaskGroup):
+  - its children are kept in afut's order, not in a set: an aborting
+    group cancels them in that order (a set's is by address, and any
+    order is asyncio's, so the patch changes no rule);
+  - the cancel request the group made of its parent is taken back after
+    the children are done, and compared with the count at entry (README:
+    the count-at-entry rule, 3.13's place for the uncancel()), where 3.11
+    takes it back before waiting and compares with 0.
+asyncio.timeout must compare with the count at entry too: CPython 3.11.3
+or later (3.11.2's compares with 0).
 """
 
 import asyncio
@@ -113,6 +124,10 @@ class _WaitFor(asyncio.Future):
         self.cancel_missed = False
 
     def cancel(self, msg=None):
+        # wait_for() is a coroutine in asyncio, cancelled through its
+        # Task, whose cancel() silences the report even when done (the
+        # model's _WaitFor.cancel).
+        self._log_traceback = False
         if self.done():
             return False
         self.cancel_requested = True
@@ -136,7 +151,7 @@ class _WaitFor(asyncio.Future):
                 inner.exception()
             super().cancel()
         elif self.expired and _cancelled(inner):
-            self.set_exception(TimeoutError())
+            self.set_exception(TimeoutError('wait_for timed out'))
         elif _cancelled(inner):
             super().cancel()
         else:
@@ -145,6 +160,100 @@ class _WaitFor(asyncio.Future):
                 self.set_exception(exc)
             else:
                 self.set_result(inner.result())
+
+
+class _SwapList:
+    """A TaskGroup's _tasks in afut's order: an array from which a
+    completed child is swap-removed (the last one takes its place); an
+    abort iterates it in array order."""
+
+    def __init__(self):
+        self.items = []
+
+    def add(self, t):
+        self.items.append(t)
+
+    def discard(self, t):
+        if t in self.items:
+            i = self.items.index(t)
+            last = self.items.pop()
+            if i < len(self.items):
+                self.items[i] = last
+
+    def __iter__(self):
+        return iter(list(self.items))
+
+    def __len__(self):
+        return len(self.items)
+
+
+class _TaskGroup(asyncio.TaskGroup):
+    """CPython 3.11's TaskGroup with the two patches of the module's
+    docstring; __aexit__ is 3.11's, the uncancel() moved (marked)."""
+
+    def __init__(self):
+        super().__init__()
+        self._tasks = _SwapList()
+
+    async def __aenter__(self):
+        r = await super().__aenter__()
+        self._cancelling_at_entry = self._parent_task.cancelling()
+        return r
+
+    async def __aexit__(self, et, exc, tb):
+        exceptions = asyncio.exceptions
+        self._exiting = True
+
+        if (exc is not None and
+                self._is_base_error(exc) and
+                self._base_error is None):
+            self._base_error = exc
+
+        propagate_cancellation_error = \
+            exc if et is exceptions.CancelledError else None
+        # PATCHED: 3.11 calls uncancel() here, compared with 0.
+
+        if et is not None:
+            if not self._aborting:
+                self._abort()
+
+        while self._tasks:
+            if self._on_completed_fut is None:
+                self._on_completed_fut = self._loop.create_future()
+
+            try:
+                await self._on_completed_fut
+            except exceptions.CancelledError as ex:
+                if not self._aborting:
+                    propagate_cancellation_error = ex
+                    self._abort()
+
+            self._on_completed_fut = None
+
+        assert not self._tasks
+
+        # PATCHED: the uncancel(), after the wait, against the count at
+        # entry.
+        if self._parent_cancel_requested:
+            if self._parent_task.uncancel() <= self._cancelling_at_entry:
+                propagate_cancellation_error = None
+
+        if self._base_error is not None:
+            raise self._base_error
+
+        if propagate_cancellation_error and not self._errors:
+            raise propagate_cancellation_error
+
+        if et is not None and et is not exceptions.CancelledError:
+            self._errors.append(exc)
+
+        if self._errors:
+            try:
+                me = BaseExceptionGroup('unhandled errors in a TaskGroup',
+                                        self._errors)
+                raise me from None
+            finally:
+                self._errors = None
 
 
 class AsyncioRuntime:
@@ -200,6 +309,12 @@ class AsyncioRuntime:
 
     def timeout(self, n):
         return asyncio.timeout(n)
+
+    def task_group(self):
+        return _TaskGroup()
+
+    def group_spawn(self, tg, coro):
+        return tg.create_task(coro)
 
     def call_later(self, n, fn, *args):
         self.loop.call_later(n, fn, *args)

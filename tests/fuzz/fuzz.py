@@ -11,7 +11,8 @@ event traces must be equal.  See README.md.
         write programs and expected hashes for the runner's --batch.
     fuzz.py show SEED|FILE [--runner PATH] [--asyncio]
         print the program, the model's trace, and with --runner the
-        first difference from afut's (with --asyncio: from real asyncio).
+        first difference from afut's (with --asyncio: the faithful
+        model's, from real asyncio).
     fuzz.py shrink SEED|FILE --runner PATH   minimal failing program
     fuzz.py oracle [--seeds A:B] [--jobs N]
         check the model itself against real asyncio (asyncio_oracle.py).
@@ -237,6 +238,10 @@ def cmd_batch(a):
 
 
 def cmd_show(a):
+    if a.asyncio:
+        # asyncio is compared with the faithful model (as --strict).
+        import fuzzmodel
+        fuzzmodel.DEVIATIONS.clear()
     prog = load(a.program)
     print(prog.text())
     expected = model_trace(prog)

@@ -9,12 +9,15 @@ what the implementations must agree on.
 
 Trace events (who: #N the task registered N, timerI, cb, harness):
     start                   a registered task's first step runs its body
-    sleep N / yield / call K / await sS #N / try / timeout N
+    sleep N / yield / call K / await sS #N / try / timeout N / group
     -> OUTCOME              the await just made returned (no line if it
                             raised: the error shows where it is caught)
     endtimeout E            a timeout block ended normally (E: expired)
+    endgroup                a group block ended normally (its children
+                            done, none failed)
     spawn K sS #N, gather sS #G [#children], shield sS #I #O,
-    waitfor sS N #I #O, cancel sS #N -> R, resolve sS -> R, ...
+    waitfor sS N #I #O, cancel sS #N -> R, resolve sS -> R, ...,
+    gspawn K sS #N (or: refused), cancelself #N -> R
     raise E / return V / caught ERR
     done #N OUTCOME         the done callback the harness put on every
                             future it registered
@@ -24,7 +27,9 @@ Trace events (who: #N the task registered N, timerI, cb, harness):
 
 OUTCOME: an int, none, [o,o,..] for a gather (nested lists deeper
 than two print as [LENGTH]), EN (an error label),
-timeout, cancel:MSG.
+timeout, cancel:MSG, err:group:MESSAGE for a task group's error
+(afut's message: `unhandled errors in a TaskGroup (2 sub-errors): E1;
+E3`, each sub-error by its own message, in the order the group got them).
 """
 
 import functools
@@ -56,6 +61,7 @@ class Interp:
         self.reg = []
         self.slots = [None] * prog.nslots
         self.awaiting = {}  # task entry -> the entry it awaits
+        self.group_children = {}  # task entry -> children of its groups
 
     # ---- formatting ----
 
@@ -67,7 +73,24 @@ class Interp:
             return 'timeout'
         if isinstance(e, FuzzError):
             return 'E%d' % e.label
+        if isinstance(e, BaseExceptionGroup):
+            return 'err:group:' + self.afut_message(e)
         return 'err:%s:%s' % (type(e).__name__, e)
+
+    def afut_message(self, e):
+        """An error's message as afut words it (inside a group's)."""
+        if isinstance(e, BaseExceptionGroup):
+            n = len(e.exceptions)
+            return 'unhandled errors in a TaskGroup (%d sub-error%s)%s' % (
+                n, '' if n == 1 else 's',
+                ''.join(('; ' if i else ': ') + self.afut_message(x)
+                        for i, x in enumerate(e.exceptions)))
+        if isinstance(e, FuzzError):
+            return 'E%d' % e.label
+        if isinstance(e, self.rt.TimeoutError):
+            # afut: "timed out" (a timeout scope), "wait_for timed out"
+            return str(e) or 'timed out'
+        return str(e)
 
     # Lists nested deeper than this print as [LENGTH]: gathers of gathers
     # of the same slot would print exponentially long.
@@ -138,8 +161,12 @@ class Interp:
             e = self.reg[x]
             if self.rt.peek(e.fut)[0] != 'pending':
                 continue
-            if e.kind == 'task' and self.awaiting.get(x) is not None:
-                todo.append(self.awaiting[x])
+            if e.kind == 'task':
+                # What it awaits, and the children of its task groups,
+                # which it will wait for at the group's exit.
+                if self.awaiting.get(x) is not None:
+                    todo.append(self.awaiting[x])
+                todo.extend(self.group_children.get(x, ()))
             elif e.kind == 'gather':
                 todo.extend(e.children)
             elif e.kind == 'waitfor':
@@ -162,7 +189,7 @@ class Interp:
         self.log(who, '-> ' + self.fmt_value(v))
         return v
 
-    async def exec_ops(self, ops, host):
+    async def exec_ops(self, ops, host, group=None):
         who = '#%d' % host
         rt = self.rt
         for op in ops:
@@ -202,7 +229,7 @@ class Interp:
                 self.log(who, 'try')
                 catch = BaseException if op[1] == 'all' else Exception
                 try:
-                    r = await self.exec_ops(op[2], host)
+                    r = await self.exec_ops(op[2], host, group)
                 except catch as e:
                     self.log(who, 'caught ' + self.fmt_exc(e))
                     r = None
@@ -211,10 +238,36 @@ class Interp:
             elif k == 'timeout':
                 self.log(who, 'timeout %d' % op[1])
                 async with rt.timeout(op[1]) as cm:
-                    r = await self.exec_ops(op[2], host)
+                    r = await self.exec_ops(op[2], host, group)
                 if r is not None:
                     return r
                 self.log(who, 'endtimeout %d' % int(cm.expired()))
+            elif k == 'group':
+                self.log(who, 'group')
+                async with rt.task_group() as tg:
+                    r = await self.exec_ops(op[2], host, tg)
+                    # (How the block ends, for the model's known afut
+                    # deviations: fuzzmodel.KNOWN_DEVIATIONS.)
+                    tg.block_returned = r is not None
+                if r is not None:
+                    return r
+                self.log(who, 'endgroup')
+            elif k == 'gspawn':
+                holder, coro = self.new_task(op[1])
+                try:
+                    t = rt.group_spawn(group, coro)
+                except RuntimeError:  # the group is shutting down
+                    coro.close()
+                    self.log(who, 'gspawn %d s%d refused' % (op[1], op[2]))
+                else:
+                    i = holder[0] = self.register(t, 'task')
+                    self.group_children.setdefault(host, []).append(i)
+                    self.slots[op[2]] = i
+                    self.log(who, 'gspawn %d s%d #%d' % (op[1], op[2], i))
+            elif k == 'cancelself':
+                m = op[1]
+                r = rt.cancel(self.reg[host].fut, None if m is None else 'm%d' % m)
+                self.log(who, 'cancelself #%d -> %d' % (host, int(r)))
             else:
                 self.sync_op(who, op)
         return None

@@ -19,12 +19,19 @@ What it models, rule by rule:
      returns ends cancelled.
   6-8. gather as asyncio 3.11's (_GatheringFuture), deduplicating.
   9. a failed future whose error nobody retrieved is "unretrieved".
+  10. asyncio.timeout, and asyncio.TaskGroup (3.11's taskgroups.py).
 
 Where afut documents a choice that is not 3.11's, the model follows afut's
 documentation: a future failed with a cancellation error is CANCELLED (its
 awaiters all get the message); wait_for is a combinator future with
 3.12's outcome rules (afut_wait_for's doc comment); shield passes the
-inner's cancel message on.
+inner's cancel message on; timeouts and task groups compare the cancel
+count with the count at entry (README.md, Semantics), and a task group
+takes back the cancel request it made once its children are done (3.13's
+place for the uncancel(), gh-116720; 3.11 does it before waiting, so a
+request made while it waits stays counted).  The one thing asyncio leaves
+open, the order in which an aborting group cancels its children (3.11
+keeps them in a set), the model takes from afut: see TaskGroup.
 """
 
 import heapq
@@ -37,8 +44,28 @@ PENDING, DONE, FAILED, CANCELLED = 'pending', 'done', 'failed', 'cancelled'
 # "Known afut bugs"): the model reproduces them when they are listed here,
 # so that runs stay green and look for new ones; `fuzz.py run --strict`
 # and the regression tests use the faithful model.
-KNOWN_DEVIATIONS = set()  # none open: shield-detach, inline-self-cancel
-                          # and cancel-retrieves were fixed in afut
+KNOWN_DEVIATIONS = {
+    # A task cancelled while it waits in a task group's exit: asyncio
+    # cancels the future it waits on, the task resumes a loop turn later
+    # in __aexit__ and only then cancels the children; afut cancels them
+    # at once, inside the cancel() (afut__group_cancel), a turn early, and
+    # the task does not resume (one more cancel while the group aborts is
+    # absorbed the same way).  regressions/seed-9.
+    'group-exit-cancel-early',
+    # A task cancelled after its task group's exit completed, before it
+    # resumed: asyncio throws the CancelledError into __aexit__'s wait,
+    # which swallows it if the group aborts (a child failed, the body
+    # raised), so the error group is the outcome, and the request is
+    # spent.  afut keeps it: at the await of afut_task_group_exit() (the
+    # block's normal end) it replaces the group's outcome unless that is
+    # a cancellation, so the group's errors are lost; when the block
+    # ended by an error or a return (afut's implicit exit), it stays
+    # pending on the task and cancels its next await, or its end.
+    # regressions/seed-5395, seed-50221.
+    'group-exit-late-cancel',
+}
+# Fixed, their regressions kept: shield-detach, inline-self-cancel,
+# cancel-retrieves.
 DEVIATIONS = set()
 
 
@@ -453,7 +480,7 @@ class _WaitFor(Future):
                 inner.exception()
                 Future.cancel(self)
         elif self.expired and inner.cancelled():
-            self.set_exception(TimeoutErr())
+            self.set_exception(TimeoutErr('wait_for timed out'))
         elif inner.cancelled():
             Future.cancel(self, inner.exc.msg)
         else:
@@ -505,7 +532,7 @@ class Timeout:
             self.state = 'expired'
             if (self.task.uncancel() <= self.cancelling
                     and isinstance(exc, CancelledError)):
-                raise TimeoutErr() from exc
+                raise TimeoutErr('timed out') from exc
         else:
             self.state = 'exited'
         return None
@@ -517,6 +544,173 @@ class Timeout:
 
     def expired(self):
         return self.state in ('expiring', 'expired')
+
+
+class _Children:
+    """A group's pending children, in the order an abort cancels them.
+    asyncio (3.11 to 3.13) keeps them in a set, cancelled in hash order:
+    any order is asyncio's.  afut keeps an array from which a child that
+    completes is swap-removed (the last one takes its place), and cancels
+    in array order; this is that order, so that traces compare."""
+
+    def __init__(self):
+        self.items = []
+
+    def add(self, t):
+        self.items.append(t)
+
+    def discard(self, t):
+        if t in self.items:
+            i = self.items.index(t)
+            last = self.items.pop()
+            if i < len(self.items):
+                self.items[i] = last
+
+    def __iter__(self):
+        return iter(list(self.items))
+
+    def __len__(self):
+        return len(self.items)
+
+
+class TaskGroup:
+    """asyncio.TaskGroup, after 3.11's Lib/asyncio/taskgroups.py, with
+    the count-at-entry rule: the cancel request the group made of its
+    parent (a child failed) is taken back once the children are done, and
+    a cancellation propagates unless the count is then back to the one at
+    entry (3.11: uncancel() == 0, before waiting).  No BaseException other
+    than CancelledError occurs here (no base_error)."""
+
+    def __init__(self, loop):
+        self.loop = loop
+        self.exiting = False
+        self.aborting = False
+        self.parent_task = None
+        self.parent_cancel_requested = False
+        self.tasks = _Children()
+        self.errors = []
+        self.on_completed_fut = None
+        self.cancelling = 0
+
+    async def __aenter__(self):
+        self.parent_task = self.loop.current_task
+        assert self.parent_task is not None
+        self.cancelling = self.parent_task.cancelling()
+        return self
+
+    async def __aexit__(self, et, exc, tb):
+        self.exiting = True
+        self.propagate = exc if isinstance(exc, CancelledError) else None
+        late = None
+        if exc is not None and not self.aborting:
+            # The body raised, or the parent is being cancelled.
+            self._abort()
+        while len(self.tasks):
+            if self.on_completed_fut is None:
+                if 'group-exit-cancel-early' in DEVIATIONS:
+                    self.on_completed_fut = _EarlyExitFuture(self)
+                else:
+                    self.on_completed_fut = self.loop.create_future()
+            try:
+                await self.on_completed_fut
+            except CancelledError as ex:
+                if ('group-exit-late-cancel' in DEVIATIONS
+                        and not self.on_completed_fut.cancelled()):
+                    # Cancelled after the wait ended (afut's way).
+                    if (exc is None
+                            and not getattr(self, 'block_returned', False)):
+                        late = ex  # the exit's await raises it
+                    else:
+                        # It stays pending on the task.
+                        self.parent_task.must_cancel = True
+                        self.parent_task.cancel_msg = ex.msg
+                        self.on_completed_fut = None
+                        continue
+                if not self.aborting:
+                    # The parent cancelled while it waits here.
+                    self.propagate = ex
+                    self._abort()
+            self.on_completed_fut = None
+        propagate = self.propagate
+        if self.parent_cancel_requested:
+            if self.parent_task.uncancel() <= self.cancelling:
+                propagate = None  # the cancellation was the group's
+        if propagate is not None and not self.errors:
+            raise propagate
+        if late is not None:
+            raise late  # (afut: unless the outcome is a cancellation)
+        if exc is not None and not isinstance(exc, CancelledError):
+            self.errors.append(exc)
+        if self.errors:
+            raise BaseExceptionGroup('unhandled errors in a TaskGroup',
+                                     self.errors) from None
+        return None
+
+    def create_task(self, coro):
+        if self.exiting and not len(self.tasks):
+            raise RuntimeError('the task group is finished')
+        if self.aborting:
+            raise RuntimeError('the task group is shutting down')
+        task = Task(self.loop, coro)
+        task.add_done_callback(self._on_task_done)
+        self.tasks.add(task)
+        return task
+
+    def _abort(self):
+        self.aborting = True
+        for t in self.tasks:
+            if not t.done():
+                t.cancel()
+
+    def _on_task_done(self, task):
+        self.tasks.discard(task)
+        if 'group-exit-cancel-early' in DEVIATIONS:
+            # afut: the child's error first (a cancel of the parent then
+            # reaches the exit still pending), then the exit completes.
+            self._child_error(task)
+            self._wake_exit()
+        else:
+            self._wake_exit()
+            self._child_error(task)
+
+    def _wake_exit(self):
+        if self.on_completed_fut is not None and not len(self.tasks):
+            if not self.on_completed_fut.done():
+                self.on_completed_fut.set_result(True)
+
+    def _child_error(self, task):
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            return
+        self.errors.append(exc)
+        # (3.11 reports a child failing after its parent completed; the
+        # parent waits for its children here, so that cannot happen.)
+        assert not self.parent_task.done()
+        if not self.aborting and not self.parent_cancel_requested:
+            # Stop the body: the siblings, and the parent's await.
+            self._abort()
+            self.parent_cancel_requested = True
+            self.parent_task.cancel()
+
+
+class _EarlyExitFuture(Future):
+    """KNOWN_DEVIATIONS 'group-exit-cancel-early': what afut's group exit
+    does when cancelled: it cancels the children right away (unless the
+    group aborts already) and keeps waiting, not cancelled."""
+
+    def __init__(self, group):
+        super().__init__(group.loop)
+        self.group = group
+
+    def cancel(self, msg=None):
+        if self.done():
+            return False
+        if not self.group.aborting:
+            self.group.propagate = CancelledError(msg)
+            self.group._abort()
+        return True
 
 
 class ModelRuntime:
@@ -560,6 +754,12 @@ class ModelRuntime:
 
     def timeout(self, n):
         return Timeout(self.loop, n)
+
+    def task_group(self):
+        return TaskGroup(self.loop)
+
+    def group_spawn(self, tg, coro):
+        return tg.create_task(coro)
 
     def call_later(self, n, fn, *args):
         self.loop.call_later(n, fn, *args)
