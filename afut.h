@@ -2606,7 +2606,11 @@ AFUT_API AfutFuture *afut_task_group_spawn (AfutTaskGroup *group,
  * @group: the innermost open task group of the running task
  *
  * The end of the `async with` block.  Children may still be spawned
- * while it waits, by the children themselves.
+ * while it waits, by the children themselves.  A cancel of the waiting
+ * task is taken as `__aexit__` takes it: a loop turn later the children
+ * are cancelled, the wait goes on, and the task ends cancelled, unless
+ * the group is aborting (a child failed, the block raised), which
+ * absorbs it, even when it comes after the children are done.
  *
  * Returns: (transfer full): the future to await: it completes with no
  *   value when every child has, or fails as afut_task_group_new() says
@@ -3632,6 +3636,7 @@ static void afut__task_wakeup (AfutFuture *future, void *data);
 static void afut__task_continue (AfutTask *task, AfutFuture *future,
                                  bool resumed);
 static void afut__task_deliver_cancel (AfutTask *task, AfutFuture *future);
+static bool afut__group_absorbs_cancel (AfutFuture *awaited);
 
 /* An inline frame: a coroutine that `await coro()` runs inside its
  * awaiter's task, while it has not completed.  asyncio has no task for it
@@ -6159,7 +6164,9 @@ afut__task_run_step (AfutTask *task, bool resumed)
   if (resumed && (root->task_flags & AFUT__TASK_MUST_CANCEL))
     {
       root->task_flags &= (uint16_t) ~AFUT__TASK_MUST_CANCEL;
-      if (!afut_error_is_cancelled (task->raised))
+      if (afut__group_absorbs_cancel (task->awaiting))
+        ; /* the group's outcome stands */
+      else if (!afut_error_is_cancelled (task->raised))
         {
           afut_error_free (task->raised);
           task->raised = afut__cancelled_error (root->c.cancel_message);
@@ -7631,6 +7638,7 @@ struct AfutTaskGroup
   bool aborting;
   bool parent_cancel_requested;
   bool propagate_cancel;
+  bool cancel_pending;   /* a cancel of the exit, taken a turn later */
 };
 
 struct AfutGroupLink
@@ -8021,25 +8029,72 @@ afut__group_child_done (AfutFuture *child, void *data)
         }
     }
   afut_future_unref (child);
-  if (g->exiting && g->n_children == 0
+  if (g->exiting && g->n_children == 0 && !g->cancel_pending
       && g->future.state == AFUT_FUTURE_PENDING)
     afut__group_finish (g);
   afut_future_unref (&g->future); /* the link's */
 }
 
+typedef struct
+{
+  AfutTaskGroup *group;
+  char *message;
+} AfutGroupCancel;
+
+/* A cancel of the exit, a loop turn after it came: where asyncio's
+ * __aexit__ catches it, in the task it wakes.  The children are
+ * cancelled, the wait goes on, and the parent ends cancelled; if the
+ * group is aborting by then, it is absorbed. */
+static void
+afut__group_take_cancel (void *data)
+{
+  AfutGroupCancel *c = (AfutGroupCancel *) data;
+  AfutTaskGroup *g = c->group;
+  g->cancel_pending = false;
+  if (g->future.state == AFUT_FUTURE_PENDING)
+    {
+      if (!g->aborting)
+        {
+          afut__group_set_cancel (g, c->message);
+          afut__group_abort (g);
+        }
+      if (g->exiting && g->n_children == 0)
+        afut__group_finish (g);
+    }
+  AFUT_FREE (c->message);
+  AFUT_FREE (c);
+  afut_future_unref (&g->future);
+}
+
 static bool
 afut__group_cancel (AfutTaskGroup *g, const char *message)
 {
-  /* A cancellation reaching the group's exit (its parent was cancelled
-   * while waiting for the children): the children are cancelled, the
-   * wait goes on, and the parent ends cancelled.  One that the group's
-   * own abort caused is absorbed. */
-  if (!g->aborting)
-    {
-      afut__group_set_cancel (g, message);
-      afut__group_abort (g);
-    }
+  /* The parent was cancelled while waiting for the children.  In asyncio
+   * that cancels the future __aexit__ waits on, and the task takes the
+   * cancellation when it wakes: a turn later, the children still
+   * running meanwhile.  An aborting group ignores it then and waits on:
+   * it is absorbed here and now, to the same effect. */
+  AfutGroupCancel *c;
+  if (g->aborting)
+    return true;
+  c = (AfutGroupCancel *) afut__alloc (sizeof *c);
+  c->group = g;
+  c->message = message != NULL ? afut__strdup (message) : NULL;
+  g->cancel_pending = true;
+  g->future.ref_count++;
+  afut__ready_push (g->future.loop, afut__group_take_cancel, c);
   return true;
+}
+
+/* A task resuming from @awaited with a cancel pending: in asyncio that
+ * cancel is thrown into the group's __aexit__, which absorbs it when the
+ * group is aborting; the group's outcome is then what the await raises. */
+static bool
+afut__group_absorbs_cancel (AfutFuture *awaited)
+{
+  return awaited != NULL && awaited->kind == AFUT__KIND_GROUP
+         && awaited->state != AFUT_FUTURE_PENDING
+         && ((AfutTaskGroup *) awaited)->aborting;
 }
 
 AfutFuture *
@@ -8219,8 +8274,18 @@ static void
 afut__task_resume_unwind (AfutTask *task)
 {
   AfutTaskGroup *g = (AfutTaskGroup *) task->awaiting;
+  AfutTask *root = afut__task_root (task);
   AfutError *error = NULL;
+  bool cancelled = false;
   task->task_flags &= (uint16_t) ~AFUT__TASK_UNWINDING;
+  /* A cancel that came once the children were done is thrown into the
+   * block's __aexit__ in asyncio: an aborting group absorbs it, others
+   * end cancelled. */
+  if (root->task_flags & AFUT__TASK_MUST_CANCEL)
+    {
+      root->task_flags &= (uint16_t) ~AFUT__TASK_MUST_CANCEL;
+      cancelled = !g->aborting;
+    }
   if (task->task_flags & AFUT__TASK_STASHED_ERROR)
     {
       task->task_flags &= (uint16_t) ~AFUT__TASK_STASHED_ERROR;
@@ -8233,6 +8298,14 @@ afut__task_resume_unwind (AfutTask *task)
       g->future.flags |= AFUT__FUTURE_ERROR_RETRIEVED;
       afut_error_free (error);
       error = afut_error_copy (g->future.u.error);
+    }
+  if (cancelled && error == NULL)
+    {
+      if (task->future.value_type == AFUT_VALUE_POINTER
+          && task->future.u.value.destroy != NULL)
+        task->future.u.value.destroy (task->future.u.value.v.pointer);
+      task->future.value_type = AFUT_VALUE_NONE;
+      error = afut__cancelled_error (root->c.cancel_message);
     }
   task->awaiting = NULL;
   afut_future_unref (&g->future);

@@ -246,9 +246,6 @@ class Interp:
                 self.log(who, 'group')
                 async with rt.task_group() as tg:
                     r = await self.exec_ops(op[2], host, tg)
-                    # (How the block ends, for the model's known afut
-                    # deviations: fuzzmodel.KNOWN_DEVIATIONS.)
-                    tg.block_returned = r is not None
                 if r is not None:
                     return r
                 self.log(who, 'endgroup')

@@ -44,28 +44,9 @@ PENDING, DONE, FAILED, CANCELLED = 'pending', 'done', 'failed', 'cancelled'
 # "Known afut bugs"): the model reproduces them when they are listed here,
 # so that runs stay green and look for new ones; `fuzz.py run --strict`
 # and the regression tests use the faithful model.
-KNOWN_DEVIATIONS = {
-    # A task cancelled while it waits in a task group's exit: asyncio
-    # cancels the future it waits on, the task resumes a loop turn later
-    # in __aexit__ and only then cancels the children; afut cancels them
-    # at once, inside the cancel() (afut__group_cancel), a turn early, and
-    # the task does not resume (one more cancel while the group aborts is
-    # absorbed the same way).  regressions/seed-9.
-    'group-exit-cancel-early',
-    # A task cancelled after its task group's exit completed, before it
-    # resumed: asyncio throws the CancelledError into __aexit__'s wait,
-    # which swallows it if the group aborts (a child failed, the body
-    # raised), so the error group is the outcome, and the request is
-    # spent.  afut keeps it: at the await of afut_task_group_exit() (the
-    # block's normal end) it replaces the group's outcome unless that is
-    # a cancellation, so the group's errors are lost; when the block
-    # ended by an error or a return (afut's implicit exit), it stays
-    # pending on the task and cancels its next await, or its end.
-    # regressions/seed-5395, seed-50221.
-    'group-exit-late-cancel',
-}
+KNOWN_DEVIATIONS = set()
 # Fixed, their regressions kept: shield-detach, inline-self-cancel,
-# cancel-retrieves.
+# cancel-retrieves, group-exit-cancel-early, group-exit-late-cancel.
 DEVIATIONS = set()
 
 
@@ -601,31 +582,15 @@ class TaskGroup:
     async def __aexit__(self, et, exc, tb):
         self.exiting = True
         self.propagate = exc if isinstance(exc, CancelledError) else None
-        late = None
         if exc is not None and not self.aborting:
             # The body raised, or the parent is being cancelled.
             self._abort()
         while len(self.tasks):
             if self.on_completed_fut is None:
-                if 'group-exit-cancel-early' in DEVIATIONS:
-                    self.on_completed_fut = _EarlyExitFuture(self)
-                else:
-                    self.on_completed_fut = self.loop.create_future()
+                self.on_completed_fut = self.loop.create_future()
             try:
                 await self.on_completed_fut
             except CancelledError as ex:
-                if ('group-exit-late-cancel' in DEVIATIONS
-                        and not self.on_completed_fut.cancelled()):
-                    # Cancelled after the wait ended (afut's way).
-                    if (exc is None
-                            and not getattr(self, 'block_returned', False)):
-                        late = ex  # the exit's await raises it
-                    else:
-                        # It stays pending on the task.
-                        self.parent_task.must_cancel = True
-                        self.parent_task.cancel_msg = ex.msg
-                        self.on_completed_fut = None
-                        continue
                 if not self.aborting:
                     # The parent cancelled while it waits here.
                     self.propagate = ex
@@ -637,8 +602,6 @@ class TaskGroup:
                 propagate = None  # the cancellation was the group's
         if propagate is not None and not self.errors:
             raise propagate
-        if late is not None:
-            raise late  # (afut: unless the outcome is a cancellation)
         if exc is not None and not isinstance(exc, CancelledError):
             self.errors.append(exc)
         if self.errors:
@@ -664,14 +627,8 @@ class TaskGroup:
 
     def _on_task_done(self, task):
         self.tasks.discard(task)
-        if 'group-exit-cancel-early' in DEVIATIONS:
-            # afut: the child's error first (a cancel of the parent then
-            # reaches the exit still pending), then the exit completes.
-            self._child_error(task)
-            self._wake_exit()
-        else:
-            self._wake_exit()
-            self._child_error(task)
+        self._wake_exit()
+        self._child_error(task)
 
     def _wake_exit(self):
         if self.on_completed_fut is not None and not len(self.tasks):
@@ -693,24 +650,6 @@ class TaskGroup:
             self._abort()
             self.parent_cancel_requested = True
             self.parent_task.cancel()
-
-
-class _EarlyExitFuture(Future):
-    """KNOWN_DEVIATIONS 'group-exit-cancel-early': what afut's group exit
-    does when cancelled: it cancels the children right away (unless the
-    group aborts already) and keeps waiting, not cancelled."""
-
-    def __init__(self, group):
-        super().__init__(group.loop)
-        self.group = group
-
-    def cancel(self, msg=None):
-        if self.done():
-            return False
-        if not self.group.aborting:
-            self.group.propagate = CancelledError(msg)
-            self.group._abort()
-        return True
 
 
 class ModelRuntime:
