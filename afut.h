@@ -8042,24 +8042,46 @@ typedef struct
 } AfutGroupCancel;
 
 /* A cancel of the exit, a loop turn after it came: where asyncio's
- * __aexit__ catches it, in the task it wakes.  The children are
- * cancelled, the wait goes on, and the parent ends cancelled; if the
- * group is aborting by then, it is absorbed. */
+ * __aexit__ takes it, in the task it wakes.  The children are cancelled
+ * and the wait goes on, the parent to end cancelled; a group aborting by
+ * then ignores it.  With no child left, __aexit__ ends right there: so
+ * does the wait. */
 static void
 afut__group_take_cancel (void *data)
 {
   AfutGroupCancel *c = (AfutGroupCancel *) data;
   AfutTaskGroup *g = c->group;
+  AfutTask *waiter = g->scope.task;
   g->cancel_pending = false;
   if (g->future.state == AFUT_FUTURE_PENDING)
     {
+      AfutTask *root = afut__task_root (waiter);
+      /* Cancelled again meanwhile: the task's pending cancel is the one
+       * thrown (Task.__step's _must_cancel). */
+      if (root->task_flags & AFUT__TASK_MUST_CANCEL)
+        {
+          root->task_flags &= (uint16_t) ~AFUT__TASK_MUST_CANCEL;
+          AFUT_FREE (c->message);
+          c->message = root->c.cancel_message != NULL
+                         ? afut__strdup (root->c.cancel_message)
+                         : NULL;
+        }
       if (!g->aborting)
         {
           afut__group_set_cancel (g, c->message);
           afut__group_abort (g);
         }
       if (g->exiting && g->n_children == 0)
-        afut__group_finish (g);
+        {
+          afut__group_finish (g);
+          if (g->future.callback == afut__task_wakeup
+              && g->future.callback_data == waiter)
+            {
+              g->future.callback = NULL;
+              g->future.callback_data = NULL;
+              afut__task_continue (waiter, &g->future, true);
+            }
+        }
     }
   AFUT_FREE (c->message);
   AFUT_FREE (c);
@@ -8071,12 +8093,11 @@ afut__group_cancel (AfutTaskGroup *g, const char *message)
 {
   /* The parent was cancelled while waiting for the children.  In asyncio
    * that cancels the future __aexit__ waits on, and the task takes the
-   * cancellation when it wakes: a turn later, the children still
-   * running meanwhile.  An aborting group ignores it then and waits on:
-   * it is absorbed here and now, to the same effect. */
+   * cancellation when it wakes, from the ready queue.  A second cancel
+   * before that finds the future done: the task's pending cancel. */
   AfutGroupCancel *c;
-  if (g->aborting)
-    return true;
+  if (g->cancel_pending)
+    return false;
   c = (AfutGroupCancel *) afut__alloc (sizeof *c);
   c->group = g;
   c->message = message != NULL ? afut__strdup (message) : NULL;
