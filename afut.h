@@ -8056,16 +8056,9 @@ afut__group_take_cancel (void *data)
   if (g->future.state == AFUT_FUTURE_PENDING)
     {
       AfutTask *root = afut__task_root (waiter);
-      /* Cancelled again meanwhile: the task's pending cancel is the one
-       * thrown (Task.__step's _must_cancel). */
-      if (root->task_flags & AFUT__TASK_MUST_CANCEL)
-        {
-          root->task_flags &= (uint16_t) ~AFUT__TASK_MUST_CANCEL;
-          AFUT_FREE (c->message);
-          c->message = root->c.cancel_message != NULL
-                         ? afut__strdup (root->c.cancel_message)
-                         : NULL;
-        }
+      /* Cancelled again meanwhile: Task.__step clears _must_cancel, the
+       * cancellation it throws being this one already. */
+      root->task_flags &= (uint16_t) ~AFUT__TASK_MUST_CANCEL;
       if (!g->aborting)
         {
           afut__group_set_cancel (g, c->message);
