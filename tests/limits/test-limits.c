@@ -15,6 +15,7 @@
  *               baseline exactly and the heap's in-use bytes (mallinfo2)
  *               to within 1 MiB; five bursts on one loop do not creep
  *   scaling     shutdown time per task does not grow with the count
+ *               (a benchmark: registered only with -m perf)
  *
  * afut's allocator seam (AFUT_MALLOC / AFUT_REALLOC / AFUT_FREE) counts
  * every block afut holds and its bytes, so the "nothing left" checks hold
@@ -1244,6 +1245,10 @@ main (int argc, char **argv)
   g_test_add_func ("/limits/memory/burst/heap-in-use",
                    test_burst_heap_in_use);
   g_test_add_func ("/limits/memory/repeated-bursts", test_repeated_bursts);
+  /* Timings are benchmarks, not unit tests: only with -m perf, as
+   * `meson test --benchmark` runs it (tests/limits/meson.build). */
+  if (!g_test_perf ())
+    return g_test_run ();
   g_test_add_data_func ("/limits/scaling/shutdown-sleeps",
                         GINT_TO_POINTER (WAIT_SLEEP),
                         test_shutdown_scales_linearly);
