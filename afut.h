@@ -4814,6 +4814,23 @@ afut__report (AfutLoop *loop, const char *message, const AfutError *error,
     afut_loop_default_exception_handler (loop, &ctx);
 }
 
+/* The futures of the loop's tasks, each with a reference taken, in a new
+ * array of *@n (NULL if none).  Inline frames are left out: they are part
+ * of their root task. */
+static AfutFuture **
+afut__loop_ref_tasks (AfutLoop *loop, size_t *n)
+{
+  AfutFuture **tasks = NULL;
+  size_t i;
+  *n = 0;
+  if (loop->n_tasks > 0)
+    tasks = (AfutFuture **) afut__alloc (loop->n_tasks * sizeof (AfutFuture *));
+  for (i = 0; i < loop->n_tasks; i++)
+    if (!afut__task_is_frame (loop->tasks[i]))
+      tasks[(*n)++] = afut_future_ref (&loop->tasks[i]->future);
+  return tasks;
+}
+
 static void
 afut__loop_shutdown (AfutLoop *loop)
 {
@@ -4822,16 +4839,9 @@ afut__loop_shutdown (AfutLoop *loop)
 
   if (!afut__loop_enter (loop, "afut_loop_shutdown", false))
     return;
-  n = loop->n_tasks;
-  if (n > 0)
+  tasks = afut__loop_ref_tasks (loop, &n);
+  if (tasks != NULL)
     {
-      size_t j;
-      tasks = (AfutFuture **) afut__alloc (n * sizeof (AfutFuture *));
-      /* The tasks; inline frames end with their root task. */
-      for (i = j = 0; i < n; i++)
-        if (!afut__task_is_frame (loop->tasks[i]))
-          tasks[j++] = afut_future_ref (&loop->tasks[i]->future);
-      n = j;
       for (i = 0; i < n; i++)
         afut_future_cancel (tasks[i], NULL);
       all = afut_gather_return_exceptions_v (tasks, n);
@@ -4869,18 +4879,14 @@ afut_loop_shutdown (AfutLoop *loop)
 static void
 afut__loop_cancel_leftovers (AfutLoop *loop)
 {
-  size_t i, n = loop->n_tasks;
-  if (n > 0)
+  size_t i, n;
+  AfutFuture **tasks = afut__loop_ref_tasks (loop, &n);
+  if (tasks != NULL)
     {
-      AfutTask **tasks = (AfutTask **) afut__alloc (n * sizeof (AfutTask *));
-      memcpy (tasks, loop->tasks, n * sizeof (AfutTask *));
-      for (i = 0; i < n; i++)
-        tasks[i]->future.ref_count++;
       for (i = 0; i < n; i++)
         {
-          if (!afut__task_is_frame (tasks[i]))
-            afut_future_cancel (&tasks[i]->future, "loop closed");
-          afut_future_unref (&tasks[i]->future);
+          afut_future_cancel (tasks[i], "loop closed");
+          afut_future_unref (tasks[i]);
         }
       AFUT_FREE (tasks);
     }
@@ -8463,35 +8469,28 @@ afut_task_describe (AfutTask *task, char *buffer, size_t size)
 static int
 afut__task_compare_id (const void *a, const void *b)
 {
-  uint32_t x = (*(AfutTask *const *) a)->id;
-  uint32_t y = (*(AfutTask *const *) b)->id;
+  /* Elements of afut__loop_ref_tasks (): futures of tasks. */
+  uint32_t x = ((const AfutTask *) *(AfutFuture *const *) a)->id;
+  uint32_t y = ((const AfutTask *) *(AfutFuture *const *) b)->id;
   return x < y ? -1 : x > y;
 }
 
 void
 afut_loop_foreach_task (AfutLoop *loop, AfutTaskForeachFunc func, void *data)
 {
-  AfutTask **snapshot;
+  AfutFuture **snapshot;
   size_t i, n;
   AFUT__RETURN_IF_FAIL (loop != NULL);
   AFUT__RETURN_IF_FAIL (func != NULL);
-  n = loop->n_tasks;
-  if (n == 0)
+  snapshot = afut__loop_ref_tasks (loop, &n);
+  if (snapshot == NULL)
     return;
-  snapshot = (AfutTask **) afut__alloc (n * sizeof (AfutTask *));
+  qsort (snapshot, n, sizeof (AfutFuture *), afut__task_compare_id);
   for (i = 0; i < n; i++)
     {
-      snapshot[i] = loop->tasks[i];
-      snapshot[i]->future.ref_count++;
-    }
-  qsort (snapshot, n, sizeof (AfutTask *), afut__task_compare_id);
-  for (i = 0; i < n; i++)
-    {
-      /* Inline frames are part of their root task, not tasks. */
-      if (snapshot[i]->future.state == AFUT_FUTURE_PENDING
-          && !afut__task_is_frame (snapshot[i]))
-        func (snapshot[i], data);
-      afut_future_unref (&snapshot[i]->future);
+      if (snapshot[i]->state == AFUT_FUTURE_PENDING)
+        func ((AfutTask *) snapshot[i], data);
+      afut_future_unref (snapshot[i]);
     }
   AFUT_FREE (snapshot);
 }
