@@ -5962,8 +5962,10 @@ afut__task_done (AfutTask *task)
   if (task->task_flags & AFUT__TASK_AWAITED_INLINE)
     task->c.host = NULL; /* no longer a frame of it */
   else
-    AFUT_FREE (task->c.cancel_message);
-  task->c.cancel_message = NULL;
+    {
+      AFUT_FREE (task->c.cancel_message);
+      task->c.cancel_message = NULL;
+    }
   task->task_flags &= (uint16_t) ~(AFUT__TASK_MUST_CANCEL | AFUT__TASK_WAITING);
   afut__task_unlink (task);
   afut_future_unref (awaiting);
@@ -6131,6 +6133,21 @@ afut__task_set_raised_from (AfutTask *task, AfutFuture *future)
     }
 }
 
+/* @future has just completed.  If its only done callback is a task's
+ * wakeup, that task goes on now, inside this call, as Python's does when
+ * what it awaits returns into it; the dispatch already queued then finds
+ * no callback to run. */
+static void
+afut__future_hand_over (AfutFuture *future, bool resumed)
+{
+  AfutTask *waiter = (AfutTask *) future->callback_data;
+  if (future->callback != afut__task_wakeup)
+    return;
+  future->callback = NULL;
+  future->callback_data = NULL;
+  afut__task_continue (waiter, future, resumed);
+}
+
 /* The scheduler's entry into a task: asyncio's Task.__step.  @resumed:
  * the step resumes a suspension (ready queue, or the awaited future's
  * callback), where a cancel pending on the task is delivered.  Entering
@@ -6198,18 +6215,10 @@ afut__task_run_step (AfutTask *task, bool resumed)
 
 ended:
   /* `await coro()` in Python continues the awaiter the moment the
-   * coroutine returns.  A coroutine started by an await, whose only done
-   * callback is that awaiter's wakeup, hands control back the same way;
-   * the dispatch already queued then finds no callback to run. */
+   * coroutine returns: so does a coroutine started by an await. */
   if (task->future.state != AFUT_FUTURE_PENDING
-      && (task->task_flags & AFUT__TASK_AWAITED_INLINE)
-      && task->future.callback == afut__task_wakeup)
-    {
-      AfutTask *awaiter = (AfutTask *) task->future.callback_data;
-      task->future.callback = NULL;
-      task->future.callback_data = NULL;
-      afut__task_continue (awaiter, &task->future, false);
-    }
+      && (task->task_flags & AFUT__TASK_AWAITED_INLINE))
+    afut__future_hand_over (&task->future, false);
 }
 
 static void
@@ -6822,8 +6831,6 @@ afut__future_mirror (AfutFuture *dst, AfutFuture *src)
     }
 }
 
-/* Drops one callback (and the reference it held on @data's future) that
- * @future still has pending. */
 /* Removes the first registration of @func with @data: a combinator's
  * one watch.  Slots are marked removed and compacted away now and then,
  * so that N watches going in the order they came (a loop's shutdown
@@ -6863,7 +6870,8 @@ afut__future_remove_one (AfutFuture *future, AfutFutureCallback func,
   return false;
 }
 
-/* Undoes one afut__future_watch (). */
+/* Undoes one afut__future_watch (): drops the callback @future still has
+ * pending, and the reference it held on @owner. */
 static void
 afut__future_detach (AfutFuture *future, AfutFutureCallback func,
                      AfutFuture *owner)
@@ -8073,13 +8081,7 @@ afut__group_take_cancel (void *data)
       if (g->exiting && g->n_children == 0)
         {
           afut__group_finish (g);
-          if (g->future.callback == afut__task_wakeup
-              && g->future.callback_data == waiter)
-            {
-              g->future.callback = NULL;
-              g->future.callback_data = NULL;
-              afut__task_continue (waiter, &g->future, true);
-            }
+          afut__future_hand_over (&g->future, true);
         }
     }
   AFUT_FREE (c->message);
