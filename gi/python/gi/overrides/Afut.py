@@ -331,3 +331,10 @@ def run(main):
 
 
 __all__ += ['timeout', 'run']
+
+
+# ---- asyncio on afut's GLib context (gi/overrides/_afut_asyncio.py) ----
+
+from ._afut_asyncio import EventLoop, EventLoopPolicy, install  # noqa: E402
+
+__all__ += ['EventLoop', 'EventLoopPolicy', 'install']

@@ -1,0 +1,592 @@
+# asyncio's event loop on a GLib main context: the one afut and GTK run on.
+#
+# SPDX-License-Identifier: MIT
+#
+#   from gi.repository import Afut
+#   import asyncio
+#
+#   Afut.install()            # asyncio's loops are now afut's EventLoop
+#   asyncio.run(main())       # iterates the GLib main context
+#
+#   with asyncio.new_event_loop().running(app.quit):  # a GTK app: GTK's
+#       app.run(sys.argv)                               # loop drives asyncio
+#
+# EventLoop is CPython's own unix SelectorEventLoop; only the waiting
+# changes.  Its selector registers each fd on a GSource of its own
+# (g_source_add_unix_fd) instead of epoll, and that source's prepare, check
+# and dispatch are the three parts of asyncio's _run_once: prepare gives
+# GLib the timeout (0 with callbacks ready, else the first timer's
+# deadline), check reads which fds GLib saw ready and whether a timer is
+# due, dispatch runs _run_once, whose select() returns what check found.
+# So call_soon's FIFO, timer order, add_reader/add_writer, transports,
+# subprocesses (asyncio's child watcher), executors and
+# call_soon_threadsafe (its self-pipe is one of the fds) are CPython's
+# code, and every other source of the context (afut's, GTK's redraws,
+# GLib timeouts) runs in between.
+#
+# run_forever() iterates the context itself until stop(); running() marks
+# the loop running and attaches the source without blocking, so that some
+# other code (Gtk.Application.run, GLib.MainLoop.run) iterates the context.
+# With AFUT_CLOCK=virtual in the environment the policy's loops use a
+# virtual clock, as afut_run() does: when nothing is ready, time jumps to
+# the next timer, so a sleep takes no wall time (for tests).
+#
+# CPython 3.11's BaseEventLoop internals (_ready, _scheduled, _stopping,
+# _run_once ...) are used here, as PyGObject 3.50's gi.events uses them.
+
+import asyncio
+import contextlib
+import heapq
+import math
+import os
+import selectors
+import signal
+import sys
+import threading
+import warnings
+import weakref
+
+from gi.repository import GLib
+
+__all__ = ['EventLoop', 'EventLoopPolicy', 'install']
+
+# asyncio's own cap on a select() timeout, in GLib's milliseconds.
+_MAX_TIMEOUT_MS = 24 * 3600 * 1000
+
+_IN = GLib.IOCondition.IN
+_OUT = GLib.IOCondition.OUT
+
+
+def _check_internals():
+    # The loop steps CPython's private _run_once; fail at import, loudly,
+    # on an interpreter that lacks what it relies on.
+    needed = ('_run_once', '_check_running', '_check_closed',
+              '_set_coroutine_origin_tracking', '_asyncgen_firstiter_hook',
+              '_asyncgen_finalizer_hook')
+    missing = [name for name in needed
+               if not hasattr(asyncio.BaseEventLoop, name)]
+    if missing:
+        raise ImportError('afut EventLoop: this Python\'s asyncio lacks %s'
+                          % ', '.join(missing))
+
+
+_check_internals()
+
+
+def _fileobj_to_fd(fileobj):
+    if isinstance(fileobj, int):
+        fd = fileobj
+    else:
+        try:
+            fd = int(fileobj.fileno())
+        except (AttributeError, TypeError, ValueError):
+            raise ValueError('Invalid file object: %r' % (fileobj,)) from None
+    if fd < 0:
+        raise ValueError('Invalid file descriptor: %d' % fd)
+    return fd
+
+
+def _condition(events):
+    condition = GLib.IOCondition(0)
+    if events & selectors.EVENT_READ:
+        condition |= _IN
+    if events & selectors.EVENT_WRITE:
+        condition |= _OUT
+    return condition
+
+
+def _events(condition):
+    # As selectors.EpollSelector reads epoll: HUP, ERR and NVAL (which
+    # poll() reports unasked) make an fd both readable and writable, so
+    # the callback that waits on it runs and meets the error.
+    events = 0
+    if condition & ~_OUT:
+        events |= selectors.EVENT_READ
+    if condition & ~_IN:
+        events |= selectors.EVENT_WRITE
+    return events
+
+
+class _KeyMap:
+    """The selector's get_map(): fileobj or fd -> SelectorKey, read only."""
+
+    def __init__(self, keys):
+        self._keys = keys
+
+    def __len__(self):
+        return len(self._keys)
+
+    def __getitem__(self, fileobj):
+        try:
+            return self._keys[_fileobj_to_fd(fileobj)]
+        except (KeyError, ValueError):
+            raise KeyError('%r is not registered' % (fileobj,)) from None
+
+    def get(self, fileobj, default=None):
+        try:
+            return self[fileobj]
+        except KeyError:
+            return default
+
+    def __contains__(self, fileobj):
+        return self.get(fileobj) is not None
+
+    def __iter__(self):
+        return iter(self._keys)
+
+    def keys(self):
+        return self._keys.keys()
+
+    def values(self):
+        return self._keys.values()
+
+    def items(self):
+        return self._keys.items()
+
+
+class _Selector(selectors.BaseSelector):
+    """A selector whose fds are watched by the loop's GSource.
+
+    select() does not wait: GLib has polled already, and it returns what
+    the source's check found.  While the loop is not running there is no
+    source, and the fds are only remembered."""
+
+    def __init__(self):
+        self._keys = {}     # fd -> SelectorKey
+        self._tags = {}     # fd -> tag of g_source_add_unix_fd
+        self._source = None
+        self._ready = []    # (fd, events) found by check()
+
+    def register(self, fileobj, events, data=None):
+        if not events or events & ~(selectors.EVENT_READ | selectors.EVENT_WRITE):
+            raise ValueError('Invalid events: %r' % (events,))
+        fd = _fileobj_to_fd(fileobj)
+        if fd in self._keys:
+            raise KeyError('%r (FD %d) is already registered' % (fileobj, fd))
+        key = selectors.SelectorKey(fileobj, fd, events, data)
+        self._keys[fd] = key
+        if self._source is not None:
+            self._tags[fd] = self._source.add_unix_fd(fd, _condition(events))
+        return key
+
+    def unregister(self, fileobj):
+        fd = _fileobj_to_fd(fileobj)
+        try:
+            key = self._keys.pop(fd)
+        except KeyError:
+            raise KeyError('%r is not registered' % (fileobj,)) from None
+        tag = self._tags.pop(fd, None)
+        if tag is not None:
+            self._source.remove_unix_fd(tag)
+        return key
+
+    def modify(self, fileobj, events, data=None):
+        fd = _fileobj_to_fd(fileobj)
+        try:
+            key = self._keys[fd]
+        except KeyError:
+            raise KeyError('%r is not registered' % (fileobj,)) from None
+        if not events or events & ~(selectors.EVENT_READ | selectors.EVENT_WRITE):
+            raise ValueError('Invalid events: %r' % (events,))
+        if events != key.events and fd in self._tags:
+            self._source.modify_unix_fd(self._tags[fd], _condition(events))
+        key = key._replace(events=events, data=data)
+        self._keys[fd] = key
+        return key
+
+    def select(self, timeout=None):
+        # Only the loop's dispatch calls this, after check().  An fd that
+        # callbacks of other sources unregistered or changed since then
+        # keeps only what it still asks for.
+        ready, self._ready = self._ready, []
+        events = []
+        for fd, mask in ready:
+            key = self._keys.get(fd)
+            if key is not None and mask & key.events:
+                events.append((key, mask & key.events))
+        return events
+
+    def close(self):
+        self.detach()
+        self._keys.clear()
+
+    def get_key(self, fileobj):
+        return self.get_map()[fileobj]
+
+    def get_map(self):
+        return _KeyMap(self._keys)
+
+    # ---- the GSource ----
+
+    def attach(self, loop, context):
+        source = _Source(loop)
+        for fd, key in self._keys.items():
+            self._tags[fd] = source.add_unix_fd(fd, _condition(key.events))
+        source.attach(context)
+        self._source = source
+
+    def detach(self):
+        # A destroyed GSource cannot be attached again: the next attach
+        # makes a new one.
+        source, self._source = self._source, None
+        self._tags.clear()
+        self._ready = []
+        if source is not None:
+            source.destroy()
+
+    def poll_ready(self):
+        """check(): which registered fds GLib saw ready."""
+        source = self._source
+        ready = []
+        for fd, tag in self._tags.items():
+            condition = source.query_unix_fd(tag)
+            if condition:
+                ready.append((fd, _events(condition)))
+        self._ready = ready
+        return bool(ready)
+
+
+class _Source(GLib.Source):
+    """The loop as a GSource; it only holds the loop weakly, so a loop
+    dropped without close() can still be collected."""
+
+    def __init__(self, loop):
+        super().__init__()
+        self._loop = weakref.ref(loop)
+        self.set_name('asyncio event loop (afut)')
+        # asyncio callbacks never run inside one another: a GLib main loop
+        # run from a callback (a modal dialog) pauses asyncio until it ends.
+        self.set_can_recurse(False)
+
+    def prepare(self):
+        loop = self._loop()
+        if loop is None:
+            return False, -1
+        return False, loop._glib_prepare()
+
+    def check(self):
+        loop = self._loop()
+        return loop is not None and loop._glib_check()
+
+    def dispatch(self, callback, args):
+        loop = self._loop()
+        if loop is not None:
+            loop._glib_dispatch()
+        return GLib.SOURCE_CONTINUE
+
+
+class _ClockSource(GLib.Source):
+    """A virtual clock's time: at the lowest priority, so that it is
+    ready only when nothing else on the context is (afut's source, GTK's
+    redraws, GLib idles), it moves the loop's time to the next timer."""
+
+    def __init__(self, loop):
+        super().__init__()
+        self._loop = weakref.ref(loop)
+        self.set_name('asyncio virtual clock (afut)')
+        self.set_priority(GLib.PRIORITY_LOW)
+
+    def prepare(self):
+        loop = self._loop()
+        return (loop is not None and loop._virtual_jump(False)), -1
+
+    def check(self):
+        loop = self._loop()
+        return loop is not None and loop._virtual_jump(False)
+
+    def dispatch(self, callback, args):
+        loop = self._loop()
+        if loop is not None:
+            loop._virtual_jump(True)
+        return GLib.SOURCE_CONTINUE
+
+
+class EventLoop(asyncio.SelectorEventLoop):
+    """asyncio's event loop on a GLib main context.
+
+    @context is the GLib.MainContext it runs on (the global default one
+    when None).  With @virtual_clock, time() is virtual: it stands still
+    while anything is ready and jumps to the next timer when nothing is,
+    so sleeps take no wall time.
+
+    Since: 0.3
+    """
+
+    def __init__(self, context=None, *, virtual_clock=False):
+        self._context = context if context is not None else GLib.MainContext.default()
+        # A virtual clock starts at 0, as afut's does.
+        self._virtual_now = 0.0 if virtual_clock else None
+        self._quit_func = None
+        self._stop_seen = False      # a dispatch ran while stop() was asked
+        self._glib_error = None      # a BaseException a GLib callback caught
+        self._pushed_context = False
+        self._clock_source = None
+        self._old_agen_hooks = None
+        self._old_wakeup_fd = None
+        super().__init__(_Selector())
+
+    @property
+    def context(self):
+        """The GLib.MainContext this loop runs on."""
+        return self._context
+
+    def time(self):
+        if self._virtual_now is not None:
+            return self._virtual_now
+        return super().time()
+
+    # ---- running ----
+
+    def run_forever(self):
+        """Iterates the GLib main context until stop() (asyncio's
+        run_forever); the context's other sources run in between."""
+        with self.running():
+            while not self._stop_seen:
+                self._context.iteration(True)
+                self._raise_glib_error()
+
+    @contextlib.contextmanager
+    def running(self, quit_func=None):
+        """Runs the loop on its context while the with-block runs, without
+        iterating the context itself: for GTK apps, whose own main loop
+        iterates it (`with loop.running(app.quit): app.run(argv)`).
+
+        The loop is this thread's running loop meanwhile (asyncio.run()
+        there is an error, asyncio.create_task() works from GTK signal
+        handlers).  stop(), or a KeyboardInterrupt or SystemExit out of a
+        callback, calls @quit_func, which should end that main loop; the
+        exception is raised again when the block ends.
+        """
+        self._enter_running(quit_func)
+        try:
+            yield self
+        finally:
+            self._leave_running()
+            error, self._glib_error = self._glib_error, None
+        if error is not None:
+            try:
+                raise error
+            finally:
+                error = None
+
+    def _enter_running(self, quit_func):
+        self._check_closed()
+        self._check_running()
+        if not self._context.acquire():
+            raise RuntimeError('the GLib main context of this loop is owned '
+                               'by another thread')
+        try:
+            self._set_coroutine_origin_tracking(self._debug)
+            self._old_agen_hooks = sys.get_asyncgen_hooks()
+            self._thread_id = threading.get_ident()
+            sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
+                                   finalizer=self._asyncgen_finalizer_hook)
+            asyncio._set_running_loop(self)
+            # GIO calls made from tasks complete on the loop's context.
+            self._context.push_thread_default()
+            self._pushed_context = True
+            self._watch_signals()
+            self._quit_func = quit_func
+            self._stop_seen = False
+            self._selector.attach(self, self._context)
+            if self._virtual_now is not None:
+                self._clock_source = _ClockSource(self)
+                self._clock_source.attach(self._context)
+        except BaseException:
+            self._leave_running()
+            raise
+
+    def _leave_running(self):
+        self._selector.detach()
+        if self._clock_source is not None:
+            self._clock_source.destroy()
+            self._clock_source = None
+        self._unwatch_signals()
+        if self._pushed_context:
+            self._context.pop_thread_default()
+            self._pushed_context = False
+        self._quit_func = None
+        self._stopping = False
+        self._stop_seen = False
+        self._thread_id = None
+        asyncio._set_running_loop(None)
+        self._set_coroutine_origin_tracking(False)
+        if self._old_agen_hooks is not None:
+            sys.set_asyncgen_hooks(*self._old_agen_hooks)
+            self._old_agen_hooks = None
+        self._context.release()
+
+    def _raise_glib_error(self):
+        error, self._glib_error = self._glib_error, None
+        if error is not None:
+            try:
+                raise error
+            finally:
+                error = None
+
+    def _watch_signals(self):
+        # A Python signal handler (asyncio.run's SIGINT one) runs only when
+        # this thread runs Python code: the signal's byte on the self-pipe
+        # wakes GLib's poll for it, as in asyncio's own loop.
+        if threading.current_thread() is not threading.main_thread():
+            return
+        try:
+            old = signal.set_wakeup_fd(self._csock.fileno())
+        except (ValueError, OSError):
+            return
+        if old != -1:
+            # Someone else's wakeup fd (PyGObject's, around app.run()).
+            signal.set_wakeup_fd(old)
+        else:
+            self._old_wakeup_fd = old
+
+    def _unwatch_signals(self):
+        if self._old_wakeup_fd is None:
+            return
+        self._old_wakeup_fd = None
+        if self._signal_handlers:
+            return   # add_signal_handler() wants it set
+        try:
+            fd = signal.set_wakeup_fd(-1)
+            if fd not in (-1, self._csock.fileno()):
+                signal.set_wakeup_fd(fd)  # not ours: put it back
+        except (ValueError, OSError):
+            pass
+
+    # ---- the GSource's three parts of _run_once ----
+
+    def _next_deadline(self):
+        scheduled = self._scheduled
+        # As _run_once: cancelled timers at the head go first.
+        while scheduled and scheduled[0]._cancelled:
+            self._timer_cancelled_count -= 1
+            handle = heapq.heappop(scheduled)
+            handle._scheduled = False
+        return scheduled[0]._when if scheduled else None
+
+    def _glib_prepare(self):
+        try:
+            if self._ready or self._stopping or self._glib_error is not None:
+                return 0
+            when = self._next_deadline()
+            if when is None:
+                return -1
+            if self._virtual_now is not None:
+                # A due timer is ready; a later one waits for the clock
+                # source to move time.
+                return 0 if when <= self._virtual_now else -1
+            delay = when - self.time()
+            if delay <= 0:
+                return 0
+            # Rounded up: waking a little late costs nothing, waking early
+            # costs an iteration with nothing to do.
+            return min(math.ceil(delay * 1000), _MAX_TIMEOUT_MS)
+        except BaseException as exc:
+            self._glib_failed(exc)
+            return 0
+
+    def _glib_check(self):
+        try:
+            if self._selector.poll_ready():
+                return True
+            if self._ready or self._stopping or self._glib_error is not None:
+                return True
+            when = self._next_deadline()
+            if when is None:
+                return False
+            if self._virtual_now is not None:
+                return when <= self._virtual_now
+            return when < self.time() + self._clock_resolution
+        except BaseException as exc:
+            self._glib_failed(exc)
+            return True
+
+    def _glib_dispatch(self):
+        if self._glib_error is None:
+            try:
+                self._run_once()
+            except BaseException as exc:
+                # KeyboardInterrupt, SystemExit (asyncio lets them out of
+                # run_forever) or a bug: GLib cannot carry it, so it waits
+                # here for run_forever or running() to raise it.
+                self._glib_failed(exc)
+        if self._stopping:
+            self._stop_seen = True
+            self._stopping = False
+            if self._quit_func is not None:
+                self._quit_func()
+
+    def _virtual_jump(self, dispatch):
+        """The clock source: with nothing ready here, whether time should
+        jump to the next timer; with @dispatch, jump."""
+        if self._ready or self._stopping or self._glib_error is not None:
+            return False
+        when = self._next_deadline()
+        if when is None or when <= self._virtual_now:
+            return False
+        if dispatch:
+            self._virtual_now = when
+        return True
+
+    def _glib_failed(self, exc):
+        if self._glib_error is None:
+            self._glib_error = exc
+        self._stopping = True
+
+    # ---- signals ----
+
+    def add_signal_handler(self, sig, callback, *args):
+        super().add_signal_handler(sig, callback, *args)
+        # asyncio's handler only writes to the wakeup fd, which
+        # PyGObject replaces by its own while Gtk.Application.run() or
+        # GLib.MainLoop.run() runs.  A Python-level handler runs in either
+        # case, as soon as this thread runs Python code.
+        signal.signal(sig, self._python_signal_handler)
+
+    def _python_signal_handler(self, signum, frame):
+        self._handle_signal(signum)
+
+    def _process_self_data(self, data):
+        pass    # the Python-level handler does the signals' work
+
+    def __repr__(self):
+        return ('<%s running=%s closed=%s debug=%s virtual_clock=%s>'
+                % (type(self).__name__, self.is_running(), self.is_closed(),
+                   self.get_debug(), self._virtual_now is not None))
+
+
+def _virtual_clock_from_env():
+    return os.environ.get('AFUT_CLOCK') == 'virtual'
+
+
+class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):
+    """asyncio's default policy, whose loops are EventLoops: on this
+    thread's default GLib.MainContext (GLib's global default one on the
+    main thread, a new one on another thread that has none).  With
+    AFUT_CLOCK=virtual in the environment, they use a virtual clock.
+
+    Since: 0.3
+    """
+
+    def new_event_loop(self):
+        context = GLib.MainContext.get_thread_default()
+        if context is None:
+            if threading.current_thread() is threading.main_thread():
+                context = GLib.MainContext.default()
+            else:
+                context = GLib.MainContext()
+        return EventLoop(context, virtual_clock=_virtual_clock_from_env())
+
+
+def install():
+    """Makes afut's EventLoopPolicy asyncio's policy (once; calling it
+    again keeps the one installed), so that asyncio.run() and
+    asyncio.new_event_loop() run on GLib.  Returns the policy.
+
+    Since: 0.3
+    """
+    policy = asyncio.get_event_loop_policy()
+    if not isinstance(policy, EventLoopPolicy):
+        policy = EventLoopPolicy()
+        asyncio.set_event_loop_policy(policy)
+    return policy

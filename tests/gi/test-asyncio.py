@@ -1,0 +1,910 @@
+#!/usr/bin/python3
+"""asyncio on afut's GLib event loop (gi/overrides/_afut_asyncio.py):
+CPython's own asyncio test ideas run on Afut.EventLoop.
+
+Timers, call_soon order, readers and writers, sockets, subprocesses,
+cancellation, task groups, threads, stop/close, exceptions out of the
+loop, signals, the policy, a GLib main loop (GTK's case) driving asyncio,
+and afut futures and asyncio futures awaiting each other.
+
+Run by `meson test --suite gi` with the typelib and overrides of the
+build and source trees.  Timer tests use the loop's virtual clock; I/O
+tests the real one, with no timeouts: nothing depends on wall time.
+"""
+
+import asyncio
+import contextlib
+import gc
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import unittest
+
+import gi
+
+gi.require_version('Afut', '1')
+from gi.repository import Afut, GLib  # noqa: E402
+
+EventLoop = Afut.EventLoop
+
+
+class LoopTestCase(unittest.TestCase):
+    """Each test has its own loop, on a context of its own unless the
+    test asks for GLib's default one."""
+
+    virtual_clock = True
+    default_context = False
+
+    def setUp(self):
+        Afut.install()
+        context = GLib.MainContext.default() if self.default_context else GLib.MainContext()
+        self.loop = EventLoop(context, virtual_clock=self.virtual_clock)
+        asyncio.set_event_loop(self.loop)
+
+    def tearDown(self):
+        asyncio.set_event_loop(None)
+        if not self.loop.is_closed():
+            self.loop.close()
+        self.loop = None
+        gc.collect()
+
+    def run_loop(self, aw):
+        return self.loop.run_until_complete(aw)
+
+
+class TestTimers(LoopTestCase):
+
+    def test_call_later_runs_in_deadline_order(self):
+        order = []
+        for delay in (0.3, 0.1, 0.2, 0.0):
+            self.loop.call_later(delay, order.append, delay)
+        self.loop.call_later(0.4, self.loop.stop)
+        self.loop.run_forever()
+        self.assertEqual(order, [0.0, 0.1, 0.2, 0.3])
+
+    def test_equal_deadlines_run_in_cpythons_order(self):
+        # CPython's timer heap compares deadlines only: equal ones do not
+        # come out in scheduling order.  The loop keeps CPython's order.
+        def order_on(loop):
+            order = []
+            when = loop.time() + 0.01
+            for i in range(7):
+                loop.call_at(when, order.append, i)
+            loop.call_at(when + 0.01, loop.stop)
+            loop.run_forever()
+            return order
+        stock = asyncio.SelectorEventLoop()
+        try:
+            expected = order_on(stock)
+        finally:
+            stock.close()
+        self.assertEqual(sorted(expected), list(range(7)))
+        self.assertEqual(order_on(self.loop), expected)
+
+    def test_call_at_fires_at_its_deadline(self):
+        start = self.loop.time()
+        seen = []
+        self.loop.call_at(start + 5, lambda: (seen.append(self.loop.time()),
+                                              self.loop.stop()))
+        self.loop.run_forever()
+        self.assertEqual(seen, [start + 5])
+
+    def test_cancelled_timer_does_not_run(self):
+        order = []
+        handle = self.loop.call_later(0.1, order.append, 'cancelled')
+        self.loop.call_later(0.2, order.append, 'kept')
+        self.loop.call_later(0.3, self.loop.stop)
+        handle.cancel()
+        self.loop.run_forever()
+        self.assertEqual(order, ['kept'])
+
+    def test_virtual_sleep_moves_time_by_its_delay(self):
+        async def main():
+            start = self.loop.time()
+            await asyncio.sleep(3600)
+            return self.loop.time() - start
+        self.assertEqual(self.run_loop(main()), 3600)
+
+    def test_timers_of_a_real_clock_fire_in_order(self):
+        loop = EventLoop(GLib.MainContext())
+        try:
+            order = []
+
+            async def sleeper(delay):
+                await asyncio.sleep(delay)
+                order.append(delay)
+            async def main():
+                await asyncio.gather(sleeper(0.03), sleeper(0.01), sleeper(0.02))
+            loop.run_until_complete(main())
+            self.assertEqual(order, [0.01, 0.02, 0.03])
+        finally:
+            loop.close()
+
+
+class TestCallSoon(LoopTestCase):
+
+    def test_fifo(self):
+        order = []
+        for i in range(10):
+            self.loop.call_soon(order.append, i)
+        self.loop.call_soon(self.loop.stop)
+        self.loop.run_forever()
+        self.assertEqual(order, list(range(10)))
+
+    def test_callbacks_added_by_callbacks_run_after_the_batch(self):
+        order = []
+
+        def first():
+            order.append('first')
+            self.loop.call_soon(order.append, 'added')
+        self.loop.call_soon(first)
+        self.loop.call_soon(order.append, 'second')
+        self.loop.call_soon(self.loop.call_soon, self.loop.stop)
+        self.loop.run_forever()
+        self.assertEqual(order, ['first', 'second', 'added'])
+
+    def test_cancelled_handle_does_not_run(self):
+        order = []
+        handle = self.loop.call_soon(order.append, 'no')
+        self.loop.call_soon(order.append, 'yes')
+        self.loop.call_soon(self.loop.stop)
+        handle.cancel()
+        self.loop.run_forever()
+        self.assertEqual(order, ['yes'])
+
+    def test_sleep_zero_interleaves_tasks(self):
+        order = []
+
+        async def task(name):
+            for i in range(3):
+                order.append((name, i))
+                await asyncio.sleep(0)
+
+        async def main():
+            await asyncio.gather(task('a'), task('b'))
+        self.run_loop(main())
+        self.assertEqual(order, [('a', 0), ('b', 0), ('a', 1), ('b', 1),
+                                 ('a', 2), ('b', 2)])
+
+
+class TestStopAndRun(LoopTestCase):
+
+    def test_stop_before_run_forever_runs_one_iteration(self):
+        order = []
+        self.loop.call_soon(order.append, 1)
+        self.loop.call_soon(self.loop.call_soon, order.append, 'next')
+        self.loop.stop()
+        self.loop.run_forever()
+        self.assertEqual(order, [1])
+        self.loop.call_soon(self.loop.stop)
+        self.loop.run_forever()
+        self.assertEqual(order, [1, 'next'])
+
+    def test_run_forever_twice_and_is_running(self):
+        seen = []
+        self.loop.call_soon(lambda: seen.append(self.loop.is_running()))
+        self.loop.call_soon(self.loop.stop)
+        self.loop.run_forever()
+        self.assertFalse(self.loop.is_running())
+        self.loop.call_soon(self.loop.stop)
+        self.loop.run_forever()
+        self.assertEqual(seen, [True])
+
+    def test_running_loop_is_set_only_while_running(self):
+        async def main():
+            return asyncio.get_running_loop()
+        self.assertIs(self.run_loop(main()), self.loop)
+        with self.assertRaises(RuntimeError):
+            asyncio.get_running_loop()
+
+    def test_nested_run_is_an_error(self):
+        async def main():
+            coro = asyncio.sleep(0)
+            try:
+                self.loop.run_until_complete(coro)
+            finally:
+                coro.close()
+        with self.assertRaises(RuntimeError):
+            self.run_loop(main())
+
+    def test_system_exit_from_a_task_leaves_the_loop(self):
+        async def main():
+            await asyncio.sleep(0)
+            raise SystemExit(3)
+        with self.assertRaises(SystemExit) as caught:
+            self.run_loop(main())
+        self.assertEqual(caught.exception.code, 3)
+        # The loop is usable again.
+        self.assertEqual(self.run_loop(asyncio.sleep(0, 'again')), 'again')
+
+    def test_keyboard_interrupt_from_a_callback_leaves_run_forever(self):
+        def interrupt():
+            raise KeyboardInterrupt
+        self.loop.call_soon(interrupt)
+        with self.assertRaises(KeyboardInterrupt):
+            self.loop.run_forever()
+        self.assertFalse(self.loop.is_running())
+
+    def test_exception_in_a_callback_goes_to_the_handler(self):
+        errors = []
+        self.loop.set_exception_handler(lambda loop, ctx: errors.append(ctx['exception']))
+
+        def fail():
+            raise ValueError('in callback')
+        self.loop.call_soon(fail)
+        self.loop.call_soon(self.loop.stop)
+        self.loop.run_forever()
+        self.assertEqual([str(e) for e in errors], ['in callback'])
+
+
+class TestClose(LoopTestCase):
+
+    def test_close(self):
+        self.run_loop(asyncio.sleep(0))
+        self.loop.close()
+        self.assertTrue(self.loop.is_closed())
+        self.loop.close()  # twice is fine
+        with self.assertRaises(RuntimeError):
+            self.loop.call_soon(print)
+        with self.assertRaises(RuntimeError):
+            self.loop.run_forever()
+
+    def test_close_while_running_is_an_error(self):
+        async def main():
+            self.loop.close()
+        with self.assertRaises(RuntimeError):
+            self.run_loop(main())
+
+    def test_no_source_is_left_on_the_context(self):
+        context = self.loop.context
+        self.loop.call_later(10, print)
+        self.run_loop(asyncio.sleep(0))
+        # Not running: nothing of the loop is on the context.
+        self.assertFalse(context.pending())
+        self.loop.close()
+        self.assertFalse(context.pending())
+        self.assertFalse(context.iteration(False))
+
+    def test_not_running_loop_leaves_fds_unwatched(self):
+        a, b = socket.socketpair()
+        with a, b:
+            seen = []
+            self.loop.add_reader(a, seen.append, 'read')
+            b.send(b'x')
+            self.assertFalse(self.loop.context.iteration(False))
+            self.assertEqual(seen, [])
+            self.loop.call_later(0, self.loop.stop)
+            self.loop.run_forever()
+            self.assertEqual(seen, ['read'])
+            self.loop.remove_reader(a)
+
+
+class IOTestCase(LoopTestCase):
+    virtual_clock = False
+
+
+class TestReadersWriters(IOTestCase):
+
+    def test_add_reader(self):
+        a, b = socket.socketpair()
+        with a, b:
+            a.setblocking(False)
+            got = []
+
+            def readable():
+                got.append(a.recv(100))
+                self.loop.remove_reader(a)
+                self.loop.stop()
+            self.loop.add_reader(a, readable)
+            self.loop.call_soon(b.send, b'hello')
+            self.loop.run_forever()
+            self.assertEqual(got, [b'hello'])
+
+    def test_remove_reader_answers_whether_one_was_there(self):
+        a, b = socket.socketpair()
+        with a, b:
+            self.assertFalse(self.loop.remove_reader(a))
+            self.loop.add_reader(a, print)
+            self.assertTrue(self.loop.remove_reader(a))
+            self.assertFalse(self.loop.remove_reader(a))
+
+    def test_add_writer_and_remove(self):
+        a, b = socket.socketpair()
+        with a, b:
+            calls = []
+
+            def writable():
+                calls.append('w')
+                self.assertTrue(self.loop.remove_writer(a))
+                self.loop.stop()
+            self.loop.add_writer(a, writable)
+            self.loop.run_forever()
+            self.assertEqual(calls, ['w'])
+            self.assertFalse(self.loop.remove_writer(a))
+
+    def test_reader_and_writer_on_one_fd(self):
+        a, b = socket.socketpair()
+        with a, b:
+            a.setblocking(False)
+            seen = []
+
+            def writable():
+                seen.append('writable')
+                self.loop.remove_writer(a)
+                b.send(b'x')
+
+            def readable():
+                seen.append(a.recv(1))
+                self.loop.remove_reader(a)
+                self.loop.stop()
+            self.loop.add_reader(a, readable)
+            self.loop.add_writer(a, writable)
+            self.loop.run_forever()
+            self.assertEqual(seen, ['writable', b'x'])
+
+    def test_replaced_reader(self):
+        a, b = socket.socketpair()
+        with a, b:
+            a.setblocking(False)
+            seen = []
+            self.loop.add_reader(a, seen.append, 'old')
+            self.loop.add_reader(a, lambda: (seen.append(a.recv(1)),
+                                             self.loop.stop()))
+            b.send(b'n')
+            self.loop.run_forever()
+            self.loop.remove_reader(a)
+            self.assertEqual(seen, [b'n'])
+
+    def test_peer_closed_wakes_the_reader(self):
+        a, b = socket.socketpair()
+        with a:
+            a.setblocking(False)
+            got = []
+
+            def readable():
+                got.append(a.recv(10))
+                self.loop.remove_reader(a)
+                self.loop.stop()
+            self.loop.add_reader(a, readable)
+            b.close()
+            self.loop.run_forever()
+            self.assertEqual(got, [b''])
+
+    def test_bad_file_objects(self):
+        with self.assertRaises(ValueError):
+            self.loop.add_reader(-1, print)
+        with self.assertRaises(ValueError):
+            self.loop.add_reader(object(), print)
+
+
+class TestSockets(IOTestCase):
+
+    def test_sock_sendall_and_recv(self):
+        a, b = socket.socketpair()
+        with a, b:
+            a.setblocking(False)
+            b.setblocking(False)
+
+            async def main():
+                payload = b'x' * (1 << 20)  # more than a socket buffer
+                sender = asyncio.create_task(self.loop.sock_sendall(a, payload))
+                received = bytearray()
+                while len(received) < len(payload):
+                    chunk = await self.loop.sock_recv(b, 65536)
+                    self.assertTrue(chunk)
+                    received += chunk
+                await sender
+                return bytes(received) == payload
+            self.assertTrue(self.run_loop(main()))
+
+    def test_sock_accept_and_connect(self):
+        async def main():
+            with socket.socket() as listener:
+                listener.bind(('127.0.0.1', 0))
+                listener.listen()
+                listener.setblocking(False)
+                with socket.socket() as client:
+                    client.setblocking(False)
+                    accept = asyncio.create_task(self.loop.sock_accept(listener))
+                    await self.loop.sock_connect(client, listener.getsockname())
+                    conn, _ = await accept
+                    with conn:
+                        await self.loop.sock_sendall(client, b'ping')
+                        return await self.loop.sock_recv(conn, 4)
+        self.assertEqual(self.run_loop(main()), b'ping')
+
+    def test_open_connection_to_a_local_server(self):
+        async def handle(reader, writer):
+            line = await reader.readline()
+            writer.write(line.upper())
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+
+        async def main():
+            server = await asyncio.start_server(handle, '127.0.0.1', 0)
+            async with server:
+                port = server.sockets[0].getsockname()[1]
+                replies = []
+                for word in (b'one\n', b'two\n'):
+                    reader, writer = await asyncio.open_connection('127.0.0.1', port)
+                    writer.write(word)
+                    await writer.drain()
+                    replies.append(await reader.read())
+                    writer.close()
+                    await writer.wait_closed()
+                return replies
+        self.assertEqual(self.run_loop(main()), [b'ONE\n', b'TWO\n'])
+
+    def test_unix_socket_server(self):
+        path = os.path.join(GLib.get_tmp_dir(), 'afut-asyncio-%d.sock' % os.getpid())
+
+        async def handle(reader, writer):
+            writer.write(await reader.read(5))
+            writer.close()
+
+        async def main():
+            server = await asyncio.start_unix_server(handle, path)
+            async with server:
+                reader, writer = await asyncio.open_unix_connection(path)
+                writer.write(b'hello')
+                data = await reader.read()
+                writer.close()
+                await writer.wait_closed()
+                return data
+        try:
+            self.assertEqual(self.run_loop(main()), b'hello')
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+
+class TestSubprocess(IOTestCase):
+
+    def test_communicate(self):
+        async def main():
+            proc = await asyncio.create_subprocess_exec(
+                'cat', stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            out, err = await proc.communicate(b'through cat\n')
+            return out, err, proc.returncode
+        self.assertEqual(self.run_loop(main()), (b'through cat\n', None, 0))
+
+    def test_exit_status_and_stderr(self):
+        async def main():
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, '-c',
+                'import sys; sys.stderr.write("oops"); sys.exit(3)',
+                stderr=subprocess.PIPE)
+            _, err = await proc.communicate()
+            return err, proc.returncode
+        self.assertEqual(self.run_loop(main()), (b'oops', 3))
+
+    def test_shell_and_kill(self):
+        async def main():
+            proc = await asyncio.create_subprocess_shell(
+                'read line', stdin=subprocess.PIPE)
+            proc.kill()
+            return await proc.wait()
+        self.assertEqual(self.run_loop(main()), -signal.SIGKILL)
+
+    def test_stdout_lines(self):
+        async def main():
+            proc = await asyncio.create_subprocess_exec(
+                'printf', 'a\\nb\\nc\\n', stdout=subprocess.PIPE)
+            lines = [line async for line in proc.stdout]
+            await proc.wait()
+            return lines
+        self.assertEqual(self.run_loop(main()), [b'a\n', b'b\n', b'c\n'])
+
+
+class TestCancellation(LoopTestCase):
+
+    def test_cancel_a_sleeping_task_with_a_message(self):
+        async def sleeper():
+            await asyncio.sleep(10)
+
+        async def main():
+            task = asyncio.create_task(sleeper())
+            await asyncio.sleep(1)
+            task.cancel('enough')
+            try:
+                await task
+            except asyncio.CancelledError as exc:
+                return task.cancelled(), exc.args
+        self.assertEqual(self.run_loop(main()), (True, ('enough',)))
+
+    def test_task_cleans_up_after_cancel(self):
+        order = []
+
+        async def worker():
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                order.append('cleanup')
+                await asyncio.sleep(1)
+                order.append('cleaned')
+                raise
+
+        async def main():
+            task = asyncio.create_task(worker())
+            await asyncio.sleep(0)
+            task.cancel()
+            with self.assertRaises(asyncio.CancelledError):
+                await task
+            order.append('awaited')
+        self.run_loop(main())
+        self.assertEqual(order, ['cleanup', 'cleaned', 'awaited'])
+
+    def test_wait_for_times_out(self):
+        async def main():
+            start = self.loop.time()
+            with self.assertRaises(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.sleep(10), 2)
+            return self.loop.time() - start
+        self.assertEqual(self.run_loop(main()), 2)
+
+    def test_cancelling_a_wait_for_cancels_its_inner_task(self):
+        inner_cancelled = []
+
+        async def inner():
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                inner_cancelled.append(True)
+                raise
+
+        async def main():
+            waiter = asyncio.create_task(asyncio.wait_for(inner(), 5))
+            await asyncio.sleep(1)
+            waiter.cancel()
+            with self.assertRaises(asyncio.CancelledError):
+                await waiter
+        self.run_loop(main())
+        self.assertEqual(inner_cancelled, [True])
+
+    def test_shield(self):
+        async def work():
+            await asyncio.sleep(2)
+            return 'done'
+
+        async def main():
+            inner = asyncio.create_task(work())
+            outer = asyncio.create_task(asyncio.wait_for(asyncio.shield(inner), 1))
+            with self.assertRaises(asyncio.TimeoutError):
+                await outer
+            return await inner
+        self.assertEqual(self.run_loop(main()), 'done')
+
+    def test_timeout_context(self):
+        async def main():
+            with self.assertRaises(TimeoutError):
+                async with asyncio.timeout(1):
+                    await asyncio.sleep(5)
+            return self.loop.time()
+        start = self.loop.time()
+        self.assertEqual(self.run_loop(main()) - start, 1)
+
+
+class TestTaskGroupAndSync(LoopTestCase):
+
+    def test_task_group_cancels_siblings_on_error(self):
+        order = []
+
+        async def fails():
+            await asyncio.sleep(1)
+            raise ValueError('boom')
+
+        async def sibling():
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                order.append('sibling cancelled')
+                raise
+
+        async def main():
+            try:
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(fails())
+                    group.create_task(sibling())
+            except ExceptionGroup as eg:
+                return [type(e).__name__ for e in eg.exceptions]
+        self.assertEqual(self.run_loop(main()), ['ValueError'])
+        self.assertEqual(order, ['sibling cancelled'])
+
+    def test_task_group_results(self):
+        async def square(n):
+            await asyncio.sleep(n)
+            return n * n
+
+        async def main():
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(square(n)) for n in (3, 1, 2)]
+            return [t.result() for t in tasks]
+        self.assertEqual(self.run_loop(main()), [9, 1, 4])
+
+    def test_event_and_queue(self):
+        async def producer(queue, event):
+            await event.wait()
+            for i in range(3):
+                await queue.put(i)
+                await asyncio.sleep(1)
+            await queue.put(None)
+
+        async def main():
+            queue, event = asyncio.Queue(maxsize=1), asyncio.Event()
+            task = asyncio.create_task(producer(queue, event))
+            self.loop.call_later(1, event.set)
+            items = []
+            while (item := await queue.get()) is not None:
+                items.append(item)
+            await task
+            return items
+        self.assertEqual(self.run_loop(main()), [0, 1, 2])
+
+    def test_async_generators_are_finalized(self):
+        closed = []
+
+        async def agen():
+            try:
+                yield 1
+                yield 2
+            finally:
+                closed.append(True)
+
+        async def main():
+            async for value in agen():
+                return value
+        self.assertEqual(self.run_loop(main()), 1)
+        self.run_loop(self.loop.shutdown_asyncgens())
+        self.assertEqual(closed, [True])
+
+
+class TestThreads(IOTestCase):
+
+    def test_to_thread(self):
+        async def main():
+            return await asyncio.to_thread(threading.get_ident)
+        self.assertNotEqual(self.run_loop(main()), threading.get_ident())
+
+    def test_run_in_executor(self):
+        async def main():
+            return await self.loop.run_in_executor(None, sum, [1, 2, 3])
+        self.assertEqual(self.run_loop(main()), 6)
+        self.run_loop(self.loop.shutdown_default_executor())
+
+    def test_call_soon_threadsafe_wakes_a_waiting_loop(self):
+        # Nothing on the loop but a pending future: GLib's poll waits with
+        # no timeout, and only the self-pipe can wake it.
+        future = self.loop.create_future()
+        started = threading.Event()
+
+        def thread():
+            started.wait()
+            self.loop.call_soon_threadsafe(future.set_result, 'from thread')
+        worker = threading.Thread(target=thread)
+        worker.start()
+        self.loop.call_soon(started.set)
+        self.assertEqual(self.run_loop(future), 'from thread')
+        worker.join()
+
+    def test_asyncio_run_in_a_thread_gets_its_own_context(self):
+        result = []
+
+        def thread():
+            async def main():
+                loop = asyncio.get_running_loop()
+                await asyncio.sleep(0)
+                return (type(loop), loop.context == GLib.MainContext.default(),
+                        GLib.MainContext.get_thread_default() == loop.context)
+            result.append(asyncio.run(main()))
+        worker = threading.Thread(target=thread)
+        worker.start()
+        worker.join()
+        self.assertEqual(result, [(EventLoop, False, True)])
+
+    def test_context_owned_by_another_thread(self):
+        context = GLib.MainContext()
+        acquired, release = threading.Event(), threading.Event()
+
+        def owner():
+            context.acquire()
+            acquired.set()
+            release.wait()
+            context.release()
+        worker = threading.Thread(target=owner)
+        worker.start()
+        acquired.wait()
+        loop = EventLoop(context)
+        try:
+            with self.assertRaises(RuntimeError):
+                loop.run_until_complete(asyncio.sleep(0))
+        finally:
+            release.set()
+            worker.join()
+        self.assertEqual(loop.run_until_complete(asyncio.sleep(0, 'ok')), 'ok')
+        loop.close()
+
+
+class TestSignals(IOTestCase):
+    default_context = True
+
+    def test_add_signal_handler(self):
+        seen = []
+
+        def on_signal(name):
+            seen.append(name)
+            self.loop.stop()
+        self.loop.add_signal_handler(signal.SIGUSR1, on_signal, 'usr1')
+        try:
+            self.loop.call_soon(os.kill, os.getpid(), signal.SIGUSR1)
+            self.loop.run_forever()
+        finally:
+            self.assertTrue(self.loop.remove_signal_handler(signal.SIGUSR1))
+        self.assertEqual(seen, ['usr1'])
+        self.assertIs(signal.getsignal(signal.SIGUSR1), signal.SIG_DFL)
+
+    def test_signal_under_a_glib_main_loop(self):
+        # PyGObject's GLib.MainLoop.run() puts its own wakeup fd in place
+        # of asyncio's; the handler still runs.
+        seen = []
+        main_loop = GLib.MainLoop.new(self.loop.context, False)
+        self.loop.add_signal_handler(signal.SIGUSR2, lambda: (seen.append('usr2'),
+                                                              self.loop.stop()))
+        try:
+            with self.loop.running(main_loop.quit):
+                self.loop.call_soon(os.kill, os.getpid(), signal.SIGUSR2)
+                main_loop.run()
+        finally:
+            self.loop.remove_signal_handler(signal.SIGUSR2)
+        self.assertEqual(seen, ['usr2'])
+
+
+class TestGLibMainLoop(LoopTestCase):
+    """GTK's case: a GLib main loop iterates the context, asyncio runs on
+    it through running(), GLib sources run in between."""
+
+    default_context = True
+
+    def test_asyncio_and_glib_sources_alternate(self):
+        log = []
+        main_loop = GLib.MainLoop.new(self.loop.context, False)
+
+        async def main():
+            for i in range(3):
+                future = self.loop.create_future()
+
+                def from_glib(i=i, future=future):
+                    log.append('glib %d' % i)
+                    future.set_result(i)
+                    return GLib.SOURCE_REMOVE
+                GLib.timeout_add(0, from_glib)
+                log.append('asyncio %d' % i)
+                self.assertEqual(await future, i)
+            self.loop.stop()
+
+        with self.loop.running(main_loop.quit):
+            self.assertTrue(self.loop.is_running())
+            task = self.loop.create_task(main())
+            main_loop.run()
+        self.assertFalse(self.loop.is_running())
+        self.assertTrue(task.done())
+        self.assertEqual(log, ['asyncio 0', 'glib 0', 'asyncio 1', 'glib 1',
+                               'asyncio 2', 'glib 2'])
+
+    def test_redraw_priority_runs_while_asyncio_waits(self):
+        # GTK draws at G_PRIORITY_HIGH_IDLE + 20.  It runs whenever asyncio
+        # has nothing ready, also while a virtual clock waits to jump.
+        main_loop = GLib.MainLoop.new(self.loop.context, False)
+        log = []
+
+        def draw():
+            log.append('draw')
+            return GLib.SOURCE_REMOVE
+
+        async def main():
+            for i in range(3):
+                GLib.idle_add(draw, priority=GLib.PRIORITY_HIGH_IDLE + 20)
+                log.append('sleep')
+                await asyncio.sleep(1)
+            main_loop.quit()
+
+        with self.loop.running():
+            self.loop.create_task(main())
+            main_loop.run()
+        self.assertEqual(log, ['sleep', 'draw'] * 3)
+
+    def test_create_task_from_a_glib_callback(self):
+        main_loop = GLib.MainLoop.new(self.loop.context, False)
+        results = []
+
+        async def job():
+            await asyncio.sleep(1)
+            results.append(asyncio.get_running_loop())
+            main_loop.quit()
+
+        def clicked():
+            # A GTK signal handler: no await, a task.
+            asyncio.create_task(job())
+            return GLib.SOURCE_REMOVE
+
+        with self.loop.running():
+            GLib.idle_add(clicked)
+            main_loop.run()
+        self.assertEqual(results, [self.loop])
+
+    def test_exception_out_of_a_callback_quits_and_is_raised(self):
+        main_loop = GLib.MainLoop.new(self.loop.context, False)
+
+        def interrupt():
+            raise KeyboardInterrupt
+        with self.assertRaises(KeyboardInterrupt):
+            with self.loop.running(main_loop.quit):
+                self.loop.call_soon(interrupt)
+                main_loop.run()
+        self.assertFalse(self.loop.is_running())
+
+    def test_asyncio_run_inside_running_is_an_error(self):
+        coro = asyncio.sleep(0)
+        with self.loop.running():
+            with self.assertRaises(RuntimeError):
+                asyncio.run(coro)
+            with self.assertRaises(RuntimeError):
+                self.loop.run_forever()
+        coro.close()
+
+
+class TestPolicy(unittest.TestCase):
+
+    def test_install_is_idempotent(self):
+        policy = Afut.install()
+        self.assertIsInstance(policy, Afut.EventLoopPolicy)
+        self.assertIs(Afut.install(), policy)
+        self.assertIs(asyncio.get_event_loop_policy(), policy)
+
+    def test_asyncio_run_uses_the_default_context(self):
+        Afut.install()
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            return type(loop), loop.context == GLib.MainContext.default()
+        self.assertEqual(asyncio.run(main()), (EventLoop, True))
+
+    def test_virtual_clock_from_the_environment(self):
+        Afut.install()
+        old = os.environ.get('AFUT_CLOCK')
+        try:
+            os.environ['AFUT_CLOCK'] = 'virtual'
+            loop = asyncio.new_event_loop()
+            self.assertIn('virtual_clock=True', repr(loop))
+            loop.close()
+            os.environ['AFUT_CLOCK'] = 'real'
+            loop = asyncio.new_event_loop()
+            self.assertIn('virtual_clock=False', repr(loop))
+            loop.close()
+        finally:
+            if old is None:
+                del os.environ['AFUT_CLOCK']
+            else:
+                os.environ['AFUT_CLOCK'] = old
+
+    def test_runner_runs_a_program_on_afut(self):
+        program = ('import asyncio, sys\n'
+                   'async def main():\n'
+                   '    print(type(asyncio.get_running_loop()).__name__, sys.argv[1:])\n'
+                   'asyncio.run(main())\n')
+        path = os.path.join(GLib.get_tmp_dir(), 'afut-runner-%d.py' % os.getpid())
+        with open(path, 'w') as f:
+            f.write(program)
+        try:
+            out = subprocess.run([sys.executable, '-m', 'afut_asyncio_run', path, 'x'],
+                                 capture_output=True, text=True, check=True).stdout
+        finally:
+            os.unlink(path)
+        self.assertEqual(out, "EventLoop ['x']\n")
+
+
+if __name__ == '__main__':
+    unittest.main(verbosity=2)
