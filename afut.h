@@ -942,14 +942,18 @@ AFUT_API void afut_loop_wakeup (AfutLoop *loop);
 /**
  * afut_loop_call_later:
  * @loop: a loop
- * @delay: seconds from now; 0 or less: the next iteration
+ * @delay: seconds from now; negative: a time in the past
  * @func: the callback
  * @data: its argument
  *
  * asyncio's loop.call_later(): runs @func (@data) once, from the ready
- * queue, when @delay seconds have passed.  Calls due at the same time run
- * in the order they were made, in the same batch as the sleeps that end
- * then.  The returned handle completes (with no value) when @func has
+ * queue, when @delay seconds have passed.  Timers run in the order of
+ * their deadlines, calls due at the same time in the order they were
+ * made, in the same batch as the sleeps that end then.  As in asyncio,
+ * the deadline is afut_loop_time() + @delay even when @delay is negative:
+ * such a call runs at the next iteration, before any timer due later (a
+ * call_later (0) made before it included).  A deadline past the clock's
+ * range (%INFINITY) never comes (afut_sleep()).  The returned handle completes (with no value) when @func has
  * run; afut_future_cancel() on it before then stops the call
  * (TimerHandle.cancel()).  Unreferencing the handle does not cancel the
  * call; not unreferencing it leaks it, unlike a Python TimerHandle.
@@ -969,7 +973,8 @@ AFUT_API AfutFuture *afut_loop_call_later (AfutLoop *loop, double delay,
  * @data: its argument
  *
  * asyncio's loop.call_at(): as afut_loop_call_later() with an absolute
- * time.
+ * time; a time in the past runs at the next iteration, in the order of
+ * the deadlines.
  *
  * Returns: (transfer full): the handle, %NULL on bad arguments (reported)
  * Since: 0.2
@@ -2013,7 +2018,10 @@ AFUT_API void afut__task_bad_resume (AfutTask *task);
  *
  * asyncio.sleep() on the running loop.  Timers with equal deadlines fire
  * in the order they were created.  Cancelling the future removes its
- * timer.
+ * timer.  Deadlines saturate: %INFINITY, or a delay that would pass the
+ * clock's range (about 292 years of nanoseconds, counted from the loop's
+ * time 0), never fires, however late the loop's clock is (the virtual
+ * clock too).
  *
  * Returns: (transfer full): a future that resolves with no value; %NULL
  *   outside a running loop (reported)
@@ -4354,6 +4362,43 @@ afut_loop_time (AfutLoop *loop)
   return (double) afut_loop_time_ns (loop) / 1e9;
 }
 
+/* ---- deadlines ----
+ *
+ * Every deadline is a time in ns on the loop's clock, computed by these
+ * two, which saturate: INT64_MAX is "never" (afut__loop_timeout never
+ * waits for it, the virtual clock never jumps to it), and a delay that
+ * would go past it stays there, so a far deadline stays far however late
+ * the clock is.  A past deadline (a negative delay) stays in the past, as
+ * asyncio's call_later(d) is call_at(time() + d). */
+
+#define AFUT__NEVER INT64_MAX
+#define AFUT__MAX_WAIT_NS (INT64_C (86400) * 1000000000)
+
+/* Seconds to ns, saturating: INFINITY and huge values become
+ * AFUT__NEVER, far past ones INT64_MIN / 2. */
+static int64_t
+afut__seconds_to_ns (double seconds)
+{
+  if (seconds >= 9.2e9)
+    return AFUT__NEVER;
+  if (seconds <= -9.2e9)
+    return INT64_MIN / 2;
+  return (int64_t) (seconds * 1e9);
+}
+
+/* @delay seconds after now; AFUT__NEVER if that is past the clock's
+ * range. */
+static int64_t
+afut__deadline_after (AfutLoop *loop, double delay)
+{
+  int64_t now = afut_loop_time_ns (loop), d = afut__seconds_to_ns (delay);
+  if (d >= 0 && now > AFUT__NEVER - d)
+    return AFUT__NEVER;
+  if (d < 0 && now < INT64_MIN / 2 - d)
+    return INT64_MIN / 2;
+  return now + d;
+}
+
 /* ---- loop: ready queue ---- */
 
 static void
@@ -4612,7 +4657,8 @@ afut__loop_timeout (AfutLoop *loop, bool may_block)
   afut__loop_drain_inbox (loop);
   if (loop->ready_len > 0 || !may_block)
     return 0;
-  if (loop->heap_len == 0)
+  /* A timer that never fires is not waited for (sleep (INFINITY)). */
+  if (loop->heap_len == 0 || loop->heap[0].when == AFUT__NEVER)
     return -1;
   if (loop->flags & AFUT_LOOP_VIRTUAL_CLOCK)
     {
@@ -4621,7 +4667,11 @@ afut__loop_timeout (AfutLoop *loop, bool may_block)
       return 0;
     }
   {
+    /* At most a day, as asyncio's MAXIMUM_SELECT_TIMEOUT: a backend then
+     * needs no care with huge values, and rounding up cannot overflow. */
     int64_t timeout = loop->heap[0].when - afut_loop_time_ns (loop);
+    if (timeout > AFUT__MAX_WAIT_NS)
+      timeout = AFUT__MAX_WAIT_NS;
     return timeout < 0 ? 0 : timeout;
   }
 }
@@ -6467,7 +6517,6 @@ AfutFuture *
 afut_loop_sleep (AfutLoop *loop, double seconds)
 {
   AfutFuture *f;
-  int64_t delay_ns;
   AFUT__RETURN_VAL_IF_FAIL (loop != NULL, NULL);
   AFUT__RETURN_VAL_IF_FAIL (seconds == seconds, NULL); /* not NaN */
   if (loop->closed)
@@ -6480,9 +6529,8 @@ afut_loop_sleep (AfutLoop *loop, double seconds)
   if (seconds <= 0)
     return f;
   f->kind = AFUT__KIND_SLEEP;
-  delay_ns = seconds >= 9.2e9 ? INT64_MAX / 2 : (int64_t) (seconds * 1e9);
   f->ref_count++; /* the heap's */
-  afut__heap_push (loop, f, afut_loop_time_ns (loop) + delay_ns);
+  afut__heap_push (loop, f, afut__deadline_after (loop, seconds));
   return f;
 }
 
@@ -6748,26 +6796,6 @@ afut__loop_call_at_ns (AfutLoop *loop, int64_t when, AfutCallback func,
   return &h->future;
 }
 
-/* Seconds to a deadline in ns, saturating: INFINITY and huge values
- * become "never" (INT64_MAX), far past ones INT64_MIN / 2. */
-static int64_t
-afut__seconds_to_ns (double seconds)
-{
-  if (seconds >= 9.2e9)
-    return INT64_MAX;
-  if (seconds <= -9.2e9)
-    return INT64_MIN / 2;
-  return (int64_t) (seconds * 1e9);
-}
-
-static int64_t
-afut__deadline_after (AfutLoop *loop, double delay)
-{
-  int64_t d = afut__seconds_to_ns (delay);
-  if (d == INT64_MAX)
-    return INT64_MAX;
-  return afut_loop_time_ns (loop) + (d > 0 ? d : 0);
-}
 
 static AfutFuture *
 afut__call_checked (AfutLoop *loop, double t, bool absolute, AfutCallback func,
@@ -7761,7 +7789,7 @@ afut__timeout_schedule (AfutTimeout *t)
 {
   AfutLoop *loop = t->scope.task->future.loop;
   afut__handle_clear (&t->handle);
-  if (t->when == INT64_MAX)
+  if (t->when == AFUT__NEVER)
     return;
   if (t->when <= afut_loop_time_ns (loop))
     {
@@ -7852,7 +7880,7 @@ double
 afut_timeout_when (const AfutTimeout *timeout)
 {
   AFUT__RETURN_VAL_IF_FAIL (timeout != NULL, AFUT_NO_TIMEOUT);
-  if (timeout->when == INT64_MAX)
+  if (timeout->when == AFUT__NEVER)
     return AFUT_NO_TIMEOUT;
   return (double) timeout->when / 1e9;
 }
@@ -8363,7 +8391,12 @@ afut__timer_left (AfutFuture *timer)
   if (timer->kind != AFUT__KIND_SLEEP || i == AFUT__NO_HEAP_INDEX
       || i >= loop->heap_len)
     return 0;
-  return (double) (loop->heap[i].when - afut_loop_time_ns (loop)) / 1e9;
+  if (loop->heap[i].when == AFUT__NEVER)
+    return INFINITY;
+  /* In doubles: a deadline far in the past minus a late clock would
+   * overflow. */
+  return ((double) loop->heap[i].when - (double) afut_loop_time_ns (loop))
+         / 1e9;
 }
 
 /* What @f is, for a person: "sleep (1.5 s left)". */

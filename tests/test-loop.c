@@ -740,6 +740,162 @@ test_timers_task_sleeps_accumulate (void)
   afut_loop_unref (loop);
 }
 
+/* ---- deadlines: far ones stay far, past ones come first ---- */
+
+/* asyncio's call_later(d) is call_at(time() + d), negative d included:
+ * timers run by deadline, so a past one runs before a call_later(0) made
+ * earlier.  /usr/bin/python3 (3.11.2) prints
+ * ['soon', 'at-past', 'minus-two', 'minus-one', 'zero'] for:
+ *
+ *   import asyncio
+ *   async def main():
+ *       loop = asyncio.get_running_loop()
+ *       out = []
+ *       loop.call_later(0, out.append, "zero")
+ *       loop.call_later(-1, out.append, "minus-one")
+ *       loop.call_at(loop.time() - 5, out.append, "at-past")
+ *       loop.call_soon(out.append, "soon")
+ *       loop.call_later(-2, out.append, "minus-two")
+ *       await asyncio.sleep(0.01)
+ *       print(out)
+ *   asyncio.run(main())
+ */
+static void
+test_deadlines_past_ones_first (void)
+{
+  AfutLoop *loop = new_loop ();
+  AfutFuture *h[4], *step;
+  gsize i;
+
+  /* Start late enough that every deadline here is positive too. */
+  step = afut_loop_sleep (loop, 10.0);
+  g_assert_true (afut_loop_run_until_complete (loop, step));
+  afut_future_unref (step);
+
+  trace_reset ();
+  h[0] = afut_loop_call_later (loop, 0, trace_call_cb, "zero");
+  h[1] = afut_loop_call_later (loop, -1, trace_call_cb, "minus-one");
+  h[2] = afut_loop_call_at (loop, afut_loop_time (loop) - 5, trace_call_cb,
+                            "at-past");
+  g_assert_true (afut_loop_call_soon (loop, trace_call_cb, "soon"));
+  h[3] = afut_loop_call_later (loop, -2, trace_call_cb, "minus-two");
+  step = afut_loop_sleep (loop, 0.01);
+  g_assert_true (afut_loop_run_until_complete (loop, step));
+  g_assert_cmpstr (trace->str, ==, "soon at-past minus-two minus-one zero ");
+  /* The clock never goes back. */
+  g_assert_cmpint (afut_loop_time_ns (loop), ==, 10 * NS_PER_S + NS_PER_S / 100);
+
+  for (i = 0; i < G_N_ELEMENTS (h); i++)
+    afut_future_unref (h[i]);
+  afut_future_unref (step);
+  afut_loop_unref (loop);
+}
+
+/* A task in a timeout of 5e9 s around an await of a plain future. */
+typedef struct
+{
+  AfutTask task;
+  AfutTimeout timeout;
+  AfutFuture *wait;
+  gboolean expired;
+} FarTimeout;
+
+static void
+far_timeout_step (AfutTask *task)
+{
+  FarTimeout *self = (FarTimeout *) task;
+  AFUT_BEGIN (task);
+  afut_timeout_enter (task, &self->timeout, 5e9);
+  AFUT_AWAIT_TRY (task, afut_future_ref (self->wait));
+  self->expired = afut_timeout_exit (&self->timeout);
+  AFUT_END (task);
+}
+
+/* Sleeps forever, counting how often that ended. */
+typedef struct
+{
+  AfutTask task;
+  guint *n_woken;
+} ForeverSleeper;
+
+static void
+forever_sleeper_step (AfutTask *task)
+{
+  ForeverSleeper *self = (ForeverSleeper *) task;
+  AFUT_BEGIN (task);
+  for (;;)
+    {
+      AFUT_AWAIT (task, afut_sleep (INFINITY));
+      (*self->n_woken)++;
+    }
+  AFUT_END (task);
+}
+
+/* Deadline arithmetic saturates: once the virtual clock is past 4.6e9 s,
+ * now + 5e9 s no longer fits in int64 ns.  It used to wrap around to the
+ * past, so every far timer fired at once (UBSan: signed overflow). */
+static void
+test_deadlines_far_ones_stay_far (void)
+{
+  AfutLoop *loop = new_loop ();
+  AfutFuture *step, *far, *near, *plain, *waitfor, *timeout_task, *sleeper;
+  guint n_woken = 0;
+  FarTimeout init = { .wait = NULL };
+
+  /* sleep (INFINITY) never ends, at time 0 either: it used to end at
+   * 4.6e9 s. */
+  sleeper = afut_task_new (loop, forever_sleeper_step,
+                           sizeof (ForeverSleeper),
+                           &(ForeverSleeper){ .n_woken = &n_woken },
+                           "forever", NULL);
+  step = afut_loop_sleep (loop, 5e9);
+  g_assert_true (afut_loop_run_until_complete (loop, step));
+  afut_future_unref (step);
+  g_assert_cmpfloat (afut_loop_time (loop), ==, 5e9);
+  g_assert_cmpuint (n_woken, ==, 0);
+
+  trace_reset ();
+  far = afut_loop_call_later (loop, 5e9, trace_call_cb, "far");
+  near = afut_loop_call_later (loop, 1.0, trace_call_cb, "near");
+  plain = afut_future_new (loop);
+  waitfor = afut_wait_for (afut_future_ref (plain), 5e9);
+  init.wait = plain;
+  timeout_task = afut_task_new (loop, far_timeout_step, sizeof (FarTimeout),
+                                &init, "far-timeout", NULL);
+  step = afut_loop_sleep (loop, 2.0);
+  g_assert_true (afut_loop_run_until_complete (loop, step));
+  afut_future_unref (step);
+
+  g_assert_cmpstr (trace->str, ==, "near ");
+  g_assert_false (afut_future_is_done (far));
+  g_assert_false (afut_future_is_done (waitfor));
+  g_assert_false (afut_future_is_done (timeout_task));
+  g_assert_cmpuint (n_woken, ==, 0);
+  g_assert_cmpfloat (afut_loop_time (loop), ==, 5e9 + 2);
+
+  /* The far deadlines are still there and still work: cancel, resolve. */
+  g_assert_true (afut_future_resolve_int (plain, 7));
+  g_assert_true (afut_loop_run_until_complete (loop, timeout_task));
+  g_assert_true (afut_loop_run_until_complete (loop, waitfor));
+  g_assert_cmpint (afut_future_get_int (waitfor), ==, 7);
+  g_assert_false (((FarTimeout *) timeout_task)->expired);
+  g_assert_cmpint (afut_future_get_state (timeout_task), ==, AFUT_FUTURE_DONE);
+  g_assert_true (afut_future_cancel (far, NULL));
+  g_assert_true (afut_future_cancel (sleeper, NULL));
+  g_assert_true (afut_loop_run_until_complete (loop, sleeper));
+  g_assert_true (afut_future_is_cancelled (sleeper));
+  g_assert_cmpuint (n_woken, ==, 0);
+  g_assert_cmpstr (trace->str, ==, "near ");
+
+  afut_future_unref (far);
+  afut_future_unref (near);
+  afut_future_unref (plain);
+  afut_future_unref (waitfor);
+  afut_future_unref (timeout_task);
+  afut_future_unref (sleeper);
+  afut_loop_unref (loop);
+}
+
 /* ---- the virtual clock ---- */
 
 static void
@@ -935,6 +1091,37 @@ test_backend_waits_until_next_deadline (void)
 
   afut_future_unref (a);
   afut_future_unref (b);
+  afut_loop_unref (loop);
+}
+
+/* A backend is never asked to wait more than a day (asyncio's
+ * MAXIMUM_SELECT_TIMEOUT), so it needs no care with huge timeouts; a
+ * timer that never fires (sleep (INFINITY)) is not waited for at all. */
+static void
+test_backend_far_timers (void)
+{
+  FakeBackend fb;
+  AfutLoop *loop = new_fake_loop (&fb, 1000, AFUT_LOOP_NONE);
+  AfutFuture *never = afut_loop_sleep (loop, INFINITY);
+  AfutFuture *far;
+  guint i;
+
+  g_assert_true (afut_loop_iterate (loop, TRUE));
+  g_assert_cmpint (fb.last_timeout, ==, -1);
+  g_assert_cmpint (afut_loop_time_ns (loop), ==, 1000);
+
+  far = afut_loop_sleep (loop, 10 * 86400.0);
+  for (i = 0; i < 10; i++)
+    {
+      g_assert_false (afut_future_is_done (far));
+      g_assert_true (afut_loop_iterate (loop, TRUE));
+      g_assert_cmpint (fb.last_timeout, ==, 86400 * NS_PER_S);
+    }
+  g_assert_true (afut_future_is_done (far));
+  g_assert_false (afut_future_is_done (never));
+
+  afut_future_unref (far);
+  afut_future_unref (never);
   afut_loop_unref (loop);
 }
 
@@ -2698,6 +2885,10 @@ main (int argc, char **argv)
   g_test_add_func ("/loop/timers/task-sleeps-accumulate",
                    test_timers_task_sleeps_accumulate);
 
+  g_test_add_func ("/loop/deadlines/past-ones-first",
+                   test_deadlines_past_ones_first);
+  g_test_add_func ("/loop/deadlines/far-ones-stay-far",
+                   test_deadlines_far_ones_stay_far);
   g_test_add_func ("/loop/virtual-clock/starts-at-zero",
                    test_virtual_clock_starts_at_zero);
   g_test_add_func ("/loop/virtual-clock/jumps-to-next-deadline",
@@ -2716,6 +2907,7 @@ main (int argc, char **argv)
 
   g_test_add_func ("/loop/backend/waits-until-next-deadline",
                    test_backend_waits_until_next_deadline);
+  g_test_add_func ("/loop/backend/far-timers", test_backend_far_timers);
   g_test_add_func ("/loop/backend/cancelled-timer-not-waited-for",
                    test_backend_cancelled_timer_not_waited_for);
   g_test_add_func ("/loop/backend/ready-work-does-not-block",

@@ -98,7 +98,8 @@ class Loop:
         return h
 
     def call_later(self, delay, fn, *args):
-        return self.call_at(self.now + max(delay, 0), fn, *args)
+        # asyncio: a negative delay is a deadline in the past.
+        return self.call_at(self.now + delay, fn, *args)
 
     def _drop_cancelled(self):
         while self.timers and self.timers[0].cancelled:
