@@ -2514,8 +2514,8 @@ AFUT_API AfutFuture *afut_race_v (AfutFuture *const *futures,
  * fails with %AFUT_ERROR_GROUP, whose sub-errors
  * (afut_future_get_sub_error()) are the inputs' errors in input order.
  * The others keep running.  Cancelling it cancels every input still
- * pending and ends cancelled.  No input: fails at once with an empty
- * group, as JS does.
+ * pending; once they have failed it ends cancelled, with the cancel's
+ * message.  No input: fails at once with an empty group, as JS does.
  *
  * Returns: (transfer full): the future, %NULL on bad arguments
  *   (reported)
@@ -7126,6 +7126,7 @@ typedef struct
   /* any: the errors of a group */
   AfutError **sub_errors;
   size_t n_sub_errors;
+  char *cancel_message; /* any: of the cancel that requested it */
 } AfutMulti;
 
 enum
@@ -7145,6 +7146,7 @@ afut__multi_finalize (AfutMulti *m)
   for (i = 0; i < m->n_sub_errors; i++)
     afut_error_free (m->sub_errors[i]);
   afut_future_unref (m->timer);
+  AFUT_FREE (m->cancel_message);
   AFUT_FREE (m->sub_errors);
   AFUT_FREE (m->waiters);
   AFUT_FREE (m->order);
@@ -7498,7 +7500,8 @@ afut__race_item_done (AfutMulti *m, AfutFuture *item)
       for (i = 0; i < m->n_items; i++)
         if (m->items[i]->state == AFUT_FUTURE_FAILED)
           m->items[i]->flags |= AFUT__FUTURE_ERROR_RETRIEVED;
-      afut__future_complete_error (&m->future, afut__cancelled_error (NULL));
+      afut__future_complete_error (&m->future,
+                                   afut__cancelled_error (m->cancel_message));
       return;
     }
   m->sub_errors = (AfutError **) afut__alloc (m->n_items * sizeof (AfutError *));
@@ -7621,7 +7624,13 @@ afut__multi_cancel (AfutMulti *m, const char *message)
         if (afut_future_cancel (m->items[i], message))
           any = true;
       if (any)
-        return true;
+        {
+          /* An any ends cancelled once every input has failed: with this
+           * message, as a gather passes on its children's. */
+          AFUT_FREE (m->cancel_message);
+          m->cancel_message = message != NULL ? afut__strdup (message) : NULL;
+          return true;
+        }
       break;
     case AFUT__KIND_AS_COMPLETED:
       afut__multi_detach (m);

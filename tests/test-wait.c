@@ -1346,6 +1346,75 @@ test_any_cancel_cancels_inputs (void)
 }
 
 static void
+cancel_with_stop_cb (void *data)
+{
+  tev ("cancel");
+  afut_future_cancel ((AfutFuture *) data, "stop");
+}
+
+/* A cancel message reaches the awaiter of an any, as it reaches those of
+ * a gather and a race (DESIGN.md rule 5); an any used to end with an
+ * empty one.  The awaiter is cancelled: asyncio's Task.cancel(msg)
+ * cancels what it awaits with msg.  For the gather, CPython 3.11.2
+ * prints "a:start@0 b:start@0 cancel@1 a:cancelled@1 b:cancelled@1
+ * w:cancelled:stop@1" (asyncio has no race or any):
+ *
+ *   async def main():
+ *       a = asyncio.ensure_future(worker("a", 5, cleanup=1))
+ *       b = asyncio.ensure_future(worker("b", 5))
+ *       async def w():
+ *           try:
+ *               await asyncio.gather(a, b)
+ *           except asyncio.CancelledError as e:
+ *               ev(f"w:cancelled:{e.args[0]}")
+ *               raise
+ *       t = asyncio.ensure_future(w())
+ *       at(1, "cancel", lambda: t.cancel("stop"))
+ *       try:
+ *           await t
+ *       except asyncio.CancelledError:
+ *           pass
+ *   run(main)
+ */
+static void
+test_any_cancel_message (gconstpointer data)
+{
+  const char *kind = data;
+  AfutLoop *loop = loop_new ();
+  AfutFuture *a = SPAWN_ON (loop, .label = "a", .delay = 5, .cleanup = 1);
+  AfutFuture *b = SPAWN_ON (loop, .label = "b", .delay = 5);
+  AfutFuture *combined, *w, *k;
+
+  if (g_str_equal (kind, "gather"))
+    combined = afut_gather (afut_future_ref (a), afut_future_ref (b), NULL);
+  else if (g_str_equal (kind, "race"))
+    combined = afut_race (afut_future_ref (a), afut_future_ref (b), NULL);
+  else
+    combined = afut_any (afut_future_ref (a), afut_future_ref (b), NULL);
+  w = afut_task_new (loop, waiter, sizeof (Waiter),
+                     &(Waiter){ .label = "w",
+                                .future = afut_future_ref (combined),
+                                .reraise = true },
+                     "w", NULL);
+  k = afut_loop_call_at (loop, 1, cancel_with_stop_cb, w);
+
+  run_until (loop, w);
+  drain (loop);
+  g_assert_nonnull (strstr (events->str, "cancel@1 a:cancelled@1 "
+                                         "b:cancelled@1 "));
+  assert_cancelled (combined);
+  g_assert_cmpstr (afut_future_get_error (combined)->message, ==, "stop");
+  assert_cancelled (w);
+  g_assert_cmpstr (afut_future_get_error (w)->message, ==, "stop");
+  afut_future_unref (a);
+  afut_future_unref (b);
+  afut_future_unref (k);
+  afut_future_unref (w);
+  afut_future_unref (combined);
+  loop_free (loop);
+}
+
+static void
 test_any_coroutines (void)
 {
   AfutLoop *loop = loop_new ();
@@ -1469,6 +1538,12 @@ main (int argc, char **argv)
                    test_any_cancelled_input_is_failure);
   g_test_add_func ("/any/cancel-cancels-inputs",
                    test_any_cancel_cancels_inputs);
+  g_test_add_data_func ("/any/cancel-message/any", "any",
+                        test_any_cancel_message);
+  g_test_add_data_func ("/any/cancel-message/race", "race",
+                        test_any_cancel_message);
+  g_test_add_data_func ("/any/cancel-message/gather", "gather",
+                        test_any_cancel_message);
   g_test_add_func ("/any/coroutines", test_any_coroutines);
   g_test_add_func ("/any/failed-inputs-not-reported",
                    test_any_failed_inputs_not_reported);
