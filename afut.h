@@ -922,7 +922,9 @@ AFUT_API void afut_loop_dispatch (AfutLoop *loop, int64_t budget_ns);
  * @revents: the #AfutIOEvents that happened
  *
  * For backends: reports @watch ready.  The watch ends (afut calls
- * @unwatch_fd) and its future resolves with @revents.
+ * @unwatch_fd) and its future resolves with @revents, or, when @revents
+ * has poll()'s POLLNVAL (G_IO_NVAL: the fd is not open), fails with
+ * %AFUT_ERRNO_ERROR %EBADF.
  *
  * Since: 0.1
  */
@@ -2135,7 +2137,8 @@ AFUT_API AfutFuture *afut_gather_get_item (AfutFuture *gather, size_t index);
  * @events: %AFUT_IO_IN, %AFUT_IO_OUT or both
  *
  * Waits, on the running loop, until @fd is ready.  Cancelling the future
- * removes the watch.
+ * removes the watch.  An fd that is not open (never was, or closed while
+ * watched) fails the future with %AFUT_ERRNO_ERROR %EBADF.
  *
  * Returns: (transfer full): a future resolving with the #AfutIOEvents
  *   that happened, as an int; %NULL outside a running loop (reported)
@@ -8647,11 +8650,28 @@ afut__fd_stop_watch (AfutFdFuture *fdf)
   fdf->future.ref_count--; /* the watch's; a caller holds another */
 }
 
+/* poll()'s POLLNVAL, GLib's G_IO_NVAL: the fd is not open. */
+#define AFUT__IO_NVAL 0x020u
+
+static AfutError *
+afut__fd_not_open_error (int fd)
+{
+  return afut_error_new (AFUT_ERRNO_ERROR, EBADF, "%s (fd %d is not open)",
+                         strerror (EBADF), fd);
+}
+
 static void
 afut__fd_fire (void *data)
 {
   AfutFdFuture *fdf = (AfutFdFuture *) data;
-  if (fdf->future.state == AFUT_FUTURE_PENDING)
+  if (fdf->future.state != AFUT_FUTURE_PENDING)
+    ;
+  else if (fdf->revents & AFUT__IO_NVAL)
+    /* Not an AfutIOEvents value: a closed or invalid fd, which asyncio
+     * refuses when it is registered. */
+    afut__future_complete_error (&fdf->future,
+                                 afut__fd_not_open_error (fdf->watch.fd));
+  else
     {
       fdf->future.u.value.v.v_int = (int64_t) fdf->revents;
       afut__future_complete_value (&fdf->future, AFUT_VALUE_INT);
@@ -8699,11 +8719,16 @@ afut_loop_fd_wait (AfutLoop *loop, int fd, unsigned events)
   fdf->revents = 0;
   fdf->watching = false;
   fdf->prev = fdf->next = NULL;
+  errno = 0;
   if (!loop->backend->watch_fd (loop->backend_data, &fdf->watch))
     {
+      /* A backend that checks the fd when it is added (epoll_ctl) says
+       * EBADF there, where poll() says POLLNVAL later: one error. */
       afut__future_complete_error (
-        &fdf->future, afut_error_new (AFUT_ERROR, AFUT_ERROR_FAILED,
-                                      "cannot watch fd %d", fd));
+        &fdf->future, errno == EBADF
+                        ? afut__fd_not_open_error (fd)
+                        : afut_error_new (AFUT_ERROR, AFUT_ERROR_FAILED,
+                                          "cannot watch fd %d", fd));
       return &fdf->future;
     }
   fdf->watching = true;

@@ -3390,6 +3390,30 @@ test_fd_readable_writable (void)
   env_clear (&env);
 }
 
+/* GLib reports G_IO_NVAL for an fd that is not open: the wait fails with
+ * EBADF, as on the embedded loop (/loop/fd/not-open-fails). */
+static void
+test_fd_not_open_fails (void)
+{
+  Env env;
+  int sv[2];
+  AfutFuture *f;
+  const AfutError *error;
+
+  env_init (&env, AFUT_LOOP_NONE);
+  socketpair_nonblocking (sv);
+  close (sv[0]);
+  close (sv[1]);
+  f = afut_loop_fd_wait (env.loop, sv[0], AFUT_IO_IN);
+  g_assert_nonnull (f);
+  ITERATE_UNTIL (env.ctx, afut_future_is_done (f));
+  g_assert_cmpint (afut_future_get_state (f), ==, AFUT_FUTURE_FAILED);
+  error = afut_future_get_error (f);
+  g_assert_true (afut_error_matches (error, AFUT_ERRNO_ERROR, EBADF));
+  afut_future_unref (f);
+  env_clear (&env);
+}
+
 /* Cancelling a wait (directly, or by cancelling the task awaiting it)
  * removes the watch: the fd leaves the poll set and the loop does not
  * spin once the fd becomes ready. */
@@ -4005,6 +4029,7 @@ main (int argc, char **argv)
                    test_thread_afut_run_per_thread);
 
   g_test_add_func ("/glib/fd/readable-writable", test_fd_readable_writable);
+  g_test_add_func ("/glib/fd/not-open-fails", test_fd_not_open_fails);
   g_test_add_func ("/glib/fd/cancel-removes-watch",
                    test_fd_cancel_removes_watch);
   g_test_add_func ("/glib/fd/in-and-out-on-one-fd",

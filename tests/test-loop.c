@@ -12,6 +12,7 @@
 #define AFUT_IMPLEMENTATION
 #include "afut.h"
 
+#include <errno.h>
 #include <glib.h>
 #include <stdio.h>
 #include <string.h>
@@ -1687,6 +1688,46 @@ test_fd_hangup_revents (void)
   afut_loop_unref (loop);
 }
 
+/* An fd number that is not open: one that was, closed.  (Nothing else
+ * opens fds meanwhile: the test is single-threaded.) */
+static int
+closed_fd (void)
+{
+  int sv[2];
+  make_socketpair (sv);
+  close (sv[0]);
+  close (sv[1]);
+  return sv[0];
+}
+
+static void
+assert_ebadf (AfutFuture *f)
+{
+  const AfutError *error;
+  g_assert_cmpint (afut_future_get_state (f), ==, AFUT_FUTURE_FAILED);
+  error = afut_future_get_error (f);
+  g_assert_nonnull (error);
+  g_assert_true (afut_error_matches (error, AFUT_ERRNO_ERROR, EBADF));
+  g_assert_nonnull (strstr (error->message, "is not open"));
+}
+
+/* poll() reports POLLNVAL (0x20) for an fd that is not open: the wait used
+ * to resolve with it, a value that is no AfutIOEvents; it fails now.
+ * asyncio refuses such an fd (OSError EBADF from the selector). */
+static void
+test_fd_not_open_fails (void)
+{
+  AfutLoop *loop = new_loop ();
+  int fd = closed_fd ();
+  AfutFuture *f = afut_loop_fd_wait (loop, fd, AFUT_IO_IN);
+
+  g_assert_nonnull (f);
+  g_assert_true (afut_loop_run_until_complete (loop, f));
+  assert_ebadf (f);
+  afut_future_unref (f);
+  afut_loop_unref (loop);
+}
+
 static void
 test_fd_cancel_removes_watch (void)
 {
@@ -2939,6 +2980,7 @@ main (int argc, char **argv)
                    test_fd_readable_after_write);
   g_test_add_func ("/loop/fd/writable", test_fd_writable);
   g_test_add_func ("/loop/fd/hangup-revents", test_fd_hangup_revents);
+  g_test_add_func ("/loop/fd/not-open-fails", test_fd_not_open_fails);
   g_test_add_func ("/loop/fd/cancel-removes-watch",
                    test_fd_cancel_removes_watch);
   g_test_add_func ("/loop/fd/several-watches", test_fd_several_watches);
