@@ -9570,6 +9570,34 @@ afut_condition_is_locked (AfutCondition *condition)
   return condition->lock->locked;
 }
 
+/* Wakes the first @n waiters not woken yet (Condition._notify). */
+static void
+afut__condition_wake (AfutCondition *condition, size_t n)
+{
+  AfutSyncWaiter *w;
+  size_t woken = 0;
+  for (w = condition->waiters.head; w != NULL && woken < n; w = w->next)
+    if (!afut__sync_waiter_done (w))
+      {
+        woken++;
+        afut_future_resolve (w->future);
+      }
+}
+
+/* A wait that ends with an error after a notify woke it (cancelled
+ * before it resumed, or while it took the lock back) passes the wakeup
+ * on to the next waiter, so that no notification is lost (README rule
+ * 13).  CPython 3.13 does this (gh-112202: `except BaseException:
+ * self._notify(1)`), for any error, so that a waiter cancelled before any
+ * notify wakes another one spuriously; 3.11 loses the notification. */
+static void
+afut__condition_pass_on (AfutConditionWait *self)
+{
+  if (self->waiter.future != NULL
+      && self->waiter.future->state == AFUT_FUTURE_DONE)
+    afut__condition_wake (self->condition, 1);
+}
+
 /* async def wait(self):
  *     if not self.locked(): raise RuntimeError(...)
  *     self.release()
@@ -9622,6 +9650,7 @@ afut__condition_wait_step (AfutTask *task)
            * but an error out of a finally replaces the one in flight. */
           afut_error_free (self->wait_error);
           self->wait_error = NULL;
+          afut__condition_pass_on (self);
           AFUT_RERAISE (task);
         }
       self->cancelled = true;
@@ -9630,6 +9659,7 @@ afut__condition_wait_step (AfutTask *task)
     {
       afut_error_free (self->wait_error);
       self->wait_error = NULL;
+      afut__condition_pass_on (self);
       AFUT_THROW (task, afut_error_new_literal (AFUT_ERROR,
                                                 AFUT_ERROR_CANCELLED, ""));
     }
@@ -9637,6 +9667,7 @@ afut__condition_wait_step (AfutTask *task)
     {
       error = self->wait_error;
       self->wait_error = NULL;
+      afut__condition_pass_on (self);
       AFUT_THROW (task, error);
     }
   AFUT_END (task);
@@ -9717,20 +9748,13 @@ static bool
 afut__condition_notify (AfutCondition *condition, size_t n,
                         const char *caller)
 {
-  AfutSyncWaiter *w;
-  size_t woken = 0;
   if (!condition->lock->locked)
     {
       afut__log (AFUT_LOG_CRITICAL, "%s: cannot notify on un-acquired lock",
                  caller);
       return false;
     }
-  for (w = condition->waiters.head; w != NULL && woken < n; w = w->next)
-    if (!afut__sync_waiter_done (w))
-      {
-        woken++;
-        afut_future_resolve (w->future);
-      }
+  afut__condition_wake (condition, n);
   return true;
 }
 

@@ -1269,6 +1269,92 @@ test_condition_cancel_while_reacquiring (void)
   loop_free (loop);
 }
 
+/* A waiter notified, then cancelled before it resumes, passes the
+ * notification on (README rule 13), as CPython 3.13 does (gh-112202).
+ * CPython 3.11.2 loses it: b is never woken.  /usr/bin/python3 prints
+ * "a:wait b:wait main:notified-a:cancelled-a a:cancelled:[stop]@0:locked1
+ * b:pending b:cancelled:[]@5:locked1" for:
+ *
+ * async def main():
+ *     cond = asyncio.Condition()
+ *     a = asyncio.create_task(waiter(cond, "a"))
+ *     b = asyncio.create_task(waiter(cond, "b"))
+ *     await asyncio.sleep(0)
+ *     async with cond:
+ *         cond.notify(1)
+ *         a.cancel("stop")
+ *         ev("main:notified-a:cancelled-a")
+ *     await sleep(5)
+ *     ev(f"b:{'pending' if not b.done() else 'done'}")
+ *     b.cancel()
+ *     await asyncio.gather(a, b, return_exceptions=True) */
+static void
+cond_lost_notify_main (AfutTask *task)
+{
+  Main *self = (Main *) task;
+  AFUT_BEGIN (task);
+  self->t[0] = cond_waiter_new (self->cond, "a");
+  self->t[1] = cond_waiter_new (self->cond, "b");
+  AFUT_YIELD (task);
+  AFUT_AWAIT (task, afut_condition_acquire (self->cond));
+  g_assert_true (afut_condition_notify (self->cond, 1));
+  g_assert_true (afut_future_cancel (self->t[0], "stop"));
+  ev ("main:notified-a:cancelled-a");
+  afut_condition_release (self->cond);
+  AFUT_AWAIT (task, afut_sleep (5));
+  ev ("b:%s", afut_future_is_done (self->t[1]) ? "done" : "pending");
+  afut_future_cancel (self->t[1], NULL);
+  AFUT_AWAIT (task, gather_re (self, 0, 2));
+  AFUT_END (task);
+}
+
+static void
+test_condition_cancel_passes_notification_on (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutCondition *cond = afut_condition_new (loop, NULL);
+
+  run_main (loop, cond_lost_notify_main, &(Main){ .cond = cond },
+            "a:wait b:wait main:notified-a:cancelled-a "
+            "a:cancelled:[stop]@0:locked1 b:woke@0 b:done");
+  g_assert_false (afut_condition_is_locked (cond));
+  afut_condition_unref (cond);
+  loop_free (loop);
+}
+
+/* A waiter cancelled before any notify had no wakeup to pass on: the
+ * others are not woken (no spurious wakeup; CPython 3.13 wakes one). */
+static void
+cond_cancel_unnotified_main (AfutTask *task)
+{
+  Main *self = (Main *) task;
+  AFUT_BEGIN (task);
+  self->t[0] = cond_waiter_new (self->cond, "a");
+  self->t[1] = cond_waiter_new (self->cond, "b");
+  AFUT_YIELD (task);
+  g_assert_true (afut_future_cancel (self->t[0], "stop"));
+  AFUT_AWAIT (task, afut_sleep (5));
+  ev ("b:%s", afut_future_is_done (self->t[1]) ? "done" : "pending");
+  AFUT_AWAIT (task, afut_condition_acquire (self->cond));
+  g_assert_true (afut_condition_notify (self->cond, 1));
+  afut_condition_release (self->cond);
+  AFUT_AWAIT (task, gather_re (self, 0, 2));
+  AFUT_END (task);
+}
+
+static void
+test_condition_cancel_unnotified (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutCondition *cond = afut_condition_new (loop, NULL);
+
+  run_main (loop, cond_cancel_unnotified_main, &(Main){ .cond = cond },
+            "a:wait b:wait a:cancelled:[stop]@0:locked1 b:pending "
+            "b:woke@5");
+  afut_condition_unref (cond);
+  loop_free (loop);
+}
+
 static bool
 always (void *data)
 {
@@ -2578,6 +2664,10 @@ main (int argc, char **argv)
                    test_condition_cancel_reacquires);
   g_test_add_func ("/sync/condition/cancel-while-reacquiring",
                    test_condition_cancel_while_reacquiring);
+  g_test_add_func ("/sync/condition/cancel-passes-notification-on",
+                   test_condition_cancel_passes_notification_on);
+  g_test_add_func ("/sync/condition/cancel-unnotified",
+                   test_condition_cancel_unnotified);
   g_test_add_func ("/sync/condition/without-lock",
                    test_condition_without_lock);
   g_test_add_func ("/sync/queue/orders", test_queue_orders);
