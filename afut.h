@@ -3187,7 +3187,10 @@ AFUT_API bool afut_condition_notify_all (AfutCondition *condition);
  * @kind: the order items come out in
  * @maxsize: how many items the queue holds at most; 0 for no limit
  * @compare: (nullable): orders the items of an %AFUT_QUEUE_PRIORITY queue
- *   (required for it); ignored for the other kinds
+ *   (required for it); ignored for the other kinds.  It must not put
+ *   items into the queue or take them out: such a call from inside it is
+ *   refused (reported), as Python's heapq refuses a list that changed
+ *   size during a comparison
  * @item_destroy: (nullable): frees an item the queue or a put still owns
  *   when it goes: items left in the queue when it is freed, the item of a
  *   put that failed or was cancelled, or never awaited
@@ -3254,6 +3257,8 @@ AFUT_API AfutFuture *afut_queue_put (AfutQueue *queue, void *item);
  * Enqueues @item if the queue is not full, and wakes the first waiting
  * get (asyncio's put_nowait()).  A full queue is not an error: it
  * returns false (asyncio raises QueueFull) and @item stays the caller's.
+ * Called from the queue's own compare function, it is refused
+ * (reported) and returns false.
  *
  * Returns: true if @item was enqueued (the queue owns it now)
  * Since: 0.2
@@ -3286,7 +3291,8 @@ AFUT_API AfutFuture *afut_queue_get (AfutQueue *queue);
  *
  * Takes the next item if there is one, and wakes the first waiting put
  * (asyncio's get_nowait()).  An empty queue is not an error: it returns
- * false (asyncio raises QueueEmpty).
+ * false (asyncio raises QueueEmpty).  Called from the queue's own compare
+ * function, it is refused (reported) and returns false.
  *
  * Returns: true if an item was taken (the caller owns it now)
  * Since: 0.2
@@ -9789,6 +9795,7 @@ struct AfutQueue
   size_t maxsize;
   AfutCompareFunc compare;
   AfutDestroyNotify item_destroy;
+  unsigned comparing; /* compare is running: the heap is mid-change */
 
   /* FIFO: a ring buffer from head; LIFO: a stack; PRIORITY: a binary
    * min-heap on (compare, seq).  The last two keep head at 0. */
@@ -9857,8 +9864,34 @@ static bool
 afut__queue_less (AfutQueue *queue, const AfutQueueEntry *a,
                   const AfutQueueEntry *b)
 {
-  int c = queue->compare (a->item, b->item);
+  int c;
+  queue->comparing++;
+  c = queue->compare (a->item, b->item);
+  queue->comparing--;
   return c < 0 || (c == 0 && a->seq < b->seq);
+}
+
+static AfutError *
+afut__queue_reentry_error (void)
+{
+  return afut_error_new_literal (
+    AFUT_ERROR, AFUT_ERROR_INVALID_STATE,
+    "the queue changed while its compare function ran");
+}
+
+/* A put or get from inside the compare function would change the heap
+ * that the push or pop calling it is moving entries in (and may move
+ * its array): refused. */
+static bool
+afut__queue_check_not_comparing (AfutQueue *queue, const char *func)
+{
+  if (AFUT__LIKELY (queue->comparing == 0))
+    return true;
+  afut__log (AFUT_LOG_CRITICAL,
+             "%s: called from the queue's own compare function, while it "
+             "reorders its items: refused",
+             func);
+  return false;
 }
 
 static void
@@ -10078,6 +10111,12 @@ afut__queue_put_step (AfutTask *task)
       AFUT_THROW (task, afut__sync_closed_error ());
     }
   self->owns_item = false;
+  if (!afut__queue_check_not_comparing (queue, "afut_queue_put"))
+    {
+      if (queue->item_destroy != NULL)
+        queue->item_destroy (self->item);
+      AFUT_THROW (task, afut__queue_reentry_error ());
+    }
   afut__queue_put_item (queue, self->item);
   AFUT_END (task);
 }
@@ -10119,7 +10158,8 @@ bool
 afut_queue_put_nowait (AfutQueue *queue, void *item)
 {
   AFUT__RETURN_VAL_IF_FAIL (queue != NULL, false);
-  if (afut__queue_full (queue))
+  if (!afut__queue_check_not_comparing (queue, __func__)
+      || afut__queue_full (queue))
     return false;
   afut__queue_put_item (queue, item);
   return true;
@@ -10162,6 +10202,8 @@ afut__queue_get_step (AfutTask *task)
           AFUT_RERAISE (task);
         }
     }
+  if (!afut__queue_check_not_comparing (queue, "afut_queue_get"))
+    AFUT_THROW (task, afut__queue_reentry_error ());
   item = afut__queue_take_item (queue);
   AFUT_RETURN_POINTER (task, item, queue->item_destroy);
   AFUT_END (task);
@@ -10195,7 +10237,7 @@ afut_queue_get_nowait (AfutQueue *queue, void **item)
 {
   AFUT__RETURN_VAL_IF_FAIL (queue != NULL, false);
   AFUT__RETURN_VAL_IF_FAIL (item != NULL, false);
-  if (queue->len == 0)
+  if (!afut__queue_check_not_comparing (queue, __func__) || queue->len == 0)
     return false;
   *item = afut__queue_take_item (queue);
   return true;

@@ -1543,6 +1543,73 @@ test_queue_priority_heap (void)
   loop_free (loop);
 }
 
+/* A compare function that puts into, or takes from, its own queue. */
+static AfutQueue *reentrant_queue;
+static HeapEntry reentrant_extra = { .prio = -1, .order = 99 };
+static guint n_reentries;
+
+static int
+reentrant_compare (const void *a, const void *b)
+{
+  void *item = NULL;
+  if (reentrant_queue != NULL)
+    {
+      n_reentries++;
+      g_assert_false (afut_queue_put_nowait (reentrant_queue,
+                                             &reentrant_extra));
+      g_assert_false (afut_queue_get_nowait (reentrant_queue, &item));
+      g_assert_null (item);
+    }
+  return heap_prio_compare (a, b);
+}
+
+/* A put from inside the compare function grew the heap's array under
+ * the outer push, which then wrote through the freed pointer (ASan:
+ * heap-use-after-free in afut__queue_heap_push).  Such calls are refused
+ * now, with a critical, and the heap stays whole.  (Python's heapq raises
+ * RuntimeError, "list changed size during iteration", for the outer put
+ * instead.) */
+static void
+test_queue_compare_reentry_refused (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutQueue *q = afut_queue_new (loop, AFUT_QUEUE_PRIORITY, 0,
+                                 reentrant_compare, NULL);
+  HeapEntry entries[8];
+  void *item;
+  int i;
+
+  /* Seven items: the eighth fills the array (8 slots) as it goes in. */
+  for (i = 0; i < 7; i++)
+    {
+      entries[i].prio = 10 - i;
+      entries[i].order = i;
+      g_assert_true (afut_queue_put_nowait (q, &entries[i]));
+    }
+  entries[7].prio = 0;
+  entries[7].order = 7;
+  reentrant_queue = q;
+  n_reentries = 0;
+  expect_log_begin (AFUT_LOG_CRITICAL, "called from the queue's own compare "
+                                       "function");
+  g_assert_true (afut_queue_put_nowait (q, &entries[7]));
+  g_assert_true (afut_queue_get_nowait (q, &item));
+  g_assert_cmpuint (expect_log_end (), ==, 2 * n_reentries);
+  g_assert_cmpuint (n_reentries, >, 0);
+  reentrant_queue = NULL;
+
+  /* Nothing was added or lost, and the order holds. */
+  g_assert_true (item == &entries[7]);
+  for (i = 6; i >= 0; i--)
+    {
+      g_assert_true (afut_queue_get_nowait (q, &item));
+      g_assert_true (item == &entries[i]);
+    }
+  g_assert_true (afut_queue_is_empty (q));
+  afut_queue_unref (q);
+  loop_free (loop);
+}
+
 static void
 test_queue_nowait_full_empty (void)
 {
@@ -2672,6 +2739,8 @@ main (int argc, char **argv)
                    test_condition_without_lock);
   g_test_add_func ("/sync/queue/orders", test_queue_orders);
   g_test_add_func ("/sync/queue/priority-heap", test_queue_priority_heap);
+  g_test_add_func ("/sync/queue/compare-reentry-refused",
+                   test_queue_compare_reentry_refused);
   g_test_add_func ("/sync/queue/nowait-full-empty",
                    test_queue_nowait_full_empty);
   g_test_add_func ("/sync/queue/maxsize-backpressure",
