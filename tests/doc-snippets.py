@@ -151,6 +151,8 @@ NOT_IN_HEADERS = {
     # performance.md: the option of a proposed patch not applied yet
     # (bench/patches/03-future-pool.diff).
     "AFUT_NO_FUTURE_POOL",
+    # python-asyncio.md: the Python runner module (gi/python/).
+    "afut_asyncio_run",
 }
 n_names = 0
 for doc in docs:

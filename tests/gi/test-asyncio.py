@@ -906,5 +906,290 @@ class TestPolicy(unittest.TestCase):
         self.assertEqual(out, "EventLoop ['x']\n")
 
 
+
+class InteropTestCase(LoopTestCase):
+    """asyncio and afut on one context.  afut's own loop is made on first
+    use (with AFUT_CLOCK=virtual, a virtual clock that jumps as soon as
+    afut has nothing ready), so the order between the two sides is made
+    by futures and events here, not by sleeps."""
+
+    default_context = True
+
+    def tearDown(self):
+        super().tearDown()
+        if Afut.is_attached():
+            Afut.detach()
+
+
+class TestAsyncioAwaitsAfut(InteropTestCase):
+
+    def test_an_afut_future(self):
+        async def main():
+            future = Afut.Future.new()
+            Afut.call_soon(lambda *unused: future.resolve('from afut'))
+            return await future
+        self.assertEqual(self.run_loop(main()), 'from afut')
+
+    def test_afut_sleep_and_an_afut_task(self):
+        async def afut_side():
+            await Afut.sleep(1)
+            return 'afut task'
+
+        async def main():
+            await Afut.sleep(1)
+            return await Afut.create_task(afut_side())
+        self.assertEqual(self.run_loop(main()), 'afut task')
+
+    def test_the_same_exception_object(self):
+        error = ValueError('the same object')
+
+        async def afut_side():
+            await Afut.sleep(0)
+            raise error
+
+        async def main():
+            try:
+                await Afut.create_task(afut_side())
+            except ValueError as exc:
+                return exc
+        self.assertIs(self.run_loop(main()), error)
+
+    def test_cancelling_the_asyncio_task_cancels_the_afut_future(self):
+        future = Afut.Future.new()
+
+        async def waiter():
+            await future
+
+        async def main():
+            task = asyncio.create_task(waiter())
+            await asyncio.sleep(0)
+            task.cancel('bye')
+            with self.assertRaises(asyncio.CancelledError) as caught:
+                await task
+            return future.cancelled(), task.cancelled(), caught.exception.args
+        self.assertEqual(self.run_loop(main()), (True, True, ('bye',)))
+
+    def test_cancel_resumes_after_the_afut_task_cleaned_up(self):
+        log = []
+        never = Afut.Future.new()
+
+        async def afut_worker(started):
+            started.set()
+            try:
+                await never
+            except asyncio.CancelledError:
+                log.append('afut cleanup')
+                await Afut.sleep(0)
+                await Afut.sleep(0)
+                log.append('afut cleaned')
+                raise
+
+        async def asyncio_side(afut_task):
+            try:
+                await afut_task
+            except asyncio.CancelledError:
+                log.append('asyncio resumed')
+                raise
+
+        async def main():
+            started = asyncio.Event()
+            afut_task = Afut.create_task(afut_worker(started))
+            task = asyncio.create_task(asyncio_side(afut_task))
+            await started.wait()
+            await asyncio.sleep(0)
+            task.cancel()
+            with self.assertRaises(asyncio.CancelledError):
+                await task
+            return afut_task.cancelled()
+        self.assertTrue(self.run_loop(main()))
+        self.assertEqual(log, ['afut cleanup', 'afut cleaned', 'asyncio resumed'])
+        never.cancel()
+
+    def test_asyncio_combinators_take_afut_futures(self):
+        async def main():
+            results = await asyncio.gather(Afut.sleep(1), asyncio.sleep(1, 'asyncio'))
+            pending = Afut.Future.new()
+            with self.assertRaises(TimeoutError):
+                await asyncio.wait_for(pending, 1)
+            return results, pending.cancelled()
+        self.assertEqual(self.run_loop(main()), ([None, 'asyncio'], True))
+
+    def test_a_stock_asyncio_loop_refuses_afut_futures(self):
+        # It never iterates GLib: a clear error, not a hang.
+        stock = asyncio.SelectorEventLoop()
+        future = Afut.Future.new()
+
+        async def main():
+            await future
+        try:
+            with self.assertRaises(RuntimeError):
+                stock.run_until_complete(main())
+        finally:
+            stock.close()
+            future.cancel()
+
+
+class TestAfutAwaitsAsyncio(InteropTestCase):
+
+    def test_under_a_glib_main_loop(self):
+        # A GTK app: GTK's loop iterates the context for both.
+        main_loop = GLib.MainLoop.new(self.loop.context, False)
+
+        async def afut_side():
+            await asyncio.sleep(1)
+            await Afut.sleep(1)
+            return 'afut'
+
+        async def main():
+            try:
+                return await Afut.create_task(afut_side())
+            finally:
+                main_loop.quit()
+        with self.loop.running():
+            task = self.loop.create_task(main())
+            main_loop.run()
+        self.assertEqual(task.result(), 'afut')
+
+    def test_asyncio_futures_tasks_and_sleep(self):
+        async def afut_side():
+            loop = asyncio.get_running_loop()
+            await asyncio.sleep(1)
+            future = loop.create_future()
+            loop.call_soon(future.set_result, 'asyncio future')
+            task = asyncio.create_task(asyncio.sleep(0, 'asyncio task'))
+            return await future, await task
+
+        async def main():
+            return await Afut.create_task(afut_side())
+        self.assertEqual(self.run_loop(main()), ('asyncio future', 'asyncio task'))
+
+    def test_an_asyncio_exception_object(self):
+        error = KeyError('asyncio side')
+
+        async def asyncio_side():
+            await asyncio.sleep(0)
+            raise error
+
+        async def afut_side():
+            try:
+                await asyncio.create_task(asyncio_side())
+            except KeyError as exc:
+                return exc
+
+        async def main():
+            return await Afut.create_task(afut_side())
+        self.assertIs(self.run_loop(main()), error)
+
+    def test_cancelling_the_afut_task_cancels_the_asyncio_task(self):
+        log = []
+
+        async def asyncio_worker(started):
+            started.set()
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError as exc:
+                log.append(('asyncio cleanup', exc.args))
+                await asyncio.sleep(0)
+                log.append('asyncio cleaned')
+                raise
+
+        async def afut_side(started):
+            try:
+                await asyncio.create_task(asyncio_worker(started))
+            except asyncio.CancelledError:
+                log.append('afut resumed')
+                raise
+
+        async def main():
+            started = asyncio.Event()
+            afut_task = Afut.create_task(afut_side(started))
+            await started.wait()
+            afut_task.cancel('stop')
+            with self.assertRaises(asyncio.CancelledError):
+                await afut_task
+            return afut_task.cancelled()
+        self.assertTrue(self.run_loop(main()))
+        self.assertEqual(log, [('asyncio cleanup', ('stop',)), 'asyncio cleaned',
+                               'afut resumed'])
+
+    def test_a_future_of_a_loop_not_running_here_is_a_bad_yield(self):
+        stock = asyncio.SelectorEventLoop()
+        future = stock.create_future()
+
+        async def afut_side():
+            await future
+        try:
+            with self.assertRaisesRegex(RuntimeError, 'bad yield'):
+                Afut.run_until_complete(Afut.create_task(afut_side()))
+        finally:
+            stock.close()
+
+
+class TestAfutRun(unittest.TestCase):
+    """Afut.run() after Afut.install(): its tasks can use asyncio."""
+
+    def setUp(self):
+        Afut.install()
+
+    def tearDown(self):
+        if Afut.is_attached():
+            Afut.detach()
+
+    def test_asyncio_task_group_inside_an_afut_task(self):
+        async def child(n):
+            await asyncio.sleep(n)
+            return n
+
+        async def main():
+            self.assertIsInstance(asyncio.current_task(), Afut.Future)
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(child(n)) for n in (2, 1)]
+            return [t.result() for t in tasks]
+        self.assertEqual(Afut.run(main()), [2, 1])
+
+    def test_asyncio_inside_afut_run(self):
+        async def main():
+            loop = asyncio.get_running_loop()
+            await asyncio.sleep(1)
+            event = asyncio.Event()
+            loop.call_soon(event.set)
+            await event.wait()
+            queue = asyncio.Queue()
+            await queue.put('queued')
+            async with asyncio.TaskGroup() as group:
+                task = group.create_task(asyncio.sleep(0, 'grouped'))
+            in_thread = await asyncio.to_thread(lambda: 'threaded')
+            return type(loop), await queue.get(), task.result(), in_thread
+        self.assertEqual(Afut.run(main()), (EventLoop, 'queued', 'grouped', 'threaded'))
+        with self.assertRaises(RuntimeError):
+            asyncio.get_running_loop()
+
+    def test_asyncio_tasks_left_are_cancelled(self):
+        log = []
+
+        async def forever(started):
+            started.set()
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                log.append('cancelled')
+                raise
+
+        async def main():
+            started = asyncio.Event()
+            asyncio.create_task(forever(started))
+            await started.wait()
+        Afut.run(main())
+        self.assertEqual(log, ['cancelled'])
+
+    def test_afut_run_inside_asyncio_run_is_an_error(self):
+        async def main():
+            coro = Afut.sleep(0)
+            with self.assertRaises(RuntimeError):
+                Afut.run(coro)
+            return 'refused'
+        self.assertEqual(asyncio.run(main()), 'refused')
+
+
 if __name__ == '__main__':
     unittest.main(verbosity=2)

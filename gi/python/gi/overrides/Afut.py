@@ -82,6 +82,11 @@ class Future(Afut.Future):
 
     def __await__(self):
         if not self.is_done():
+            # An asyncio task on afut's EventLoop waits on an asyncio
+            # future that mirrors this one (_afut_asyncio.py).
+            waiter = _afut_asyncio._asyncio_waiter(self) if _current is None else None
+            if waiter is not None:
+                return (yield from waiter)
             yield self
         return self.result()
 
@@ -160,6 +165,8 @@ class _Task:
         global _current
         coro, self.waiting = self.coro, None
         _current = self
+        # asyncio.current_task() too, while asyncio's loop runs here.
+        stepping = _afut_asyncio._enter_afut_step(self.future)
         try:
             if self.must_cancel:
                 self.must_cancel = False
@@ -167,6 +174,8 @@ class _Task:
                 result = coro.throw(CancelledError(msg) if msg else CancelledError())
             else:
                 result = coro.send(None)
+            # An asyncio future (on afut's EventLoop): its afut mirror.
+            result = _afut_asyncio._afut_future_for(result)
         except StopIteration as stop:
             self._finish(stop.value, None)
         except (KeyboardInterrupt, SystemExit) as exc:
@@ -187,6 +196,7 @@ class _Task:
                 self._finish(None, RuntimeError('Task got bad yield: %r' % (result,)))
         finally:
             _current = None
+            _afut_asyncio._leave_afut_step(stepping, self.future)
 
     def _finish(self, value, exc):
         _tasks.discard(self)
@@ -315,19 +325,23 @@ def run(main):
     if Afut.is_attached() and _current is not None:
         raise RuntimeError('Afut.run() cannot be called from a running event loop')
     made_here = not Afut.is_attached()
-    try:
-        return run_until_complete(main)
-    finally:
+    # Once Afut.install()ed, asyncio's event loop runs on the context too
+    # (_afut_asyncio.py), and its tasks left are cancelled first.
+    with _afut_asyncio._running_for_afut() as cancel_asyncio_tasks:
         try:
-            left = [task.future for task in list(_tasks)]
-            for future in left:
-                future.cancel()
-            if left:
-                Afut.run_until_complete(Afut.gather_return_exceptions(left))
+            return run_until_complete(main)
         finally:
-            if made_here:
-                Afut.detach()
-                _py_errors.clear()
+            try:
+                cancel_asyncio_tasks()
+                left = [task.future for task in list(_tasks)]
+                for future in left:
+                    future.cancel()
+                if left:
+                    Afut.run_until_complete(Afut.gather_return_exceptions(left))
+            finally:
+                if made_here:
+                    Afut.detach()
+                    _py_errors.clear()
 
 
 __all__ += ['timeout', 'run']
@@ -335,6 +349,7 @@ __all__ += ['timeout', 'run']
 
 # ---- asyncio on afut's GLib context (gi/overrides/_afut_asyncio.py) ----
 
+from . import _afut_asyncio  # noqa: E402
 from ._afut_asyncio import EventLoop, EventLoopPolicy, install  # noqa: E402
 
 __all__ += ['EventLoop', 'EventLoopPolicy', 'install']

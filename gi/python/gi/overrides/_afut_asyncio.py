@@ -31,6 +31,14 @@
 # virtual clock, as afut_run() does: when nothing is ready, time jumps to
 # the next timer, so a sleep takes no wall time (for tests).
 #
+# afut and asyncio on one context: an asyncio task awaits an Afut.Future
+# through an asyncio future that mirrors it (_AfutWaiter), and an afut
+# task awaits an asyncio future through an afut task that mirrors it
+# (_mirror); a cancel crosses either way and the canceller resumes once
+# the other side has cleaned up.  While asyncio's loop runs here, an afut
+# task's step is asyncio.current_task(), so asyncio.TaskGroup works in it,
+# and Afut.run() runs asyncio's loop too once install()ed.
+#
 # CPython 3.11's BaseEventLoop internals (_ready, _scheduled, _stopping,
 # _run_once ...) are used here, as PyGObject 3.50's gi.events uses them.
 
@@ -590,3 +598,131 @@ def install():
         policy = EventLoopPolicy()
         asyncio.set_event_loop_policy(policy)
     return policy
+
+
+# ---- afut futures and asyncio futures awaiting each other ----
+
+class _AfutWaiter(asyncio.Future):
+    """What an asyncio task awaits for an afut future: an asyncio future
+    that completes when the afut future does, with its value, its
+    exception object or its cancellation.  The task's cancel() cancels the
+    afut future, and the waiter completes only once that has finished, so
+    the task resumes after the afut side's cleanup, as it does after an
+    asyncio task's."""
+
+    def __init__(self, afut_future, loop):
+        super().__init__(loop=loop)
+        self._afut_future = afut_future
+        afut_future.add_done_callback(self._afut_done)
+
+    def cancel(self, msg=None):
+        if self.done():
+            return False
+        if self._afut_future.cancel(msg):
+            return True     # done later, through _afut_done
+        return super().cancel(msg=msg)
+
+    def _afut_done(self, *unused):
+        future = self._afut_future
+        if self.done():
+            return
+        try:
+            value = future.result()
+        except asyncio.CancelledError as exc:
+            super().cancel(msg=exc.args[0] if exc.args else None)
+        except BaseException as exc:
+            self.set_exception(exc)
+        else:
+            self.set_result(value)
+
+
+def _asyncio_waiter(afut_future):
+    """For Afut.Future.__await__: the asyncio future an asyncio task
+    waits on for @afut_future, or None outside an asyncio task."""
+    loop = asyncio._get_running_loop()
+    if loop is None or asyncio.current_task(loop) is None:
+        return None
+    if not isinstance(loop, EventLoop):
+        raise RuntimeError('an Afut.Future can be awaited from asyncio only '
+                           'on afut\'s event loop (Afut.install()), not %r'
+                           % (loop,))
+    return _AfutWaiter(afut_future, loop)
+
+
+def _afut_future_for(obj):
+    """For afut's task runner, given what a coroutine yielded: @obj as it
+    is, unless it is an asyncio future (an asyncio Future.__await__ in an
+    afut task), which becomes an afut task that mirrors it."""
+    if not asyncio.isfuture(obj) or isinstance(obj, Afut().Future):
+        return obj
+    if obj.get_loop() is not asyncio._get_running_loop():
+        return obj      # its callbacks would never come: a bad yield
+    obj._asyncio_future_blocking = False
+    return Afut().create_task(_mirror(obj))
+
+
+async def _mirror(asyncio_future):
+    # It ends when the asyncio future is done, with None: the awaiting
+    # coroutine resumes in asyncio's Future.__await__, which reads that
+    # future's own outcome.  Cancelled (the afut task that awaits it was),
+    # it cancels the asyncio future and still waits for it, as an asyncio
+    # task waits for what it awaits to clean up.
+    while not asyncio_future.done():
+        done = Afut().Future.new()
+        asyncio_future.add_done_callback(lambda *unused: done.done() or done.set_result(None))
+        try:
+            await done
+        except asyncio.CancelledError as exc:
+            asyncio_future.cancel(exc.args[0] if exc.args else None)
+
+
+def _enter_afut_step(task_future):
+    """Around an afut task's step, while an asyncio loop runs on this
+    thread: asyncio.current_task() is that task's future, so asyncio's
+    TaskGroup and timeout find their task."""
+    loop = asyncio._get_running_loop()
+    if loop is not None:
+        asyncio.tasks._enter_task(loop, task_future)
+    return loop
+
+
+def _leave_afut_step(loop, task_future):
+    if loop is not None:
+        asyncio.tasks._leave_task(loop, task_future)
+
+
+def Afut():
+    # The Afut module with its overrides, imported by it first.
+    from gi.repository import Afut
+    return Afut
+
+
+@contextlib.contextmanager
+def _running_for_afut():
+    """Around Afut.run(), once install()ed: an EventLoop runs on the same
+    context meanwhile, so that afut tasks can await asyncio code
+    (asyncio.sleep, Event, Queue, TaskGroup, to_thread).  Gives the
+    function that cancels its tasks left and lets them finish, as
+    asyncio.run() does, for Afut.run() to call before its own cleanup."""
+    if asyncio._get_running_loop() is not None:
+        # asyncio.run()'s rule: a run inside a running loop would block it.
+        raise RuntimeError('Afut.run() cannot be called from a running '
+                           'asyncio event loop')
+    if not isinstance(asyncio.get_event_loop_policy(), EventLoopPolicy):
+        yield lambda: None
+        return
+    loop = asyncio.new_event_loop()
+
+    def cancel_tasks():
+        left = asyncio.all_tasks(loop)
+        for task in left:
+            task.cancel()
+        while not all(task.done() for task in left):
+            loop.context.iteration(True)
+            loop._raise_glib_error()
+
+    try:
+        with loop.running():
+            yield cancel_tasks
+    finally:
+        loop.close()
