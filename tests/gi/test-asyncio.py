@@ -268,6 +268,19 @@ class TestClose(LoopTestCase):
         self.assertFalse(context.pending())
         self.assertFalse(context.iteration(False))
 
+    def test_a_dropped_loop_is_collected(self):
+        # The GSource holds the loop weakly: no cycle through GLib.
+        import warnings
+        import weakref
+        loop = EventLoop(GLib.MainContext(), virtual_clock=True)
+        loop.run_until_complete(asyncio.sleep(1))
+        ref = weakref.ref(loop)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', ResourceWarning)
+            del loop
+            gc.collect()
+        self.assertIsNone(ref())
+
     def test_not_running_loop_leaves_fds_unwatched(self):
         a, b = socket.socketpair()
         with a, b:
@@ -690,6 +703,26 @@ class TestThreads(IOTestCase):
         self.assertEqual(self.run_loop(future), 'from thread')
         worker.join()
 
+    def test_call_soon_threadsafe_from_many_threads(self):
+        n_threads, n_calls = 8, 500
+        count = [0]
+        done = self.loop.create_future()
+
+        def add():
+            count[0] += 1
+            if count[0] == n_threads * n_calls:
+                done.set_result(count[0])
+
+        def thread():
+            for _ in range(n_calls):
+                self.loop.call_soon_threadsafe(add)
+        workers = [threading.Thread(target=thread) for _ in range(n_threads)]
+        for worker in workers:
+            worker.start()
+        self.assertEqual(self.run_loop(done), n_threads * n_calls)
+        for worker in workers:
+            worker.join()
+
     def test_asyncio_run_in_a_thread_gets_its_own_context(self):
         result = []
 
@@ -845,6 +878,31 @@ class TestGLibMainLoop(LoopTestCase):
                 self.loop.call_soon(interrupt)
                 main_loop.run()
         self.assertFalse(self.loop.is_running())
+
+    def test_running_twice_is_an_error(self):
+        with self.loop.running():
+            with self.assertRaises(RuntimeError):
+                with self.loop.running():
+                    pass
+            with self.assertRaises(RuntimeError):
+                self.loop.close()
+            self.assertTrue(self.loop.is_running())
+        self.assertFalse(self.loop.is_running())
+
+    def test_running_without_quit_func_ignores_stop(self):
+        # stop() has nothing to quit: the loop stays on the context.
+        main_loop = GLib.MainLoop.new(self.loop.context, False)
+        log = []
+
+        async def main():
+            self.loop.stop()
+            await asyncio.sleep(1)
+            log.append('still running')
+            main_loop.quit()
+        with self.loop.running():
+            self.loop.create_task(main())
+            main_loop.run()
+        self.assertEqual(log, ['still running'])
 
     def test_asyncio_run_inside_running_is_an_error(self):
         coro = asyncio.sleep(0)

@@ -11,16 +11,17 @@
 #   with asyncio.new_event_loop().running(app.quit):  # a GTK app: GTK's
 #       app.run(sys.argv)                               # loop drives asyncio
 #
-# EventLoop is CPython's own unix SelectorEventLoop; only the waiting
-# changes.  Its selector registers each fd on a GSource of its own
-# (g_source_add_unix_fd) instead of epoll, and that source's prepare, check
+# EventLoop is CPython's own unix SelectorEventLoop with CPython's own
+# selector (epoll); only the waiting changes.  GLib waits instead of
+# epoll_wait(): the loop's GSource polls the epoll fd, which is readable
+# while any fd registered in it is ready, and the source's prepare, check
 # and dispatch are the three parts of asyncio's _run_once: prepare gives
 # GLib the timeout (0 with callbacks ready, else the first timer's
-# deadline), check reads which fds GLib saw ready and whether a timer is
-# due, dispatch runs _run_once, whose select() returns what check found.
-# So call_soon's FIFO, timer order, add_reader/add_writer, transports,
+# deadline), check says whether the epoll fd or a timer is ready, dispatch
+# runs _run_once, whose select() reads epoll without waiting.  So
+# call_soon's FIFO, timer order, add_reader/add_writer, transports,
 # subprocesses (asyncio's child watcher), executors and
-# call_soon_threadsafe (its self-pipe is one of the fds) are CPython's
+# call_soon_threadsafe (its self-pipe is in the epoll set) are CPython's
 # code, and every other source of the context (afut's, GTK's redraws,
 # GLib timeouts) runs in between.
 #
@@ -51,7 +52,6 @@ import selectors
 import signal
 import sys
 import threading
-import warnings
 import weakref
 
 from gi.repository import GLib
@@ -61,8 +61,6 @@ __all__ = ['EventLoop', 'EventLoopPolicy', 'install']
 # asyncio's own cap on a select() timeout, in GLib's milliseconds.
 _MAX_TIMEOUT_MS = 24 * 3600 * 1000
 
-_IN = GLib.IOCondition.IN
-_OUT = GLib.IOCondition.OUT
 
 
 def _check_internals():
@@ -81,206 +79,60 @@ def _check_internals():
 _check_internals()
 
 
-def _fileobj_to_fd(fileobj):
-    if isinstance(fileobj, int):
-        fd = fileobj
-    else:
-        try:
-            fd = int(fileobj.fileno())
-        except (AttributeError, TypeError, ValueError):
-            raise ValueError('Invalid file object: %r' % (fileobj,)) from None
-    if fd < 0:
-        raise ValueError('Invalid file descriptor: %d' % fd)
-    return fd
+_context_iteration = super(GLib.MainContext, GLib.MainContext).iteration
+
+# CPython's own selector for this platform: epoll on Linux, kqueue on the
+# BSDs and macOS.  Its file descriptor is readable while any fd it watches
+# is ready, so GLib polls that one fd for all of them.
+_PlatformSelector = selectors.DefaultSelector
+if not hasattr(_PlatformSelector, 'fileno'):
+    raise ImportError('afut EventLoop: %s has no file descriptor for GLib '
+                      'to poll' % _PlatformSelector.__name__)
 
 
-def _condition(events):
-    condition = GLib.IOCondition(0)
-    if events & selectors.EVENT_READ:
-        condition |= _IN
-    if events & selectors.EVENT_WRITE:
-        condition |= _OUT
-    return condition
-
-
-def _events(condition):
-    # As selectors.EpollSelector reads epoll: HUP, ERR and NVAL (which
-    # poll() reports unasked) make an fd both readable and writable, so
-    # the callback that waits on it runs and meets the error.
-    events = 0
-    if condition & ~_OUT:
-        events |= selectors.EVENT_READ
-    if condition & ~_IN:
-        events |= selectors.EVENT_WRITE
-    return events
-
-
-class _KeyMap:
-    """The selector's get_map(): fileobj or fd -> SelectorKey, read only."""
-
-    def __init__(self, keys):
-        self._keys = keys
-
-    def __len__(self):
-        return len(self._keys)
-
-    def __getitem__(self, fileobj):
-        try:
-            return self._keys[_fileobj_to_fd(fileobj)]
-        except (KeyError, ValueError):
-            raise KeyError('%r is not registered' % (fileobj,)) from None
-
-    def get(self, fileobj, default=None):
-        try:
-            return self[fileobj]
-        except KeyError:
-            return default
-
-    def __contains__(self, fileobj):
-        return self.get(fileobj) is not None
-
-    def __iter__(self):
-        return iter(self._keys)
-
-    def keys(self):
-        return self._keys.keys()
-
-    def values(self):
-        return self._keys.values()
-
-    def items(self):
-        return self._keys.items()
-
-
-class _Selector(selectors.BaseSelector):
-    """A selector whose fds are watched by the loop's GSource.
-
-    select() does not wait: GLib has polled already, and it returns what
-    the source's check found.  While the loop is not running there is no
-    source, and the fds are only remembered."""
-
-    def __init__(self):
-        self._keys = {}     # fd -> SelectorKey
-        self._tags = {}     # fd -> tag of g_source_add_unix_fd
-        self._source = None
-        self._ready = []    # (fd, events) found by check()
-
-    def register(self, fileobj, events, data=None):
-        if not events or events & ~(selectors.EVENT_READ | selectors.EVENT_WRITE):
-            raise ValueError('Invalid events: %r' % (events,))
-        fd = _fileobj_to_fd(fileobj)
-        if fd in self._keys:
-            raise KeyError('%r (FD %d) is already registered' % (fileobj, fd))
-        key = selectors.SelectorKey(fileobj, fd, events, data)
-        self._keys[fd] = key
-        if self._source is not None:
-            self._tags[fd] = self._source.add_unix_fd(fd, _condition(events))
-        return key
-
-    def unregister(self, fileobj):
-        fd = _fileobj_to_fd(fileobj)
-        try:
-            key = self._keys.pop(fd)
-        except KeyError:
-            raise KeyError('%r is not registered' % (fileobj,)) from None
-        tag = self._tags.pop(fd, None)
-        if tag is not None:
-            self._source.remove_unix_fd(tag)
-        return key
-
-    def modify(self, fileobj, events, data=None):
-        fd = _fileobj_to_fd(fileobj)
-        try:
-            key = self._keys[fd]
-        except KeyError:
-            raise KeyError('%r is not registered' % (fileobj,)) from None
-        if not events or events & ~(selectors.EVENT_READ | selectors.EVENT_WRITE):
-            raise ValueError('Invalid events: %r' % (events,))
-        if events != key.events and fd in self._tags:
-            self._source.modify_unix_fd(self._tags[fd], _condition(events))
-        key = key._replace(events=events, data=data)
-        self._keys[fd] = key
-        return key
+class _Selector(_PlatformSelector):
+    """CPython's selector, whose select() never waits: GLib has waited on
+    its file descriptor already, in the loop's GSource."""
 
     def select(self, timeout=None):
-        # Only the loop's dispatch calls this, after check().  An fd that
-        # callbacks of other sources unregistered or changed since then
-        # keeps only what it still asks for.
-        ready, self._ready = self._ready, []
-        events = []
-        for fd, mask in ready:
-            key = self._keys.get(fd)
-            if key is not None and mask & key.events:
-                events.append((key, mask & key.events))
-        return events
-
-    def close(self):
-        self.detach()
-        self._keys.clear()
-
-    def get_key(self, fileobj):
-        return self.get_map()[fileobj]
-
-    def get_map(self):
-        return _KeyMap(self._keys)
-
-    # ---- the GSource ----
-
-    def attach(self, loop, context):
-        source = _Source(loop)
-        for fd, key in self._keys.items():
-            self._tags[fd] = source.add_unix_fd(fd, _condition(key.events))
-        source.attach(context)
-        self._source = source
-
-    def detach(self):
-        # A destroyed GSource cannot be attached again: the next attach
-        # makes a new one.
-        source, self._source = self._source, None
-        self._tags.clear()
-        self._ready = []
-        if source is not None:
-            source.destroy()
-
-    def poll_ready(self):
-        """check(): which registered fds GLib saw ready."""
-        source = self._source
-        ready = []
-        for fd, tag in self._tags.items():
-            condition = source.query_unix_fd(tag)
-            if condition:
-                ready.append((fd, _events(condition)))
-        self._ready = ready
-        return bool(ready)
+        return super().select(0)
 
 
 class _Source(GLib.Source):
-    """The loop as a GSource; it only holds the loop weakly, so a loop
-    dropped without close() can still be collected."""
+    """The loop as a GSource: it polls the selector's file descriptor, and
+    its prepare, check and dispatch are the parts of asyncio's _run_once.
+    It holds the loop weakly, so that a loop dropped without close() can
+    still be collected."""
 
-    def __init__(self, loop):
+    def __init__(self, loop, fd):
         super().__init__()
         self._loop = weakref.ref(loop)
         self.set_name('asyncio event loop (afut)')
         # asyncio callbacks never run inside one another: a GLib main loop
         # run from a callback (a modal dialog) pauses asyncio until it ends.
         self.set_can_recurse(False)
+        self._tag = self.add_unix_fd(fd, GLib.IOCondition.IN)
+
+    # The callbacks return plain values: GLib.SOURCE_CONTINUE is a lookup
+    # through PyGObject's module on every iteration.
 
     def prepare(self):
         loop = self._loop()
         if loop is None:
             return False, -1
-        return False, loop._glib_prepare()
+        return loop._glib_prepare()
 
     def check(self):
         loop = self._loop()
-        return loop is not None and loop._glib_check()
+        if loop is None:
+            return False
+        return bool(self.query_unix_fd(self._tag)) or loop._glib_check()
 
     def dispatch(self, callback, args):
         loop = self._loop()
         if loop is not None:
             loop._glib_dispatch()
-        return GLib.SOURCE_CONTINUE
+        return True     # GLib.SOURCE_CONTINUE
 
 
 class _ClockSource(GLib.Source):
@@ -328,6 +180,7 @@ class EventLoop(asyncio.SelectorEventLoop):
         self._stop_seen = False      # a dispatch ran while stop() was asked
         self._glib_error = None      # a BaseException a GLib callback caught
         self._pushed_context = False
+        self._source = None
         self._clock_source = None
         self._old_agen_hooks = None
         self._old_wakeup_fd = None
@@ -348,10 +201,15 @@ class EventLoop(asyncio.SelectorEventLoop):
     def run_forever(self):
         """Iterates the GLib main context until stop() (asyncio's
         run_forever); the context's other sources run in between."""
+        # g_main_context_iteration itself, not PyGObject's Python wrapper
+        # of it: one call less on every iteration.
+        iterate = _context_iteration
+        context = self._context
         with self.running():
             while not self._stop_seen:
-                self._context.iteration(True)
-                self._raise_glib_error()
+                iterate(context, True)
+                if self._glib_error is not None:
+                    self._raise_glib_error()
 
     @contextlib.contextmanager
     def running(self, quit_func=None):
@@ -396,7 +254,8 @@ class EventLoop(asyncio.SelectorEventLoop):
             self._watch_signals()
             self._quit_func = quit_func
             self._stop_seen = False
-            self._selector.attach(self, self._context)
+            self._source = _Source(self, self._selector.fileno())
+            self._source.attach(self._context)
             if self._virtual_now is not None:
                 self._clock_source = _ClockSource(self)
                 self._clock_source.attach(self._context)
@@ -405,7 +264,11 @@ class EventLoop(asyncio.SelectorEventLoop):
             raise
 
     def _leave_running(self):
-        self._selector.detach()
+        # A destroyed GSource cannot be attached again: the next run makes
+        # a new one.
+        if self._source is not None:
+            self._source.destroy()
+            self._source = None
         if self._clock_source is not None:
             self._clock_source.destroy()
             self._clock_source = None
@@ -473,30 +336,31 @@ class EventLoop(asyncio.SelectorEventLoop):
         return scheduled[0]._when if scheduled else None
 
     def _glib_prepare(self):
+        # (ready, timeout).  Ready or not, GLib polls the selector's fd;
+        # _run_once's select() then reads the selector without waiting.
         try:
             if self._ready or self._stopping or self._glib_error is not None:
-                return 0
+                return True, 0
             when = self._next_deadline()
             if when is None:
-                return -1
+                return False, -1
             if self._virtual_now is not None:
                 # A due timer is ready; a later one waits for the clock
                 # source to move time.
-                return 0 if when <= self._virtual_now else -1
+                return (True, 0) if when <= self._virtual_now else (False, -1)
             delay = when - self.time()
             if delay <= 0:
-                return 0
+                return True, 0
             # Rounded up: waking a little late costs nothing, waking early
             # costs an iteration with nothing to do.
-            return min(math.ceil(delay * 1000), _MAX_TIMEOUT_MS)
+            return False, min(math.ceil(delay * 1000), _MAX_TIMEOUT_MS)
         except BaseException as exc:
             self._glib_failed(exc)
-            return 0
+            return True, 0
 
     def _glib_check(self):
+        # The selector's fd was not ready: whether anything else is.
         try:
-            if self._selector.poll_ready():
-                return True
             if self._ready or self._stopping or self._glib_error is not None:
                 return True
             when = self._next_deadline()
