@@ -1063,6 +1063,40 @@ class TestAsyncioAwaitsAfut(InteropTestCase):
         self.assertEqual(log, ['afut cleanup', 'afut cleaned', 'asyncio resumed'])
         never.cancel()
 
+    def test_an_afut_future_cancelled_on_its_side(self):
+        future = Afut.Future.new()
+
+        async def main():
+            Afut.call_soon(lambda *unused: future.cancel('afut side'))
+            try:
+                await future
+            except asyncio.CancelledError as exc:
+                return exc.args
+        self.assertEqual(self.run_loop(main()), ('afut side',))
+
+    def test_an_afut_task_that_swallows_the_cancel(self):
+        async def afut_side(started):
+            started.set()
+            try:
+                await Afut.Future.new()
+            except asyncio.CancelledError:
+                return 'swallowed'
+
+        async def asyncio_side(afut_task):
+            return await afut_task
+
+        async def main():
+            started = asyncio.Event()
+            afut_task = Afut.create_task(afut_side(started))
+            task = asyncio.create_task(asyncio_side(afut_task))
+            await started.wait()
+            await asyncio.sleep(0)
+            task.cancel()
+            # As with an asyncio task that swallows it: the awaiter gets
+            # the value, and is not cancelled.
+            return await task, task.cancelling()
+        self.assertEqual(self.run_loop(main()), ('swallowed', 1))
+
     def test_asyncio_combinators_take_afut_futures(self):
         async def main():
             results = await asyncio.gather(Afut.sleep(1), asyncio.sleep(1, 'asyncio'))

@@ -84,7 +84,7 @@ class Future(Afut.Future):
         if not self.is_done():
             # An asyncio task on afut's EventLoop waits on an asyncio
             # future that mirrors this one (_afut_asyncio.py).
-            waiter = _afut_asyncio._asyncio_waiter(self) if _current is None else None
+            waiter = _afut_asyncio._asyncio_waiter(self)
             if waiter is not None:
                 return (yield from waiter)
             yield self

@@ -504,8 +504,11 @@ def _asyncio_waiter(afut_future):
     """For Afut.Future.__await__: the asyncio future an asyncio task
     waits on for @afut_future, or None outside an asyncio task."""
     loop = asyncio._get_running_loop()
-    if loop is None or asyncio.current_task(loop) is None:
+    if loop is None:
         return None
+    task = asyncio.current_task(loop)
+    if task is None or isinstance(task, Afut().Future):
+        return None     # an afut task's step: it waits on afut futures
     if not isinstance(loop, EventLoop):
         raise RuntimeError('an Afut.Future can be awaited from asyncio only '
                            'on afut\'s event loop (Afut.install()), not %r'
