@@ -965,6 +965,21 @@ class TestPolicy(unittest.TestCase):
 
 
 
+def new_afut_future():
+    """A plain afut future of this thread's afut loop."""
+    if hasattr(Afut, 'get_event_loop'):
+        return Afut.Future.new(Afut.get_event_loop())
+    return Afut.Future.new()
+
+
+def afut_later(func, *args):
+    """Calls func(*args) from an afut task, after one afut turn."""
+    async def later():
+        await Afut.sleep(0)
+        func(*args)
+    return Afut.create_task(later())
+
+
 class InteropTestCase(LoopTestCase):
     """asyncio and afut on one context.  afut's own loop is made on first
     use (with AFUT_CLOCK=virtual, a virtual clock that jumps as soon as
@@ -983,8 +998,8 @@ class TestAsyncioAwaitsAfut(InteropTestCase):
 
     def test_an_afut_future(self):
         async def main():
-            future = Afut.Future.new()
-            Afut.call_soon(lambda *unused: future.resolve('from afut'))
+            future = new_afut_future()
+            afut_later(future.set_result, 'from afut')
             return await future
         self.assertEqual(self.run_loop(main()), 'from afut')
 
@@ -1013,7 +1028,7 @@ class TestAsyncioAwaitsAfut(InteropTestCase):
         self.assertIs(self.run_loop(main()), error)
 
     def test_cancelling_the_asyncio_task_cancels_the_afut_future(self):
-        future = Afut.Future.new()
+        future = new_afut_future()
 
         async def waiter():
             await future
@@ -1029,7 +1044,7 @@ class TestAsyncioAwaitsAfut(InteropTestCase):
 
     def test_cancel_resumes_after_the_afut_task_cleaned_up(self):
         log = []
-        never = Afut.Future.new()
+        never = new_afut_future()
 
         async def afut_worker(started):
             started.set()
@@ -1064,10 +1079,10 @@ class TestAsyncioAwaitsAfut(InteropTestCase):
         never.cancel()
 
     def test_an_afut_future_cancelled_on_its_side(self):
-        future = Afut.Future.new()
+        future = new_afut_future()
 
         async def main():
-            Afut.call_soon(lambda *unused: future.cancel('afut side'))
+            afut_later(future.cancel, 'afut side')
             try:
                 await future
             except asyncio.CancelledError as exc:
@@ -1078,7 +1093,7 @@ class TestAsyncioAwaitsAfut(InteropTestCase):
         async def afut_side(started):
             started.set()
             try:
-                await Afut.Future.new()
+                await new_afut_future()
             except asyncio.CancelledError:
                 return 'swallowed'
 
@@ -1100,7 +1115,7 @@ class TestAsyncioAwaitsAfut(InteropTestCase):
     def test_asyncio_combinators_take_afut_futures(self):
         async def main():
             results = await asyncio.gather(Afut.sleep(1), asyncio.sleep(1, 'asyncio'))
-            pending = Afut.Future.new()
+            pending = new_afut_future()
             with self.assertRaises(TimeoutError):
                 await asyncio.wait_for(pending, 1)
             return results, pending.cancelled()
@@ -1109,7 +1124,7 @@ class TestAsyncioAwaitsAfut(InteropTestCase):
     def test_a_stock_asyncio_loop_refuses_afut_futures(self):
         # It never iterates GLib: a clear error, not a hang.
         stock = asyncio.SelectorEventLoop()
-        future = Afut.Future.new()
+        future = new_afut_future()
 
         async def main():
             await future
