@@ -210,6 +210,33 @@ class TestStopAndRun(LoopTestCase):
         with self.assertRaises(RuntimeError):
             self.run_loop(main())
 
+    def test_a_nested_main_loop_pauses_asyncio_and_its_clock(self):
+        # A modal dialog's main loop, run from a callback: asyncio's
+        # virtual clock waits until it returns, as its callbacks do.
+        log = []
+        start = self.loop.time()
+
+        def in_modal(nested):
+            log.append(('modal', self.loop.time()))
+            nested.quit()
+            return GLib.SOURCE_REMOVE
+
+        def modal():
+            nested = GLib.MainLoop.new(self.loop.context, False)
+            # Below the virtual clock's own priority: it runs only when
+            # the clock has nothing to do.
+            idle = GLib.idle_source_new()
+            idle.set_priority(GLib.PRIORITY_LOW + 10)
+            idle.set_callback(in_modal, nested)
+            idle.attach(self.loop.context)
+            nested.run()
+            log.append('modal done')
+        self.loop.call_later(5, self.loop.stop)
+        self.loop.call_soon(modal)
+        self.loop.run_forever()
+        self.assertEqual(log, [('modal', start), 'modal done'])
+        self.assertEqual(self.loop.time(), start + 5)
+
     def test_system_exit_from_a_task_leaves_the_loop(self):
         async def main():
             await asyncio.sleep(0)
@@ -929,6 +956,13 @@ class TestPolicy(unittest.TestCase):
             loop = asyncio.get_running_loop()
             return type(loop), loop.context == GLib.MainContext.default()
         self.assertEqual(asyncio.run(main()), (EventLoop, True))
+
+    def test_runner_with_a_loop_factory_needs_no_policy(self):
+        async def main():
+            await asyncio.sleep(60)
+            return type(asyncio.get_running_loop()), asyncio.get_running_loop().time()
+        with asyncio.Runner(loop_factory=lambda: EventLoop(virtual_clock=True)) as runner:
+            self.assertEqual(runner.run(main()), (EventLoop, 60))
 
     def test_virtual_clock_from_the_environment(self):
         Afut.install()

@@ -178,6 +178,7 @@ class EventLoop(asyncio.SelectorEventLoop):
         self._virtual_now = 0.0 if virtual_clock else None
         self._quit_func = None
         self._stop_seen = False      # a dispatch ran while stop() was asked
+        self._dispatching = False    # inside _run_once
         self._glib_error = None      # a BaseException a GLib callback caught
         self._pushed_context = False
         self._source = None
@@ -375,6 +376,7 @@ class EventLoop(asyncio.SelectorEventLoop):
 
     def _glib_dispatch(self):
         if self._glib_error is None:
+            self._dispatching = True
             try:
                 self._run_once()
             except BaseException as exc:
@@ -382,6 +384,8 @@ class EventLoop(asyncio.SelectorEventLoop):
                 # run_forever) or a bug: GLib cannot carry it, so it waits
                 # here for run_forever or running() to raise it.
                 self._glib_failed(exc)
+            finally:
+                self._dispatching = False
         if self._stopping:
             self._stop_seen = True
             self._stopping = False
@@ -390,8 +394,10 @@ class EventLoop(asyncio.SelectorEventLoop):
 
     def _virtual_jump(self, dispatch):
         """The clock source: with nothing ready here, whether time should
-        jump to the next timer; with @dispatch, jump."""
-        if self._ready or self._stopping or self._glib_error is not None:
+        jump to the next timer; with @dispatch, jump.  Never while a
+        callback runs a nested main loop: the timer could not fire."""
+        if (self._ready or self._stopping or self._dispatching
+                or self._glib_error is not None):
             return False
         when = self._next_deadline()
         if when is None or when <= self._virtual_now:
