@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs what afut needs to build and test, on Debian 12, if missing.
 #   scripts/install-deps.sh          build + tests: meson, ninja, gcc, g++, GLib,
-#                                    GObject Introspection, PyGObject, gjs
+#                                    GObject Introspection, PyGObject, gjs,
+#                                    aiohttp (an asyncio library the gi suite
+#                                    runs on afut's asyncio loop)
 #   scripts/install-deps.sh ci       also valgrind (for .ci/run)
 # Runs apt-get only when a package is missing; needs root then.
 set -euo pipefail
 
 packages=(meson ninja-build gcc g++ pkg-config libglib2.0-dev python3
   gobject-introspection libgirepository1.0-dev python3-gi gjs
-  libgtk-4-dev xvfb xauth gi-docgen)
+  libgtk-4-dev xvfb xauth gi-docgen python3-aiohttp)
 if [ "${1:-}" = ci ]; then
   packages+=(valgrind)
 fi

@@ -502,6 +502,45 @@ class TestSockets(IOTestCase):
                 os.unlink(path)
 
 
+class TestAsyncioLibrary(IOTestCase):
+    """An asyncio library as it is: aiohttp's server and client
+    (python3-aiohttp, which scripts/install-deps.sh installs)."""
+
+    def setUp(self):
+        try:
+            import aiohttp  # noqa: F401
+            import aiohttp.web  # noqa: F401
+        except ImportError:
+            self.skipTest('python3-aiohttp is not installed')
+        super().setUp()
+
+    def test_aiohttp_server_and_client(self):
+        import aiohttp
+        from aiohttp import web
+
+        async def hello(request):
+            await asyncio.sleep(0)
+            return web.json_response({'hello': request.match_info['name'],
+                                      'loop': type(asyncio.get_running_loop()).__name__})
+
+        async def main():
+            app = web.Application()
+            app.router.add_get('/hello/{name}', hello)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            site = web.TCPSite(runner, '127.0.0.1', 0)
+            await site.start()
+            port = runner.addresses[0][1]
+            try:
+                async with aiohttp.ClientSession() as session:
+                    async with session.get('http://127.0.0.1:%d/hello/afut' % port) as reply:
+                        return reply.status, await reply.json()
+            finally:
+                await runner.cleanup()
+        self.assertEqual(self.run_loop(main()),
+                         (200, {'hello': 'afut', 'loop': 'EventLoop'}))
+
+
 class TestSubprocess(IOTestCase):
 
     def test_communicate(self):
