@@ -845,6 +845,32 @@ class TestSignals(IOTestCase):
         self.assertEqual(seen, ['usr1'])
         self.assertIs(signal.getsignal(signal.SIGUSR1), signal.SIG_DFL)
 
+    def test_ctrl_c_cancels_asyncio_run(self):
+        # asyncio.run()'s SIGINT handler, while GLib's poll waits: the
+        # main task is cancelled and KeyboardInterrupt ends the program,
+        # as with CPython's loop.
+        program = ('import asyncio\n'
+                   'async def main():\n'
+                   '    print("ready", flush=True)\n'
+                   '    try:\n'
+                   '        await asyncio.sleep(3600)\n'
+                   '    except asyncio.CancelledError:\n'
+                   '        print("cancelled", flush=True)\n'
+                   '        raise\n'
+                   'asyncio.run(main())\n')
+        env = dict(os.environ)
+        env.pop('AFUT_CLOCK', None)   # a real hour: only the signal ends it
+        child = subprocess.Popen(
+            [sys.executable, '-m', 'afut_asyncio_run', '-c', program], env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        self.assertEqual(child.stdout.readline(), 'ready\n')
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate()
+        self.assertEqual(out, 'cancelled\n')
+        self.assertIn('KeyboardInterrupt', err)
+        self.assertEqual(child.returncode, -signal.SIGINT)
+
     def test_signal_under_a_glib_main_loop(self):
         # PyGObject's GLib.MainLoop.run() puts its own wakeup fd in place
         # of asyncio's; the handler still runs.
