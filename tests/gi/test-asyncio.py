@@ -15,6 +15,7 @@ tests the real one, with no timeouts: nothing depends on wall time.
 import asyncio
 import contextlib
 import gc
+import importlib
 import os
 import signal
 import socket
@@ -508,8 +509,7 @@ class TestAsyncioLibrary(IOTestCase):
 
     def setUp(self):
         try:
-            import aiohttp  # noqa: F401
-            import aiohttp.web  # noqa: F401
+            importlib.import_module('aiohttp.web')
         except ImportError:
             self.skipTest('python3-aiohttp is not installed')
         super().setUp()

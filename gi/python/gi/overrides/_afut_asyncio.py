@@ -62,7 +62,6 @@ __all__ = ['EventLoop', 'EventLoopPolicy', 'install']
 _MAX_TIMEOUT_MS = 24 * 3600 * 1000
 
 
-
 def _check_internals():
     # The loop steps CPython's private _run_once; fail at import, loudly,
     # on an interpreter that lacks what it relies on.
@@ -181,10 +180,10 @@ class EventLoop(asyncio.SelectorEventLoop):
         self._dispatching = False    # inside _run_once
         self._glib_error = None      # a BaseException a GLib callback caught
         self._pushed_context = False
-        self._source = None
+        self._glib_source = None
         self._clock_source = None
-        self._old_agen_hooks = None
-        self._old_wakeup_fd = None
+        self._saved_agen_hooks = None
+        self._wakeup_fd_ours = False  # _watch_signals() set it
         super().__init__(_Selector())
 
     @property
@@ -244,7 +243,7 @@ class EventLoop(asyncio.SelectorEventLoop):
                                'by another thread')
         try:
             self._set_coroutine_origin_tracking(self._debug)
-            self._old_agen_hooks = sys.get_asyncgen_hooks()
+            self._saved_agen_hooks = sys.get_asyncgen_hooks()
             self._thread_id = threading.get_ident()
             sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
                                    finalizer=self._asyncgen_finalizer_hook)
@@ -255,8 +254,8 @@ class EventLoop(asyncio.SelectorEventLoop):
             self._watch_signals()
             self._quit_func = quit_func
             self._stop_seen = False
-            self._source = _Source(self, self._selector.fileno())
-            self._source.attach(self._context)
+            self._glib_source = _Source(self, self._selector.fileno())
+            self._glib_source.attach(self._context)
             if self._virtual_now is not None:
                 self._clock_source = _ClockSource(self)
                 self._clock_source.attach(self._context)
@@ -267,9 +266,9 @@ class EventLoop(asyncio.SelectorEventLoop):
     def _leave_running(self):
         # A destroyed GSource cannot be attached again: the next run makes
         # a new one.
-        if self._source is not None:
-            self._source.destroy()
-            self._source = None
+        if self._glib_source is not None:
+            self._glib_source.destroy()
+            self._glib_source = None
         if self._clock_source is not None:
             self._clock_source.destroy()
             self._clock_source = None
@@ -283,9 +282,9 @@ class EventLoop(asyncio.SelectorEventLoop):
         self._thread_id = None
         asyncio._set_running_loop(None)
         self._set_coroutine_origin_tracking(False)
-        if self._old_agen_hooks is not None:
-            sys.set_asyncgen_hooks(*self._old_agen_hooks)
-            self._old_agen_hooks = None
+        if self._saved_agen_hooks is not None:
+            sys.set_asyncgen_hooks(*self._saved_agen_hooks)
+            self._saved_agen_hooks = None
         self._context.release()
 
     def _raise_glib_error(self):
@@ -310,12 +309,12 @@ class EventLoop(asyncio.SelectorEventLoop):
             # Someone else's wakeup fd (PyGObject's, around app.run()).
             signal.set_wakeup_fd(old)
         else:
-            self._old_wakeup_fd = old
+            self._wakeup_fd_ours = True
 
     def _unwatch_signals(self):
-        if self._old_wakeup_fd is None:
+        if not self._wakeup_fd_ours:
             return
-        self._old_wakeup_fd = None
+        self._wakeup_fd_ours = False
         if self._signal_handlers:
             return   # add_signal_handler() wants it set
         try:
