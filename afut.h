@@ -1664,6 +1664,52 @@ AFUT_API AfutFuture *afut_task_start (AfutFuture *future);
   afut_coro_new (NULL, (func), sizeof (Type), &(Type){ __VA_ARGS__ }, #func,  \
                  NULL)
 
+/**
+ * AFUT_SPAWN_NAMED:
+ * @name: (nullable): the task's name, copied; %NULL for "Task-N"
+ * @Type: the task's struct type, whose first member is an #AfutTask
+ * @func: its step function
+ * @...: designated initializers of the struct's other fields
+ *
+ * C only: AFUT_SPAWN() with a name, asyncio's `create_task(coro,
+ * name=name)`: `AFUT_SPAWN_NAMED ("pasta", Cook, cook, .order = "Pasta")`.
+ *
+ * Returns: (transfer full): the task, as an #AfutFuture
+ * Since: 0.3
+ */
+#define AFUT_SPAWN_NAMED(name, ...)                                           \
+  AFUT__CAT (AFUT__SPAWN_NAMED_, AFUT__HAS_INIT (__VA_ARGS__)) (name,         \
+                                                               __VA_ARGS__)
+#define AFUT__SPAWN_NAMED_0(name, Type, func)                                 \
+  afut_task_new (NULL, (func), sizeof (Type), NULL, (name), NULL)
+#define AFUT__SPAWN_NAMED_1(name, Type, func, ...)                            \
+  afut_task_new (NULL, (func), sizeof (Type), &(Type){ __VA_ARGS__ }, (name), \
+                 NULL)
+
+/**
+ * AFUT_CORO_NAMED:
+ * @name: (nullable): the name, copied; %NULL for "Task-N"
+ * @Type: the task's struct type, whose first member is an #AfutTask
+ * @func: its step function
+ * @...: designated initializers of the struct's other fields
+ *
+ * C only: AFUT_CORO() with a name: the name the coroutine has when a
+ * gather, a task group or afut_task_start() makes a task of it
+ * (asyncio's `create_task(coro, name=name)`, `group.create_task(coro,
+ * name=name)`).
+ *
+ * Returns: (transfer full): the coroutine, as an #AfutFuture
+ * Since: 0.3
+ */
+#define AFUT_CORO_NAMED(name, ...)                                            \
+  AFUT__CAT (AFUT__CORO_NAMED_, AFUT__HAS_INIT (__VA_ARGS__)) (name,          \
+                                                              __VA_ARGS__)
+#define AFUT__CORO_NAMED_0(name, Type, func)                                  \
+  afut_coro_new (NULL, (func), sizeof (Type), NULL, (name), NULL)
+#define AFUT__CORO_NAMED_1(name, Type, func, ...)                             \
+  afut_coro_new (NULL, (func), sizeof (Type), &(Type){ __VA_ARGS__ }, (name), \
+                 NULL)
+
 /* AFUT__HAS_INIT (Type, func, inits...): 1 if any initializer follows
  * (up to 32), else 0; so a spawn without initializers passes NULL rather
  * than an empty brace list, which C11 forbids. */
@@ -2053,16 +2099,22 @@ AFUT_API AfutFuture *afut_loop_sleep (AfutLoop *loop, double seconds);
  * completion order.  The first child error (or a child's own
  * cancellation) fails the gather at once; the other children keep
  * running.  Cancelling the gather cancels every pending child; the gather
- * ends cancelled.  No children (afut_gather_v (NULL, 0): the %NULL
- * terminator is checked at compile time): done at once.  The same future
- * twice is awaited once and appears twice.  All children must belong to
- * one loop.
+ * ends cancelled.  No children (`afut_gather (NULL)`, asyncio.gather()):
+ * done at once.  The same future twice is awaited once and appears twice.
+ * All children must belong to one loop.
+ *
+ * In C, afut_gather() is also a macro that ends the list with one more
+ * %NULL, so `afut_gather (NULL)` compiles warning-free (a function with a
+ * sentinel needs one past its named argument) and a forgotten terminator
+ * is harmless; `(afut_gather) (...)` calls the function itself.  The same
+ * goes for afut_gather_return_exceptions(), afut_race() and afut_any().
  *
  * Returns: (transfer full): the gathering future; %NULL on bad arguments
  *   (reported; the children are released)
  * Since: 0.1
  */
 AFUT_API AfutFuture *afut_gather (AfutFuture *first, ...) AFUT__SENTINEL;
+#define afut_gather(...) (afut_gather) (__VA_ARGS__, (AfutFuture *) NULL)
 
 /**
  * afut_gather_return_exceptions:
@@ -2072,12 +2124,15 @@ AFUT_API AfutFuture *afut_gather (AfutFuture *first, ...) AFUT__SENTINEL;
  * asyncio.gather(..., return_exceptions=True): waits for every child;
  * each item holds a value or an error (a child cancelled on its own: a
  * cancellation error).  Cancelling the gather still ends it cancelled.
+ * No children: done at once.  A macro ends the list, as afut_gather()'s.
  *
  * Returns: (transfer full): the gathering future
  * Since: 0.1
  */
 AFUT_API AfutFuture *afut_gather_return_exceptions (AfutFuture *first, ...)
   AFUT__SENTINEL;
+#define afut_gather_return_exceptions(...)                                    \
+  (afut_gather_return_exceptions) (__VA_ARGS__, (AfutFuture *) NULL)
 
 /**
  * afut_gather_v:
@@ -2486,13 +2541,16 @@ AFUT_API AfutFuture *afut_as_completed_next (AfutFuture *iterator);
  * its inputs to complete does: with its value (a pointer lent, the input
  * kept alive) or its error.  The others keep running; their later
  * errors count as retrieved.  Cancelling the race cancels every input
- * still pending.  Coroutines are started, in input order.
+ * still pending.  Coroutines are started, in input order.  A macro ends
+ * the list, as afut_gather()'s: `afut_race (NULL)` compiles, and is
+ * reported when it runs (a race of nothing would never settle).
  *
  * Returns: (transfer full): the race, %NULL on bad arguments or no input
  *   (reported)
  * Since: 0.2
  */
 AFUT_API AfutFuture *afut_race (AfutFuture *first, ...) AFUT__SENTINEL;
+#define afut_race(...) (afut_race) (__VA_ARGS__, (AfutFuture *) NULL)
 
 /**
  * afut_race_v:
@@ -2518,13 +2576,15 @@ AFUT_API AfutFuture *afut_race_v (AfutFuture *const *futures,
  * (afut_future_get_sub_error()) are the inputs' errors in input order.
  * The others keep running.  Cancelling it cancels every input still
  * pending; once they have failed it ends cancelled, with the cancel's
- * message.  No input: fails at once with an empty group, as JS does.
+ * message.  No input (`afut_any (NULL)`): fails at once with an empty
+ * group, as JS does.  A macro ends the list, as afut_gather()'s.
  *
  * Returns: (transfer full): the future, %NULL on bad arguments
  *   (reported)
  * Since: 0.2
  */
 AFUT_API AfutFuture *afut_any (AfutFuture *first, ...) AFUT__SENTINEL;
+#define afut_any(...) (afut_any) (__VA_ARGS__, (AfutFuture *) NULL)
 
 /**
  * afut_any_v:
@@ -6719,7 +6779,7 @@ afut__gather_valist (AfutFuture *first, va_list args, bool return_exceptions)
 }
 
 AfutFuture *
-afut_gather (AfutFuture *first, ...)
+(afut_gather) (AfutFuture *first, ...)
 {
   va_list args;
   AfutFuture *result;
@@ -6730,7 +6790,7 @@ afut_gather (AfutFuture *first, ...)
 }
 
 AfutFuture *
-afut_gather_return_exceptions (AfutFuture *first, ...)
+(afut_gather_return_exceptions) (AfutFuture *first, ...)
 {
   va_list args;
   AfutFuture *result;
@@ -7575,7 +7635,7 @@ afut__race_valist (AfutFuture *first, va_list args, uint8_t mode,
 }
 
 AfutFuture *
-afut_race (AfutFuture *first, ...)
+(afut_race) (AfutFuture *first, ...)
 {
   va_list args;
   AfutFuture *result;
@@ -7601,7 +7661,7 @@ afut_race_v (AfutFuture *const *futures, size_t n_futures)
 }
 
 AfutFuture *
-afut_any (AfutFuture *first, ...)
+(afut_any) (AfutFuture *first, ...)
 {
   va_list args;
   AfutFuture *result;

@@ -702,6 +702,48 @@ test_name_from_macro (void)
 }
 
 static void
+named_spawner (AfutTask *task)
+{
+  Spawner *self = (Spawner *) task;
+  AFUT_BEGIN (task);
+  /* asyncio.create_task (probe (), name = "given") */
+  self->child = AFUT_SPAWN_NAMED ("given", Probe, probe);
+  self->spawn_name = g_strdup (afut_task_get_name (AFUT_TASK (self->child)));
+  AFUT_AWAIT (task, self->child);
+  /* With initializers, and a name built at run time. */
+  self->child = AFUT_CORO_NAMED (self->spawn_name, Immediate, immediate,
+                                 .label = "coro");
+  self->coro_name = g_strdup (afut_task_get_name (AFUT_TASK (self->child)));
+  AFUT_AWAIT (task, afut_gather (self->child, NULL));
+  /* NULL: asyncio's default, "Task-N". */
+  self->child = AFUT_SPAWN_NAMED (NULL, Immediate, immediate, .label = "y");
+  g_assert_true (g_str_has_prefix (
+    afut_task_get_name (AFUT_TASK (self->child)), "Task-"));
+  AFUT_AWAIT (task, self->child);
+  AFUT_END (task);
+}
+
+static void
+test_name_named_macros (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutFuture *t = afut_task_new (loop, named_spawner, sizeof (Spawner), NULL,
+                                 "spawner", NULL);
+  Spawner *s = (Spawner *) t;
+
+  afut_loop_run_until_complete (loop, t);
+  assert_state (t, AFUT_FUTURE_DONE);
+  g_assert_cmpstr (s->spawn_name, ==, "given");
+  g_assert_cmpstr (s->coro_name, ==, "given");
+  /* The probe logs its name at each step, the others their labels. */
+  g_assert_cmpstr (events->str, ==, "given given coro:run y:run");
+  g_free (s->spawn_name);
+  g_free (s->coro_name);
+  afut_future_unref (t);
+  loop_free (loop);
+}
+
+static void
 test_name_set (void)
 {
   AfutLoop *loop = loop_new ();
@@ -2144,6 +2186,7 @@ main (int argc, char **argv)
   g_test_add_func ("/task/name/given", test_name_given);
   g_test_add_func ("/task/name/default", test_name_default);
   g_test_add_func ("/task/name/from-macro", test_name_from_macro);
+  g_test_add_func ("/task/name/named-macros", test_name_named_macros);
   g_test_add_func ("/task/name/set", test_name_set);
   g_test_add_func ("/task/finalize/once", test_finalize_once);
   g_test_add_func ("/task/finalize/failed", test_finalize_failed);

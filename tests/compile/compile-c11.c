@@ -1,6 +1,8 @@
 /* Proves afut.h, implementation included, builds warning-free as strict
  * C11 (-std=c11 -Wall -Wextra -Wpedantic -Werror), and that the result
- * runs: a task awaiting a sleep on a virtual-clock loop. */
+ * runs: a task awaiting a sleep on a virtual-clock loop, and the
+ * combinators of nothing (`afut_gather (NULL)`), which a sentinel
+ * attribute alone would warn about. */
 #define AFUT_IMPLEMENTATION
 #include "afut.h"
 
@@ -20,6 +22,16 @@ probe (AfutTask *task)
   self->steps++;
   AFUT_AWAIT (task, afut_sleep (1.0));
   self->steps++;
+  /* asyncio.gather() of nothing, without a -Wformat sentinel warning. */
+  AFUT_AWAIT (task, afut_gather (NULL));
+  if (afut_gather_get_n_items (afut_task_awaited (task)) != 0)
+    AFUT_RETURN_INT (task, -1);
+  AFUT_AWAIT (task, afut_gather_return_exceptions (NULL));
+  /* Promise.any([]) rejects with an empty group. */
+  AFUT_AWAIT_TRY (task, afut_any (NULL));
+  if (!afut_error_matches (afut_task_caught (task), AFUT_ERROR,
+                           AFUT_ERROR_GROUP))
+    AFUT_RETURN_INT (task, -1);
   AFUT_RETURN_INT (task, self->steps);
   AFUT_END (task);
 }

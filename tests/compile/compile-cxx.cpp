@@ -25,6 +25,11 @@ probe (AfutTask *task)
   AFUT_AWAIT_TRY (task, afut_gather (afut_sleep (0), nullptr));
   if (afut_task_caught (task) != nullptr)
     AFUT_RERAISE (task);
+  // asyncio.gather() of nothing, warning-free with either null.
+  AFUT_AWAIT (task, afut_gather (nullptr));
+  AFUT_AWAIT (task, afut_gather_return_exceptions (NULL));
+  if (afut_gather_get_n_items (afut_task_awaited (task)) != 0)
+    AFUT_RETURN_INT (task, -1);
   AFUT_RETURN_INT (task, self->steps);
   AFUT_END (task);
 }
