@@ -480,13 +480,17 @@ AFUT_API const char *afut_error_code_to_string (int code);
  * AfutLogLevel:
  * @AFUT_LOG_CRITICAL: a programmer error (bad argument, invalid state)
  * @AFUT_LOG_WARNING: something went wrong that afut recovered from
+ * @AFUT_LOG_ERROR: an error nobody handled, as the default exception
+ *   handler reports it ("Task exception was never retrieved", ...):
+ *   asyncio's logger.error().  Since: 0.3
  *
  * Severity of a message afut logs.
  */
 typedef enum
 {
   AFUT_LOG_CRITICAL,
-  AFUT_LOG_WARNING
+  AFUT_LOG_WARNING,
+  AFUT_LOG_ERROR
 } AfutLogLevel;
 
 /**
@@ -506,9 +510,12 @@ typedef void (*AfutLogFunc) (AfutLogLevel level, const char *message,
  * @data: user data for @func
  *
  * Replaces the process-wide function that reports criticals (failed
- * argument checks, invalid states) and warnings.  The default prints
- * `afut-CRITICAL **: ...` to stderr, and aborts when the environment has
- * AFUT_DEBUG=fatal-criticals.  The GLib adapter routes them to g_log().
+ * argument checks, invalid states), warnings, and the errors the default
+ * exception handler reports (%AFUT_LOG_ERROR).  The default prints
+ * `afut-CRITICAL **: ...`, `afut-WARNING **: ...` or `afut: ...` to
+ * stderr, and aborts after a critical when the environment has
+ * AFUT_DEBUG=fatal-criticals.  The GLib adapter routes them to g_log()
+ * (an %AFUT_LOG_ERROR as a warning).
  *
  * Since: 0.1
  */
@@ -875,12 +882,33 @@ AFUT_API void afut_loop_set_exception_handler (AfutLoop *loop,
  * @loop: a loop
  * @context: what happened
  *
- * The default handler: prints `afut: MESSAGE: task 'NAME': DOMAIN:CODE:
- * TEXT` to stderr.
+ * The default handler: logs `MESSAGE: task 'NAME': DOMAIN:CODE: TEXT`
+ * at %AFUT_LOG_ERROR through afut's log function (afut_set_log_func()),
+ * as asyncio's logs through its logger.  Without a log function that is
+ * `afut: MESSAGE...` on stderr; under the GLib adapter, a g_log()
+ * warning in the "afut" domain.
  *
  * Since: 0.1
  */
 AFUT_API void afut_loop_default_exception_handler (
+  AfutLoop *loop, const AfutExceptionContext *context);
+
+/**
+ * afut_loop_call_exception_handler:
+ * @loop: a loop
+ * @context: what happened: a message (not %NULL), and the error and task
+ *   concerned if any
+ *
+ * asyncio's loop.call_exception_handler(): reports @context through
+ * @loop's exception handler (afut_loop_set_exception_handler(), by
+ * default afut_loop_default_exception_handler()), for an error that has
+ * nowhere to go: one in a callback (asyncio's "Exception in callback"),
+ * or in cleanup that cannot fail.  Loop thread only; a closed loop still
+ * reports.
+ *
+ * Since: 0.3
+ */
+AFUT_API void afut_loop_call_exception_handler (
   AfutLoop *loop, const AfutExceptionContext *context);
 
 /**
@@ -3767,8 +3795,11 @@ afut__default_log (AfutLogLevel level, const char *message, void *data)
 {
   static int fatal = -1;
   (void) data;
-  fprintf (stderr, "afut-%s **: %s\n",
-           level == AFUT_LOG_CRITICAL ? "CRITICAL" : "WARNING", message);
+  if (level == AFUT_LOG_ERROR)
+    fprintf (stderr, "afut: %s\n", message);
+  else
+    fprintf (stderr, "afut-%s **: %s\n",
+             level == AFUT_LOG_CRITICAL ? "CRITICAL" : "WARNING", message);
   fflush (stderr);
   if (fatal < 0)
     {
@@ -3790,24 +3821,37 @@ afut_set_log_func (AfutLogFunc func, void *data)
 static void afut__log (AfutLogLevel level, const char *format, ...)
   AFUT__PRINTF (2, 3);
 
+static void *afut__alloc (size_t size);
+
 static void
 afut__log (AfutLogLevel level, const char *format, ...)
 {
-  char buf[512];
+  char buf[512], *text = buf;
   va_list args;
+  int len;
   va_start (args, format);
-  vsnprintf (buf, sizeof buf, format, args);
+  len = vsnprintf (buf, sizeof buf, format, args);
   va_end (args);
+  /* A group error's message lists every sub-error: not cut short. */
+  if (len >= (int) sizeof buf)
+    {
+      text = (char *) afut__alloc ((size_t) len + 1);
+      va_start (args, format);
+      vsnprintf (text, (size_t) len + 1, format, args);
+      va_end (args);
+    }
   if (afut__log_func != NULL)
-    afut__log_func (level, buf, afut__log_data);
+    afut__log_func (level, text, afut__log_data);
   else
     {
 #ifdef AFUT_LOG_DEFAULT
-      AFUT_LOG_DEFAULT (level, buf);
+      AFUT_LOG_DEFAULT (level, text);
 #else
-      afut__default_log (level, buf, NULL);
+      afut__default_log (level, text, NULL);
 #endif
     }
+  if (text != buf)
+    AFUT_FREE (text);
 }
 
 #define AFUT__RETURN_IF_FAIL(expr)                                            \
@@ -5090,18 +5134,37 @@ void
 afut_loop_default_exception_handler (AfutLoop *loop,
                                      const AfutExceptionContext *context)
 {
+  const AfutError *e;
+  const char *domain = NULL;
   AFUT__RETURN_IF_FAIL (loop != NULL);
   AFUT__RETURN_IF_FAIL (context != NULL);
-  fprintf (stderr, "afut: %s", context->message);
-  if (context->task_name != NULL)
-    fprintf (stderr, ": task '%s'", context->task_name);
-  if (context->error != NULL)
-    {
-      const char *domain = afut_quark_to_string (context->error->domain);
-      fprintf (stderr, ": %s:%d: %s", domain ? domain : "?",
-               context->error->code, context->error->message);
-    }
-  fputc ('\n', stderr);
+  e = context->error;
+  if (e != NULL)
+    domain = afut_quark_to_string (e->domain);
+  {
+    const char *message
+      = context->message != NULL ? context->message : "(no message)";
+    const char *name = context->task_name;
+    if (e != NULL)
+      afut__log (AFUT_LOG_ERROR, "%s%s%s%s: %s:%d: %s", message,
+                 name != NULL ? ": task '" : "", name != NULL ? name : "",
+                 name != NULL ? "'" : "", domain != NULL ? domain : "?",
+                 e->code, e->message);
+    else
+      afut__log (AFUT_LOG_ERROR, "%s%s%s%s", message,
+                 name != NULL ? ": task '" : "", name != NULL ? name : "",
+                 name != NULL ? "'" : "");
+  }
+}
+
+void
+afut_loop_call_exception_handler (AfutLoop *loop,
+                                  const AfutExceptionContext *context)
+{
+  AFUT__RETURN_IF_FAIL (loop != NULL);
+  AFUT__RETURN_IF_FAIL (context != NULL);
+  AFUT__RETURN_IF_FAIL (context->message != NULL);
+  afut__report (loop, context->message, context->error, context->task_name);
 }
 
 /* ---- futures ---- */

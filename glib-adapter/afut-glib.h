@@ -10,8 +10,10 @@
  *   AFUT_GLIB before both: afut.h then leaves its implementation to this
  *   header, which first points afut's error-type hooks at GLib, so that
  *   afut's quarks are GQuarks, an AfutError is a GError (same domain, code
- *   and message; g_error_free() frees it) and afut's criticals go through
- *   g_log() (G_DEBUG=fatal-criticals works):
+ *   and message; g_error_free() frees it) and afut's criticals, warnings
+ *   and the default exception handler's reports ("Task exception was
+ *   never retrieved", as warnings) go through g_log() in the "afut"
+ *   domain (G_DEBUG=fatal-criticals works):
  *
  *     #define AFUT_IMPLEMENTATION
  *     #define AFUT_GLIB
@@ -356,6 +358,8 @@ G_STATIC_ASSERT (G_STRUCT_OFFSET (AfutError, message)
 #define AFUT_ERROR_COPY(error)                                                \
   ((AfutError *) g_error_copy ((const GError *) (error)))
 #define AFUT_ERROR_FREE(error) g_error_free ((GError *) (error))
+/* An unhandled error the default exception handler reports
+ * (AFUT_LOG_ERROR) is a warning: GLib's G_LOG_LEVEL_ERROR aborts. */
 #define AFUT_LOG_DEFAULT(level, message)                                      \
   g_log ("afut",                                                              \
          (level) == AFUT_LOG_CRITICAL ? G_LOG_LEVEL_CRITICAL                  \

@@ -622,6 +622,30 @@ loop_default_exception_handler_null_context (void)
 }
 
 static void
+loop_call_exception_handler_null_loop (void)
+{
+  AfutExceptionContext context = { "message", NULL, NULL };
+  afut_loop_call_exception_handler (NULL, &context);
+}
+
+static void
+loop_call_exception_handler_null_context (void)
+{
+  AfutLoop *loop = loop_new ();
+  afut_loop_call_exception_handler (loop, NULL);
+  afut_loop_unref (loop);
+}
+
+static void
+loop_call_exception_handler_null_message (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutExceptionContext context = { NULL, NULL, "task" };
+  afut_loop_call_exception_handler (loop, &context);
+  afut_loop_unref (loop);
+}
+
+static void
 loop_wakeup_null (void)
 {
   afut_loop_wakeup (NULL);
@@ -4326,6 +4350,12 @@ static const BadInputCase cases[] = {
     CRIT ("afut_loop_default_exception_handler: assertion 'loop != NULL' failed"), "*afut: message*"),
   CASE ("/bad-input/loop/default-exception-handler-null-context", loop_default_exception_handler_null_context, 1,
     CRIT ("afut_loop_default_exception_handler: assertion 'context != NULL' failed")),
+  CASE ("/bad-input/loop/call-exception-handler-null-loop", loop_call_exception_handler_null_loop, 1,
+    CRIT ("afut_loop_call_exception_handler: assertion 'loop != NULL' failed")),
+  CASE ("/bad-input/loop/call-exception-handler-null-context", loop_call_exception_handler_null_context, 1,
+    CRIT ("afut_loop_call_exception_handler: assertion 'context != NULL' failed")),
+  CASE ("/bad-input/loop/call-exception-handler-null-message", loop_call_exception_handler_null_message, 1,
+    CRIT ("afut_loop_call_exception_handler: assertion 'context->message != NULL' failed")),
   CASE ("/bad-input/loop/wakeup-null", loop_wakeup_null, 1,
     CRIT ("afut_loop_wakeup: assertion 'loop != NULL' failed")),
   CASE ("/bad-input/loop/fd-ready-null-loop", loop_fd_ready_null_loop, 1,

@@ -832,6 +832,33 @@ nested_run_main (AfutTask *task)
   AFUT_END (task);
 }
 
+/* The default exception handler writes through afut's log seam: on the
+ * adapter that is g_log, a warning in the "afut" domain (GLib's own
+ * ERROR level aborts), so a program can capture it with a log writer. */
+static void
+test_loop_default_exception_handler_logs (void)
+{
+  AfutLoop *loop = afut_glib_loop_new (NULL, AFUT_LOOP_VIRTUAL_CLOCK);
+  AfutFuture *f = afut_future_new (loop);
+  AfutExceptionContext context = { "Exception in callback", NULL, "cb" };
+  GError *error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_FAILED, "boom");
+
+  context.error = (const AfutError *) error;
+  g_test_expect_message ("afut", G_LOG_LEVEL_WARNING,
+                         "Exception in callback: task 'cb': "
+                         "g-io-error-quark:0: boom");
+  afut_loop_call_exception_handler (loop, &context);
+  g_test_assert_expected_messages ();
+
+  g_assert_true (afut_future_fail (f, (AfutError *) error));
+  g_test_expect_message ("afut", G_LOG_LEVEL_WARNING,
+                         "Future exception was never retrieved: "
+                         "g-io-error-quark:0: boom");
+  afut_future_unref (f);
+  g_test_assert_expected_messages ();
+  afut_loop_unref (loop);
+}
+
 /* asyncio.run() inside a running loop is an error, reported through
  * g_log in the "afut" domain (not a hang). */
 static void
@@ -3918,6 +3945,8 @@ main (int argc, char **argv)
   reports = g_ptr_array_new_with_free_func (g_free);
 
   g_test_add_func ("/glib/loop/fresh-context", test_loop_fresh_context);
+  g_test_add_func ("/glib/loop/default-exception-handler-logs",
+                   test_loop_default_exception_handler_logs);
   g_test_add_func ("/glib/loop/closed-loop-has-no-source",
                    test_loop_closed_has_no_source);
   g_test_add_func ("/glib/loop/default-context/main-loop",

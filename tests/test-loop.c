@@ -2491,6 +2491,95 @@ test_outliving_unretrieved_error_reported (void)
   reports_clear (&reports);
 }
 
+/* ---- the exception handler ---- */
+
+typedef struct
+{
+  AfutLoop *loop;
+  AfutError *error;
+} CallbackReport;
+
+/* A callback with an error it cannot raise anywhere: asyncio's
+ * "Exception in callback", reported through the loop's handler. */
+static void
+report_from_callback (void *data)
+{
+  CallbackReport *r = (CallbackReport *) data;
+  AfutExceptionContext context = { "Exception in callback", r->error,
+                                   "reporter" };
+  afut_loop_call_exception_handler (r->loop, &context);
+}
+
+static void
+test_exception_handler_call_reaches_handler (void)
+{
+  Reports reports = { 0 };
+  AfutLoop *loop = new_loop ();
+  CallbackReport r = { loop, afut_error_new_literal (test_domain (), 5,
+                                                     "boom") };
+  AfutExceptionContext bare = { "no error here", NULL, NULL };
+
+  afut_loop_set_exception_handler (loop, reports_handler, &reports);
+  g_assert_true (afut_loop_call_soon (loop, report_from_callback, &r));
+  afut_loop_iterate (loop, false);
+  g_assert_cmpuint (reports.n_reports, ==, 1);
+  g_assert_true (reports.loop == loop);
+  g_assert_cmpstr (reports.message, ==, "Exception in callback");
+  g_assert_cmpstr (reports.task_name, ==, "reporter");
+  g_assert_cmpint (reports.domain, ==, test_domain ());
+  g_assert_cmpint (reports.code, ==, 5);
+  g_assert_cmpstr (reports.error_message, ==, "boom");
+  /* Outside any callback too, and with no error. */
+  afut_loop_call_exception_handler (loop, &bare);
+  g_assert_cmpuint (reports.n_reports, ==, 2);
+  g_assert_cmpstr (reports.message, ==, "no error here");
+  g_assert_null (reports.task_name);
+  g_assert_cmpint (reports.code, ==, -1);
+  afut_error_free (r.error);
+  afut_loop_unref (loop);
+  reports_clear (&reports);
+}
+
+/* The default handler writes through the log seam, so a program that
+ * set a log function gets the report instead of stderr. */
+static void
+test_exception_handler_default_uses_log_func (void)
+{
+  AfutLoop *loop = new_loop ();
+  CallbackReport r = { loop, afut_error_new_literal (test_domain (), 5,
+                                                     "boom") };
+  AfutExceptionContext bare = { "nothing attached", NULL, NULL };
+  AfutFuture *f = afut_future_new (loop);
+  GString *long_message = g_string_new (NULL);
+  AfutError *long_error;
+
+  expect_log_begin (AFUT_LOG_ERROR, "Exception in callback: task "
+                                    "'reporter': afut-test-error-quark:5: boom");
+  g_assert_true (afut_loop_call_soon (loop, report_from_callback, &r));
+  afut_loop_iterate (loop, false);
+  g_assert_cmpuint (expect_log_end (), ==, 1);
+
+  /* No task, no error: the message alone. */
+  expect_log_begin (AFUT_LOG_ERROR, "nothing attached");
+  afut_loop_default_exception_handler (loop, &bare);
+  g_assert_cmpuint (expect_log_end (), ==, 1);
+
+  /* "never retrieved" takes the same road, not cut short however long
+   * the error's message (a group lists every sub-error). */
+  while (long_message->len < 2000)
+    g_string_append (long_message, "sub-error; ");
+  g_string_append (long_message, "the end");
+  long_error = afut_error_new_literal (test_domain (), 6, long_message->str);
+  g_assert_true (afut_future_fail (f, long_error));
+  expect_log_begin (AFUT_LOG_ERROR, "sub-error; the end");
+  afut_future_unref (f);
+  g_assert_cmpuint (expect_log_end (), ==, 1);
+
+  g_string_free (long_message, TRUE);
+  afut_error_free (r.error);
+  afut_loop_unref (loop);
+}
+
 /* ---- afut_run ---- */
 
 typedef struct
@@ -2886,6 +2975,10 @@ main (int argc, char **argv)
 
   /* First: they set AFUT_CLOCK, which is only safe before any thread
    * exists (the threadsafe tests below start some). */
+  g_test_add_func ("/loop/exception-handler/call-reaches-handler",
+                   test_exception_handler_call_reaches_handler);
+  g_test_add_func ("/loop/exception-handler/default-uses-log-func",
+                   test_exception_handler_default_uses_log_func);
   g_test_add_func ("/loop/run/returns-zero-on-success",
                    test_run_returns_zero_on_success);
   g_test_add_func ("/loop/run/returns-one-when-main-fails",
