@@ -144,6 +144,24 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* What GObject Introspection sees when gi/meson.build scans this header
+ * for libafut-1 (AFUT_GLIB: an AfutError is a GError there):
+ *   - AfutError is GError, so bindings get GLib.Error with its domain
+ *     and code;
+ *   - a C11 bool is one byte, and GI's gboolean is a four-byte int read
+ *     from the whole return register, whose upper bytes a bool-returning
+ *     function leaves undefined: bool crosses as an unsigned 8-bit
+ *     integer instead, 0 or 1.  The overrides turn the ones they use
+ *     into the language's booleans. */
+#ifdef __GI_SCANNER__
+#ifdef AFUT_GLIB
+#include <glib.h>
+#define AFUT__GI_SCAN
+#undef bool
+#define bool uint8_t
+#endif
+#endif
+
 #if defined(__GNUC__) || defined(__clang__)
 #define AFUT__PRINTF(fmt_idx, arg_idx)                                        \
   __attribute__ ((format (printf, fmt_idx, arg_idx)))
@@ -187,7 +205,11 @@ extern "C" {
 typedef struct AfutLoop AfutLoop;
 typedef struct AfutFuture AfutFuture;
 typedef struct AfutTask AfutTask;
+#ifdef AFUT__GI_SCAN
+typedef GError AfutError;
+#else
 typedef struct AfutError AfutError;
+#endif
 typedef struct AfutBackend AfutBackend;
 typedef struct AfutFdWatch AfutFdWatch;
 typedef struct AfutScope AfutScope;
@@ -256,6 +278,7 @@ typedef void (*AfutTaskFinalize) (AfutTask *task);
 
 /* ---- errors ---- */
 
+#ifndef AFUT__GI_SCAN
 /**
  * AfutError:
  * @domain: the error domain, a quark
@@ -271,6 +294,7 @@ struct AfutError
   int code;
   char *message;
 };
+#endif
 
 /**
  * AFUT_ERROR_CODES:
@@ -505,7 +529,7 @@ typedef void (*AfutLogFunc) (AfutLogLevel level, const char *message,
                              void *data);
 
 /**
- * afut_set_log_func:
+ * afut_set_log_func: (skip)
  * @func: (nullable): the new log function, %NULL for the default
  * @data: user data for @func
  *
@@ -516,6 +540,9 @@ typedef void (*AfutLogFunc) (AfutLogLevel level, const char *message,
  * stderr, and aborts after a critical when the environment has
  * AFUT_DEBUG=fatal-criticals.  The GLib adapter routes them to g_log()
  * (an %AFUT_LOG_ERROR as a warning).
+ *
+ * Not for bindings: with the GLib adapter, afut's criticals and
+ * warnings go to g_log() (GLib.log_set_handler('afut', ...)).
  *
  * Since: 0.1
  */
@@ -727,7 +754,7 @@ AFUT_API double afut_loop_time (AfutLoop *loop);
 /**
  * afut_loop_call_soon:
  * @loop: a loop
- * @func: the function to call
+ * @func: (scope async) (closure data): the function to call
  * @data: its argument
  *
  * Queues @func at the back of the ready queue; it runs in the next batch.
@@ -742,7 +769,8 @@ AFUT_API bool afut_loop_call_soon (AfutLoop *loop, AfutCallback func,
 /**
  * afut_loop_call_soon_threadsafe:
  * @loop: a loop
- * @func: the function to call on the loop's thread
+ * @func: (scope async) (closure data): the function to call on the loop's
+ *   thread
  * @data: its argument
  *
  * From any thread: queues @func on @loop and wakes it up.  Calls from one
@@ -864,7 +892,7 @@ typedef void (*AfutExceptionHandler) (AfutLoop *loop,
 /**
  * afut_loop_set_exception_handler:
  * @loop: a loop
- * @handler: (nullable): the handler, %NULL for the default
+ * @handler: (scope forever) (closure data) (nullable): the handler, %NULL for the default
  * @data: user data for @handler
  *
  * Replaces the function told about a failed future whose error nobody
@@ -973,7 +1001,7 @@ AFUT_API void afut_loop_wakeup (AfutLoop *loop);
  * afut_loop_call_later:
  * @loop: a loop
  * @delay: seconds from now; negative: a time in the past
- * @func: the callback
+ * @func: (scope async) (closure data): the callback
  * @data: its argument
  *
  * asyncio's loop.call_later(): runs @func (@data) once, from the ready
@@ -999,7 +1027,7 @@ AFUT_API AfutFuture *afut_loop_call_later (AfutLoop *loop, double delay,
  * afut_loop_call_at:
  * @loop: a loop
  * @when: the time to run, on afut_loop_time()'s clock
- * @func: the callback
+ * @func: (scope async) (closure data): the callback
  * @data: its argument
  *
  * asyncio's loop.call_at(): as afut_loop_call_later() with an absolute
@@ -1012,6 +1040,63 @@ AFUT_API AfutFuture *afut_loop_call_later (AfutLoop *loop, double delay,
 AFUT_API AfutFuture *afut_loop_call_at (AfutLoop *loop, double when,
                                         AfutCallback func,
                                         void *data) AFUT__WARN_UNUSED;
+
+/**
+ * afut_loop_call_soon_full: (rename-to afut_loop_call_soon)
+ * @loop: a loop
+ * @func: (scope notified) (closure data) (destroy destroy): the function
+ *   to call
+ * @data: its argument
+ * @destroy: (nullable): frees @data once @func has run, or at once if it
+ *   cannot be queued
+ *
+ * afut_loop_call_soon() with a destroy notify, for bindings.
+ *
+ * Returns: false if @loop is closed or an argument is bad (reported)
+ * Since: 0.3
+ */
+AFUT_API bool afut_loop_call_soon_full (AfutLoop *loop, AfutCallback func,
+                                        void *data, AfutDestroyNotify destroy);
+
+/**
+ * afut_loop_call_later_full: (rename-to afut_loop_call_later)
+ * @loop: a loop
+ * @delay: seconds from now; negative: a time in the past
+ * @func: (scope notified) (closure data) (destroy destroy): the callback
+ * @data: its argument
+ * @destroy: (nullable): frees @data once the handle has completed: @func
+ *   ran, or the handle was cancelled
+ *
+ * afut_loop_call_later() with a destroy notify, for bindings: cancelling
+ * the handle lets go of @data too.
+ *
+ * Returns: (transfer full): the handle, %NULL on bad arguments (reported;
+ *   @data is destroyed)
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_loop_call_later_full (AfutLoop *loop, double delay,
+                                                AfutCallback func, void *data,
+                                                AfutDestroyNotify destroy)
+  AFUT__WARN_UNUSED;
+
+/**
+ * afut_loop_call_at_full: (rename-to afut_loop_call_at)
+ * @loop: a loop
+ * @when: the time to run, on afut_loop_time()'s clock
+ * @func: (scope notified) (closure data) (destroy destroy): the callback
+ * @data: its argument
+ * @destroy: (nullable): frees @data once the handle has completed
+ *
+ * afut_loop_call_at() with a destroy notify, for bindings.
+ *
+ * Returns: (transfer full): the handle, %NULL on bad arguments (reported;
+ *   @data is destroyed)
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_loop_call_at_full (AfutLoop *loop, double when,
+                                             AfutCallback func, void *data,
+                                             AfutDestroyNotify destroy)
+  AFUT__WARN_UNUSED;
 
 /**
  * AfutTaskForeachFunc:
@@ -1096,6 +1181,7 @@ typedef enum
  * A reference-counted result that arrives later: asyncio.Future.  Its
  * fields are private; the struct is public only so a task can embed it.
  */
+#ifndef AFUT__GI_SCAN /* opaque to bindings: no private fields as properties */
 struct AfutFuture
 {
   /*< private >*/
@@ -1129,6 +1215,7 @@ struct AfutFuture
   AfutFutureCallback callback;
   void *callback_data;
 };
+#endif
 
 /**
  * AFUT_FUTURE:
@@ -1292,13 +1379,16 @@ AFUT_API const char *afut_future_state_to_string (AfutFutureState state);
 AFUT_API bool afut_future_resolve (AfutFuture *future);
 
 /**
- * afut_future_resolve_pointer:
+ * afut_future_resolve_pointer: (skip)
  * @future: a pending future
  * @pointer: (nullable): the value
  * @destroy: (nullable): frees @pointer when @future is freed
  *
  * Completes @future with @pointer.  If @future is not pending, @pointer
  * is destroyed at once and the misuse reported.
+ *
+ * Not for bindings, which have no C pointers to give: they call
+ * afut_future_resolve_value().
  *
  * Returns: true if @future was pending
  * Since: 0.1
@@ -1382,12 +1472,14 @@ AFUT_API bool afut_future_cancel (AfutFuture *future, const char *message);
 AFUT_API bool afut_future_resolve_threadsafe (AfutFuture *future);
 
 /**
- * afut_future_resolve_pointer_threadsafe:
+ * afut_future_resolve_pointer_threadsafe: (skip)
  * @future: (transfer full): a future
  * @pointer: (nullable): the value
  * @destroy: (nullable): frees @pointer; called on the loop's thread
  *
  * As afut_future_resolve_threadsafe(), with a pointer value.
+ *
+ * Not for bindings: they call afut_future_resolve_value_threadsafe().
  *
  * Returns: false if the loop is closed (reported): the reference then
  *   stays the caller's; a value or error sent is freed
@@ -1517,7 +1609,7 @@ AFUT_API const AfutError *afut_future_get_error (AfutFuture *future);
 /**
  * afut_future_add_done_callback:
  * @future: a future
- * @callback: called once @future is done
+ * @callback: (scope async) (closure data): called once @future is done
  * @data: passed to @callback
  *
  * Adds a done callback.  Callbacks run from the ready queue, never inside
@@ -1531,13 +1623,16 @@ AFUT_API void afut_future_add_done_callback (AfutFuture *future,
                                              void *data);
 
 /**
- * afut_future_remove_done_callback:
+ * afut_future_remove_done_callback: (skip)
  * @future: a future
  * @callback: a callback
  * @data: its data
  *
  * Removes every registration of @callback with @data.  Once @future is
  * done its callbacks are already scheduled and nothing is removed.
+ *
+ * Not for bindings: a binding makes a new C callback for each
+ * function it passes, which never matches one added before.
  *
  * Returns: how many were removed
  * Since: 0.1
@@ -1556,6 +1651,7 @@ AFUT_API size_t afut_future_remove_done_callback (AfutFuture *future,
  * AFUT_END(), and create it with AFUT_SPAWN() or afut_task_new().  A task
  * is a future: await it, gather it, cancel it.  Fields are private.
  */
+#ifndef AFUT__GI_SCAN /* opaque to bindings: no private fields as properties */
 struct AfutTask
 {
   /*< private >*/
@@ -1578,9 +1674,13 @@ struct AfutTask
   uint16_t task_flags;
   uint16_t n_cancels;   /* cancel requests not yet uncancelled */
 };
+#endif
 
+/* Hidden from libafut-1's scan (not for bindings), where g-ir-scanner would
+ * take it for a constructor of AfutTask. */
+#ifndef AFUT__GI_SCAN
 /**
- * afut_task_new:
+ * afut_task_new: (skip)
  * @loop: (nullable): the loop, %NULL for the running loop
  * @func: the step function
  * @struct_size: size of the task's struct, at least sizeof (AfutTask)
@@ -1593,6 +1693,9 @@ struct AfutTask
  * runs on a later loop iteration, never inside this call.  The loop keeps
  * the task alive until it completes.
  *
+ * Not for bindings, whose tasks have no C struct: they use
+ * afut_stepped_task_new().
+ *
  * Returns: (transfer full): the task, as a future; %NULL on bad arguments
  *   (reported)
  * Since: 0.1
@@ -1601,9 +1704,10 @@ AFUT_API AfutFuture *afut_task_new (AfutLoop *loop, AfutTaskFunc func,
                                     size_t struct_size, const void *init,
                                     const char *name,
                                     AfutTaskFinalize finalize);
+#endif
 
 /**
- * afut_coro_new:
+ * afut_coro_new: (skip)
  * @loop: (nullable): the loop, %NULL for the running loop
  * @func: the step function
  * @struct_size: size of the task's struct, at least sizeof (AfutTask)
@@ -1628,6 +1732,9 @@ AFUT_API AfutFuture *afut_task_new (AfutLoop *loop, AfutTaskFunc func,
  * afut_loop_foreach_task() does not list it.  Its own step function
  * still takes it as its @task, for AFUT_AWAIT() and its scopes.  Started
  * any other way, it is a task like any other.
+ *
+ * Not for bindings, whose coroutines are their own (a Python
+ * coroutine awaited inline runs in the awaiting task already).
  *
  * Returns: (transfer full): the coroutine, as a future; %NULL on bad
  *   arguments (reported)
@@ -1772,13 +1879,15 @@ AFUT_API AfutFuture *afut_task_start (AfutFuture *future);
 AFUT_API AfutTask *afut_future_get_task (AfutFuture *future);
 
 /**
- * afut_task_set_finalize:
+ * afut_task_set_finalize: (skip)
  * @task: a task that has not completed
  * @finalize: (nullable): releases what the task's struct owns, once, when
  *   the task is freed
  *
  * For tasks made with AFUT_SPAWN() or AFUT_CORO(), which take no
  * finalize: set it right after, before the first step can run.
+ *
+ * Not for bindings: the finalize releases fields of a C task's struct.
  *
  * Since: 0.1
  */
@@ -2072,6 +2181,7 @@ AFUT_API size_t afut_task_describe (AfutTask *task, char *buffer, size_t size);
   while (0)
 
 /* Called by the macros above; not for direct use. */
+#ifndef __GI_SCANNER__
 AFUT_API int afut__task_begin (AfutTask *task);
 AFUT_API int afut__task_await (AfutTask *task, AfutFuture *future, int line);
 AFUT_API int afut__task_resume (AfutTask *task, int catching);
@@ -2084,6 +2194,7 @@ AFUT_API void afut__task_return_double (AfutTask *task, double value);
 AFUT_API void afut__task_throw (AfutTask *task, AfutError *error);
 AFUT_API void afut__task_reraise (AfutTask *task);
 AFUT_API void afut__task_bad_resume (AfutTask *task);
+#endif
 
 /* ---- sleep, gather, fds ---- */
 
@@ -2163,7 +2274,7 @@ AFUT_API AfutFuture *afut_gather_return_exceptions (AfutFuture *first, ...)
   (afut_gather_return_exceptions) (__VA_ARGS__, (AfutFuture *) NULL)
 
 /**
- * afut_gather_v:
+ * afut_gather_v: (rename-to afut_gather)
  * @futures: (array length=n_futures) (transfer none): the children
  * @n_futures: how many
  *
@@ -2177,7 +2288,7 @@ AFUT_API AfutFuture *afut_gather_v (AfutFuture *const *futures,
                                     size_t n_futures);
 
 /**
- * afut_gather_return_exceptions_v:
+ * afut_gather_return_exceptions_v: (rename-to afut_gather_return_exceptions)
  * @futures: (array length=n_futures) (transfer none): the children
  * @n_futures: how many
  *
@@ -2346,6 +2457,7 @@ AFUT_API AfutFuture *afut_wait_for (AfutFuture *future, double timeout);
  * The private part shared by the scopes a task opens (#AfutTimeout, task
  * groups).
  */
+#ifndef AFUT__GI_SCAN /* opaque to bindings: no private fields as properties */
 struct AfutScope
 {
   /*< private >*/
@@ -2354,6 +2466,7 @@ struct AfutScope
   int kind;
   int state;
 };
+#endif
 
 /**
  * AfutTimeout:
@@ -2375,6 +2488,7 @@ struct AfutScope
  * (afut_task_caught()).  A cancellation that came from outside the
  * scope stays a cancellation.  Scopes nest.
  */
+#ifndef AFUT__GI_SCAN /* opaque to bindings: no private fields as properties */
 struct AfutTimeout
 {
   /*< private >*/
@@ -2383,6 +2497,7 @@ struct AfutTimeout
   int64_t when;
   unsigned cancelling;
 };
+#endif
 
 /**
  * afut_timeout_enter:
@@ -2581,7 +2696,7 @@ AFUT_API AfutFuture *afut_race (AfutFuture *first, ...) AFUT__SENTINEL;
 #define afut_race(...) (afut_race) (__VA_ARGS__, (AfutFuture *) NULL)
 
 /**
- * afut_race_v:
+ * afut_race_v: (rename-to afut_race)
  * @futures: (array length=n_futures): the futures, at least one
  * @n_futures: how many
  *
@@ -2615,7 +2730,7 @@ AFUT_API AfutFuture *afut_any (AfutFuture *first, ...) AFUT__SENTINEL;
 #define afut_any(...) (afut_any) (__VA_ARGS__, (AfutFuture *) NULL)
 
 /**
- * afut_any_v:
+ * afut_any_v: (rename-to afut_any)
  * @futures: (array length=n_futures): the futures
  * @n_futures: how many
  *
@@ -3219,7 +3334,7 @@ AFUT_API bool afut_condition_is_locked (AfutCondition *condition);
 AFUT_API AfutFuture *afut_condition_wait (AfutCondition *condition);
 
 /**
- * afut_condition_wait_for:
+ * afut_condition_wait_for: (skip)
  * @condition: a condition whose lock the caller holds
  * @predicate: the awaited state, called with @data until it returns true
  *   or the coroutine ends
@@ -3230,6 +3345,9 @@ AFUT_API AfutFuture *afut_condition_wait (AfutCondition *condition);
  * @predicate and, while it returns false, afut_condition_wait().  If
  * @predicate holds at once, it completes without waiting (and without
  * checking the lock, as asyncio).
+ *
+ * Not for bindings, which loop over afut_condition_wait() while
+ * their predicate is false, as asyncio's Condition.wait_for() does.
  *
  * Returns: (transfer full): a coroutine resolving with no value once
  *   @predicate returned true (asyncio returns the predicate's value); it
@@ -3270,7 +3388,7 @@ AFUT_API bool afut_condition_notify_all (AfutCondition *condition);
 /* ---- queue ---- */
 
 /**
- * afut_queue_new:
+ * afut_queue_new: (skip)
  * @loop: (nullable): the loop, %NULL for the running loop
  * @kind: the order items come out in
  * @maxsize: how many items the queue holds at most; 0 for no limit
@@ -3285,6 +3403,9 @@ AFUT_API bool afut_condition_notify_all (AfutCondition *condition);
  *
  * Creates a queue (asyncio.Queue(maxsize), LifoQueue, PriorityQueue).
  * Items are `void *`, %NULL included.
+ *
+ * Not for bindings, whose items are their own values: they use
+ * afut_queue_new_for_values().
  *
  * Returns: (transfer full): a new queue; %NULL on a bad argument or when
  *   no loop is found (reported)
@@ -3464,7 +3585,7 @@ AFUT_API bool afut_queue_is_full (AfutQueue *queue);
 /* ---- run ---- */
 
 /**
- * afut_run:
+ * afut_run: (skip)
  * @func: the main task's step function
  * @struct_size: size of its struct
  * @init: (nullable): initial contents of the struct
@@ -3475,6 +3596,9 @@ AFUT_API bool afut_queue_is_full (AfutQueue *queue);
  * completion, cancels what is left and runs it until it ends, then frees
  * the loop.  Calling it while a loop runs on this thread is a reported
  * error, not a hang.
+ *
+ * Not for bindings: their override's run() runs their own
+ * coroutine as a task.
  *
  * Returns: 0 if the main task completed with a value; 1 if it failed or
  *   was cancelled (its error is printed on stderr, as an uncaught
@@ -3557,8 +3681,10 @@ AFUT_API int afut_run (AfutTaskFunc func, size_t struct_size,
 #ifdef __linux__
 #include <sys/eventfd.h>
 #endif
+#ifndef __GI_SCANNER__
 #ifndef MSG_NOSIGNAL
 #define MSG_NOSIGNAL 0
+#endif
 #endif
 
 #ifndef CLOCK_MONOTONIC
@@ -10488,6 +10614,114 @@ afut_run (AfutTaskFunc func, size_t struct_size, const void *init,
   afut_loop_unref (loop);
   return status;
 }
+
+/* ---- the bindable _full siblings of the loop's calls ---- */
+
+typedef struct
+{
+  AfutCallback func;
+  void *data;
+  AfutDestroyNotify destroy;
+} AfutFullCall;
+
+static AfutFullCall *
+afut__full_call_new (AfutCallback func, void *data, AfutDestroyNotify destroy)
+{
+  AfutFullCall *c = (AfutFullCall *) afut__alloc (sizeof (AfutFullCall));
+  c->func = func;
+  c->data = data;
+  c->destroy = destroy;
+  return c;
+}
+
+static void
+afut__full_call_free (AfutFullCall *c)
+{
+  if (c->destroy != NULL)
+    c->destroy (c->data);
+  AFUT_FREE (c);
+}
+
+static void
+afut__full_call_run_once (void *data)
+{
+  AfutFullCall *c = (AfutFullCall *) data;
+  c->func (c->data);
+  afut__full_call_free (c);
+}
+
+static void
+afut__full_call_run (void *data)
+{
+  AfutFullCall *c = (AfutFullCall *) data;
+  c->func (c->data);
+}
+
+static void
+afut__full_call_handle_done (AfutFuture *handle, void *data)
+{
+  (void) handle;
+  afut__full_call_free ((AfutFullCall *) data);
+}
+
+bool
+afut_loop_call_soon_full (AfutLoop *loop, AfutCallback func, void *data,
+                          AfutDestroyNotify destroy)
+{
+  AfutFullCall *c;
+  if (func == NULL)
+    {
+      if (destroy != NULL)
+        destroy (data);
+      AFUT__RETURN_VAL_IF_FAIL (func != NULL, false);
+    }
+  c = afut__full_call_new (func, data, destroy);
+  if (!afut_loop_call_soon (loop, afut__full_call_run_once, c))
+    {
+      afut__full_call_free (c);
+      return false;
+    }
+  return true;
+}
+
+static AfutFuture *
+afut__call_full (AfutLoop *loop, double t, bool absolute, AfutCallback func,
+                 void *data, AfutDestroyNotify destroy)
+{
+  AfutFullCall *c;
+  AfutFuture *handle;
+  if (func == NULL)
+    {
+      if (destroy != NULL)
+        destroy (data);
+      AFUT__RETURN_VAL_IF_FAIL (func != NULL, NULL);
+    }
+  c = afut__full_call_new (func, data, destroy);
+  handle = absolute ? afut_loop_call_at (loop, t, afut__full_call_run, c)
+                    : afut_loop_call_later (loop, t, afut__full_call_run, c);
+  if (handle == NULL)
+    {
+      afut__full_call_free (c);
+      return NULL;
+    }
+  afut_future_add_done_callback (handle, afut__full_call_handle_done, c);
+  return handle;
+}
+
+AfutFuture *
+afut_loop_call_later_full (AfutLoop *loop, double delay, AfutCallback func,
+                           void *data, AfutDestroyNotify destroy)
+{
+  return afut__call_full (loop, delay, false, func, data, destroy);
+}
+
+AfutFuture *
+afut_loop_call_at_full (AfutLoop *loop, double when, AfutCallback func,
+                        void *data, AfutDestroyNotify destroy)
+{
+  return afut__call_full (loop, when, true, func, data, destroy);
+}
+
 
 #ifdef __cplusplus
 }

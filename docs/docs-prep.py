@@ -2,8 +2,8 @@
 """Prepares the inputs of the API reference (docs/meson.build).
 
   docs-prep.py header IN OUT
-      Copies the public part of a single header (afut.h, afut-glib.h) for
-      g-ir-scanner: everything up to the end of its include guard
+      Copies the public part of a single header (afut.h, afut-glib.h,
+      afut-gi.h) for g-ir-scanner: everything up to the end of its include guard
       (`#endif /* AFUT_H */`), without the implementation that follows,
       whose private #defines (MSG_NOSIGNAL ...) the scanner would otherwise
       take for constants.  A #define continued over several lines is joined
@@ -37,7 +37,7 @@ BINDINGS_ONLY = (
 
 def header(src, dst):
     lines = open(src, encoding="utf-8").read().split("\n")
-    guard = re.compile(r"^#endif /\* AFUT(_GLIB)?_H \*/")
+    guard = re.compile(r"^#endif /\* AFUT(_GLIB|_GI)?_H \*/")
     out = []
     i = 0
     while i < len(lines):

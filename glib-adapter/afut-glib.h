@@ -321,6 +321,207 @@ AFUT_API AfutFuture *afut_to_thread (AfutLoop *loop, AfutThreadFunc func,
                                      GDestroyNotify data_destroy,
                                      GDestroyNotify result_destroy);
 
+/* ---- values and exceptions that cross a language binding ----
+ *
+ * What PyGObject and gjs need to hand their own values through afut
+ * unchanged (gi/'s overrides use them; C code may too): a future's value
+ * as a GValue (a Python object or a JavaScript value rides in one of the
+ * binding's own boxed types), and an error that carries a binding's
+ * exception object, so that the same object comes back out of gather,
+ * wait_for, shield, race, any, wait, as_completed and task groups, which
+ * copy errors with g_error_copy(). */
+
+/**
+ * AFUT_EXCEPTION_ERROR:
+ *
+ * The error domain of errors that carry a binding's exception object
+ * (quark "afut-exception-error-quark"): the code is
+ * %AFUT_EXCEPTION_ERROR_RAISED, the message "Type: text", and the object
+ * rides in the GError itself (an extended error domain: g_error_copy()
+ * keeps it, g_error_free() lets it go).
+ *
+ * Since: 0.3
+ */
+#define AFUT_EXCEPTION_ERROR (afut_exception_error_quark ())
+
+/**
+ * AfutExceptionError:
+ * @AFUT_EXCEPTION_ERROR_RAISED: a binding's exception (a Python exception
+ *   that is not a GLib.Error, a JavaScript Error ...)
+ *
+ * The one code of the %AFUT_EXCEPTION_ERROR domain.
+ *
+ * Since: 0.3
+ */
+typedef enum
+{
+  AFUT_EXCEPTION_ERROR_RAISED
+} AfutExceptionError;
+
+/**
+ * afut_exception_error_quark:
+ *
+ * The quark of the %AFUT_EXCEPTION_ERROR domain, which that macro calls.
+ *
+ * Returns: the quark of the %AFUT_EXCEPTION_ERROR domain
+ * Since: 0.3
+ */
+AFUT_API GQuark afut_exception_error_quark (void);
+
+/**
+ * afut_exception_error_new: (skip)
+ * @exception: the exception object, in a GValue (copied)
+ * @message: (nullable): the error message, "Type: text"
+ *
+ * An %AFUT_EXCEPTION_ERROR carrying @exception.  Not for bindings, whose
+ * GLib.Error copies would lose the object: they fail a future with
+ * afut_future_fail_value() or end a task with afut_task_throw_value().
+ *
+ * Returns: (transfer full): the error, %NULL if @exception is not a
+ *   GValue (reported)
+ * Since: 0.3
+ */
+AFUT_API GError *afut_exception_error_new (const GValue *exception,
+                                           const char *message);
+
+/**
+ * afut_exception_error_get_value: (skip)
+ * @error: (nullable): an error
+ *
+ * The exception object an %AFUT_EXCEPTION_ERROR carries.  Not for
+ * bindings: they read it from the future (afut_future_get_error_value()).
+ *
+ * Returns: (transfer none) (nullable): the object, %NULL if @error is not
+ *   an %AFUT_EXCEPTION_ERROR
+ * Since: 0.3
+ */
+AFUT_API const GValue *afut_exception_error_get_value (const GError *error);
+
+/**
+ * afut_future_resolve_value:
+ * @future: a pending future
+ * @value: (nullable): the value, copied; %NULL or an unset GValue for no
+ *   value (Python's None)
+ *
+ * Completes @future with a copy of @value, held as its pointer value
+ * (afut_future_get_pointer() gives the GValue).  A binding's own value
+ * (a Python object, a JavaScript value) rides in the GValue unchanged.
+ *
+ * Returns: %TRUE if @future was pending
+ * Since: 0.3
+ */
+AFUT_API gboolean afut_future_resolve_value (AfutFuture *future,
+                                             const GValue *value);
+
+/**
+ * afut_future_resolve_value_threadsafe:
+ * @future: (transfer full): a future of a loop running on this or another
+ *   thread
+ * @value: (nullable): the value, copied on the calling thread
+ *
+ * afut_future_resolve_value() from any thread, through
+ * afut_future_resolve_pointer_threadsafe(): the loop wakes at once.
+ *
+ * Returns: %FALSE if the loop is closed (reported)
+ * Since: 0.3
+ */
+AFUT_API gboolean afut_future_resolve_value_threadsafe (AfutFuture *future,
+                                                        const GValue *value);
+
+/**
+ * afut_future_get_value:
+ * @future: a done future
+ * @error: return location for the future's error
+ *
+ * asyncio's result(): the value of a future done with one, as a GValue:
+ * the GValue given to afut_future_resolve_value() (or lent by a shield,
+ * wait_for, race or any), an int value as a #gint64, a double as a
+ * #gdouble, another pointer as a #gpointer.  A failed or cancelled
+ * future sets @error to a copy of its error, which counts as retrieving
+ * it; a pending one sets %AFUT_ERROR_INVALID_STATE.
+ *
+ * Returns: (transfer none) (nullable): the value, valid until the next
+ *   call on this thread or until @future goes; %NULL for no value or on
+ *   error
+ * Since: 0.3
+ */
+AFUT_API const GValue *afut_future_get_value (AfutFuture *future,
+                                              GError **error);
+
+/**
+ * afut_future_fail_value:
+ * @future: a pending future
+ * @exception: the exception object, in a GValue (copied)
+ * @message: (nullable): the error message C code sees, "Type: text"
+ *
+ * Fails @future with an %AFUT_EXCEPTION_ERROR carrying @exception:
+ * set_exception() for an exception of a binding's own.
+ *
+ * Returns: %TRUE if @future was pending
+ * Since: 0.3
+ */
+AFUT_API gboolean afut_future_fail_value (AfutFuture *future,
+                                          const GValue *exception,
+                                          const char *message);
+
+/**
+ * afut_future_fail_error:
+ * @future: a pending future
+ * @error: the error, copied
+ *
+ * afut_future_fail() for bindings, which keep their own copy of @error.
+ *
+ * Returns: %TRUE if @future was pending
+ * Since: 0.3
+ */
+AFUT_API gboolean afut_future_fail_error (AfutFuture *future,
+                                          const GError *error);
+
+/**
+ * afut_future_get_error_value:
+ * @future: a done future
+ *
+ * The exception object @future's error carries (see
+ * %AFUT_EXCEPTION_ERROR).  It does not count as retrieving the error.
+ *
+ * Returns: (transfer none) (nullable): the object, %NULL if @future is
+ *   pending, has a value or an error without one
+ * Since: 0.3
+ */
+AFUT_API const GValue *afut_future_get_error_value (AfutFuture *future);
+
+/**
+ * afut_future_get_sub_error_value:
+ * @future: a future that failed with %AFUT_ERROR_GROUP
+ * @index: below afut_future_get_n_sub_errors()
+ *
+ * The exception object one of the grouped errors carries:
+ * ExceptionGroup.exceptions[index] as it was raised.
+ *
+ * Returns: (transfer none) (nullable): the object, %NULL if that error
+ *   carries none or @index is past the end
+ * Since: 0.3
+ */
+AFUT_API const GValue *afut_future_get_sub_error_value (AfutFuture *future,
+                                                        gsize index);
+
+/**
+ * afut_gio_future_complete:
+ * @future: a future of afut_gio_future_new(), or a plain one
+ * @result: the GAsyncResult the GIO call's callback got
+ *
+ * afut_gio_ready() for bindings, which cannot pass a future as a
+ * callback's user data: called from the binding's GAsyncReadyCallback,
+ * it resolves @future with @result (a GValue holding it, for
+ * afut_future_get_value()), or, if @future was cancelled meanwhile, ends
+ * it cancelled, now that GIO has let go of the call's buffers and
+ * stream.  A future done already stays as it is.
+ *
+ * Since: 0.3
+ */
+AFUT_API void afut_gio_future_complete (AfutFuture *future,
+                                        GAsyncResult *result);
+
 G_END_DECLS
 
 #endif /* AFUT_GLIB_H */
@@ -1154,6 +1355,295 @@ afut_to_thread (AfutLoop *loop, AfutThreadFunc func, gpointer data,
   afut_loop_hold (loop);
   g_thread_pool_push (afut_glib__pool (), job, NULL);
   return future;
+}
+
+/* ---- values and exceptions that cross a language binding ---- */
+
+/* Every GValue a future holds as its pointer value, so that one can be
+ * told from another pointer (a C future's) when it is read back: futures
+ * that follow another one (wait_for, shield, race) lend its pointer
+ * without its destroy notify. */
+static GMutex afut_glib__values_lock;
+static GHashTable *afut_glib__values;
+
+static GValue *
+afut_glib__value_new (const GValue *src)
+{
+  GValue *v = g_new0 (GValue, 1);
+  g_value_init (v, G_VALUE_TYPE (src));
+  g_value_copy (src, v);
+  g_mutex_lock (&afut_glib__values_lock);
+  if (afut_glib__values == NULL)
+    afut_glib__values = g_hash_table_new (NULL, NULL);
+  g_hash_table_add (afut_glib__values, v);
+  g_mutex_unlock (&afut_glib__values_lock);
+  return v;
+}
+
+static void
+afut_glib__value_free (void *data)
+{
+  GValue *v = (GValue *) data;
+  g_mutex_lock (&afut_glib__values_lock);
+  g_hash_table_remove (afut_glib__values, v);
+  if (g_hash_table_size (afut_glib__values) == 0)
+    g_clear_pointer (&afut_glib__values, g_hash_table_unref);
+  g_mutex_unlock (&afut_glib__values_lock);
+  /* A binding's value (a Python object) is released by the binding's own
+   * boxed free function, which takes the interpreter's lock itself. */
+  g_value_unset (v);
+  g_free (v);
+}
+
+static gboolean
+afut_glib__value_known (gconstpointer p)
+{
+  gboolean known;
+  g_mutex_lock (&afut_glib__values_lock);
+  known = afut_glib__values != NULL
+          && g_hash_table_contains (afut_glib__values, p);
+  g_mutex_unlock (&afut_glib__values_lock);
+  return known;
+}
+
+/* The int, double or plain pointer value handed out last on this
+ * thread: bindings copy it at once (PyGObject 3.42 would leak a GValue
+ * returned with transfer full). */
+static void
+afut_glib__scratch_free (gpointer data)
+{
+  GValue *v = (GValue *) data;
+  if (G_IS_VALUE (v))
+    g_value_unset (v);
+  g_free (v);
+}
+
+static GPrivate afut_glib__scratch = G_PRIVATE_INIT (afut_glib__scratch_free);
+
+static GValue *
+afut_glib__scratch_value (GType type)
+{
+  GValue *v = (GValue *) g_private_get (&afut_glib__scratch);
+  if (v == NULL)
+    {
+      v = g_new0 (GValue, 1);
+      g_private_set (&afut_glib__scratch, v);
+    }
+  if (G_IS_VALUE (v))
+    g_value_unset (v);
+  return g_value_init (v, type);
+}
+
+/* The extended error domain (GLib 2.68): each error has a GValue in
+ * front of it, which g_error_copy() copies and g_error_free() unsets.
+ * G_DEFINE_EXTENDED_ERROR spelled out, where the private part is found
+ * as that macro finds it. */
+typedef struct
+{
+  GValue value;
+} AfutExceptionErrorPrivate;
+
+static AfutExceptionErrorPrivate *
+afut_exception_error__private (const GError *error)
+{
+  const gsize sa = 2 * sizeof (gsize);
+  const gsize as = (sizeof (AfutExceptionErrorPrivate) + (sa - 1)) & -sa;
+  return (AfutExceptionErrorPrivate *) (void *) (((guint8 *) error) - as);
+}
+
+static void
+afut_exception_error__init (GError *error)
+{
+  (void) error; /* zeroed: an unset GValue */
+}
+
+static void
+afut_exception_error__copy (const GError *src, GError *dest)
+{
+  const GValue *from = &afut_exception_error__private (src)->value;
+  GValue *to = &afut_exception_error__private (dest)->value;
+  if (G_IS_VALUE (from))
+    {
+      g_value_init (to, G_VALUE_TYPE (from));
+      g_value_copy (from, to);
+    }
+}
+
+static void
+afut_exception_error__clear (GError *error)
+{
+  GValue *v = &afut_exception_error__private (error)->value;
+  if (G_IS_VALUE (v))
+    g_value_unset (v);
+}
+
+GQuark
+afut_exception_error_quark (void)
+{
+  static gsize q = 0;
+  if (g_once_init_enter (&q))
+    {
+      GQuark domain = g_error_domain_register_static (
+        "afut-exception-error-quark", sizeof (AfutExceptionErrorPrivate),
+        afut_exception_error__init, afut_exception_error__copy,
+        afut_exception_error__clear);
+      g_once_init_leave (&q, (gsize) domain);
+    }
+  return (GQuark) q;
+}
+
+GError *
+afut_exception_error_new (const GValue *exception, const char *message)
+{
+  GError *error;
+  GValue *v;
+  g_return_val_if_fail (G_IS_VALUE (exception), NULL);
+  error = g_error_new_literal (AFUT_EXCEPTION_ERROR,
+                               AFUT_EXCEPTION_ERROR_RAISED,
+                               message != NULL ? message : "");
+  v = &afut_exception_error__private (error)->value;
+  g_value_init (v, G_VALUE_TYPE (exception));
+  g_value_copy (exception, v);
+  return error;
+}
+
+const GValue *
+afut_exception_error_get_value (const GError *error)
+{
+  const GValue *v;
+  if (error == NULL || error->domain != AFUT_EXCEPTION_ERROR)
+    return NULL;
+  v = &afut_exception_error__private (error)->value;
+  return G_IS_VALUE (v) ? v : NULL;
+}
+
+gboolean
+afut_future_resolve_value (AfutFuture *future, const GValue *value)
+{
+  g_return_val_if_fail (future != NULL, FALSE);
+  if (value == NULL || !G_IS_VALUE (value))
+    return afut_future_resolve (future);
+  return afut_future_resolve_pointer (future, afut_glib__value_new (value),
+                                      afut_glib__value_free);
+}
+
+gboolean
+afut_future_resolve_value_threadsafe (AfutFuture *future, const GValue *value)
+{
+  g_return_val_if_fail (future != NULL, FALSE);
+  if (value == NULL || !G_IS_VALUE (value))
+    return afut_future_resolve_threadsafe (future);
+  return afut_future_resolve_pointer_threadsafe (
+    future, afut_glib__value_new (value), afut_glib__value_free);
+}
+
+const GValue *
+afut_future_get_value (AfutFuture *future, GError **error)
+{
+  GValue *v;
+  gpointer p;
+
+  g_return_val_if_fail (future != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+  switch (afut_future_get_state (future))
+    {
+    case AFUT_FUTURE_PENDING:
+      g_set_error_literal (error, AFUT_ERROR, AFUT_ERROR_INVALID_STATE,
+                           "Result is not set.");
+      return NULL;
+    case AFUT_FUTURE_FAILED:
+    case AFUT_FUTURE_CANCELLED:
+      g_propagate_error (error,
+                         g_error_copy (afut_glib_future_get_error (future)));
+      return NULL;
+    case AFUT_FUTURE_DONE:
+    default:
+      break;
+    }
+  switch (afut_future_get_value_type (future))
+    {
+    case AFUT_VALUE_INT:
+      v = afut_glib__scratch_value (G_TYPE_INT64);
+      g_value_set_int64 (v, afut_future_get_int (future));
+      return v;
+    case AFUT_VALUE_DOUBLE:
+      v = afut_glib__scratch_value (G_TYPE_DOUBLE);
+      g_value_set_double (v, afut_future_get_double (future));
+      return v;
+    case AFUT_VALUE_POINTER:
+      p = afut_future_get_pointer (future);
+      if (p != NULL && afut_glib__value_known (p))
+        return (const GValue *) p;
+      v = afut_glib__scratch_value (G_TYPE_POINTER);
+      g_value_set_pointer (v, p);
+      return v;
+    case AFUT_VALUE_NONE:
+    default:
+      return NULL;
+    }
+}
+
+gboolean
+afut_future_fail_value (AfutFuture *future, const GValue *exception,
+                        const char *message)
+{
+  g_return_val_if_fail (future != NULL, FALSE);
+  g_return_val_if_fail (G_IS_VALUE (exception), FALSE);
+  return afut_future_fail (
+    future, (AfutError *) afut_exception_error_new (exception, message));
+}
+
+gboolean
+afut_future_fail_error (AfutFuture *future, const GError *error)
+{
+  g_return_val_if_fail (future != NULL, FALSE);
+  g_return_val_if_fail (error != NULL, FALSE);
+  return afut_future_fail (future, (AfutError *) g_error_copy (error));
+}
+
+const GValue *
+afut_future_get_error_value (AfutFuture *future)
+{
+  g_return_val_if_fail (future != NULL, NULL);
+  if (!afut_future_is_done (future)
+      || afut_future_get_state (future) == AFUT_FUTURE_DONE)
+    return NULL;
+  /* Read the error without marking it retrieved. */
+  return afut_exception_error_get_value ((const GError *) future->u.error);
+}
+
+const GValue *
+afut_future_get_sub_error_value (AfutFuture *future, gsize index)
+{
+  g_return_val_if_fail (future != NULL, NULL);
+  if (index >= afut_future_get_n_sub_errors (future))
+    return NULL;
+  return afut_exception_error_get_value (
+    (const GError *) afut_future_get_sub_error (future, index));
+}
+
+void
+afut_gio_future_complete (AfutFuture *future, GAsyncResult *result)
+{
+  AfutGioFuture *g;
+  g_return_if_fail (future != NULL);
+  g_return_if_fail (G_IS_ASYNC_RESULT (result));
+  if (afut_future_is_done (future))
+    return;
+  g = afut_gio__cast (future);
+  if (g != NULL && g->cancel_requested)
+    /* afut_gio_ready() ends it cancelled, with the cancel message. */
+    afut_gio_ready (NULL, result, afut_future_ref (future));
+  else
+    {
+      GValue v = G_VALUE_INIT;
+      g_value_init (&v, G_TYPE_ASYNC_RESULT);
+      g_value_set_object (&v, result);
+      afut_future_resolve_value (future, &v);
+      g_value_unset (&v);
+      if (g != NULL)
+        afut_gio__release (g);
+    }
 }
 
 #endif /* AFUT_IMPLEMENTATION */

@@ -51,10 +51,11 @@ async function child(task, name, delay) {
 
 async function cancelGather() {
     print('== cancelling a gather ==');
-    const gather = Afut.gather(
+    const children = [
         Afut.createTask(child, 'a', 1),
         Afut.createTask(child, 'b', 2),
-        Afut.createTask(child, 'c', 3));
+        Afut.createTask(child, 'c', 3)];
+    const gather = Afut.gather(children);
     await Afut.sleep(0.5);
     print('main: cancelling the gather');
     gather.cancel(null);
@@ -65,7 +66,7 @@ async function cancelGather() {
             throw e;
     }
     print(`main: the gather is ${STATES[gather.get_state()]}`);
-    gather.get_items().forEach((item, i) =>
+    children.forEach((item, i) =>
         print(`main: child ${i} is ${STATES[item.get_state()]}`));
 }
 

@@ -52,7 +52,9 @@ async def child(name, delay):
 
 async def cancel_gather():
     print("== cancelling a gather ==")
-    gather = Afut.gather(child("a", 1), child("b", 2), child("c", 3))
+    children = [Afut.create_task(child(name, delay))
+                for name, delay in (("a", 1), ("b", 2), ("c", 3))]
+    gather = Afut.gather(children)
     await Afut.sleep(0.5)
     print("main: cancelling the gather")
     gather.cancel()
@@ -61,7 +63,7 @@ async def cancel_gather():
     except asyncio.CancelledError:
         pass
     print(f"main: the gather is {state(gather)}")
-    for i, item in enumerate(gather.get_items()):
+    for i, item in enumerate(children):
         print(f"main: child {i} is {state(item)}")
 
 
