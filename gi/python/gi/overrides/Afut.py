@@ -187,8 +187,32 @@ def _off_thread(loop):
     return here is None or here != loop
 
 
+def call_soon(callback, *args):
+    """loop.call_soon() on the running or this thread's default loop."""
+    return get_event_loop().call_soon(lambda *unused: callback(*args))
+
+
+def call_later(delay, callback, *args):
+    """loop.call_later(): the handle (an Afut.Future) cancels it."""
+    return get_event_loop().call_later(delay, lambda *unused: callback(*args))
+
+
+def call_soon_threadsafe(callback, *args, loop=None):
+    """loop.call_soon_threadsafe(), from any thread, on @loop (by default
+    the running or this thread's default loop)."""
+    if loop is None:
+        loop = get_event_loop()
+    return loop.call_soon_threadsafe(lambda *unused: callback(*args))
+
+
+def time():
+    """loop.time() of the running or this thread's default loop."""
+    return get_event_loop().time()
+
+
 __all__ += ['attach', 'detach', 'is_attached', 'get_running_loop',
-            'get_event_loop']
+            'get_event_loop', 'call_soon', 'call_later',
+            'call_soon_threadsafe', 'time']
 
 
 # ---- futures ----
@@ -387,11 +411,13 @@ class _Stepper:
         if coro is None:
             return None
         # asyncio.current_task() too, while asyncio's loop runs here.
-        stepping = _afut_asyncio._enter_afut_step(task.get_future())
+        # One wrapper for both: asyncio compares the tasks by identity.
+        future = task.get_future()
+        stepping = _afut_asyncio._enter_afut_step(future)
         try:
             return self._step(task, coro)
         finally:
-            _afut_asyncio._leave_afut_step(stepping, task.get_future())
+            _afut_asyncio._leave_afut_step(stepping, future)
 
     def _step(self, task, coro):
         try:
