@@ -1066,9 +1066,7 @@ class TestPolicy(unittest.TestCase):
 
 def new_afut_future():
     """A plain afut future of this thread's afut loop."""
-    if hasattr(Afut, 'get_event_loop'):
-        return Afut.Future.new(Afut.get_event_loop())
-    return Afut.Future.new()
+    return Afut.Future.new(Afut.get_event_loop())
 
 
 def afut_later(func, *args):
@@ -1352,6 +1350,39 @@ class TestAfutRun(unittest.TestCase):
                 tasks = [group.create_task(child(n)) for n in (2, 1)]
             return [t.result() for t in tasks]
         self.assertEqual(Afut.run(main()), [2, 1])
+
+    def test_asyncio_task_group_error_inside_an_afut_task(self):
+        # The group cancels its parent, the afut task, and counts the
+        # cancel as CPython's does with its own task (3.11 leaves one).
+        async def fails():
+            await asyncio.sleep(0)
+            raise ValueError('child')
+
+        async def sibling():
+            await asyncio.sleep(3600)
+
+        async def main():
+            try:
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(fails())
+                    group.create_task(sibling())
+            except ExceptionGroup as eg:
+                errors = [str(e) for e in eg.exceptions]
+            await asyncio.sleep(0)
+            return errors, asyncio.current_task().cancelling()
+        with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
+            on_cpython = runner.run(main())
+        self.assertEqual(on_cpython[0], ['child'])
+        self.assertEqual(Afut.run(main()), on_cpython)
+
+    def test_asyncio_timeout_inside_an_afut_task(self):
+        async def main():
+            with self.assertRaises(TimeoutError):
+                async with asyncio.timeout(1):
+                    await asyncio.sleep(10)
+            await asyncio.sleep(0)
+            return asyncio.current_task().cancelling()
+        self.assertEqual(Afut.run(main()), 0)
 
     def test_asyncio_inside_afut_run(self):
         async def main():
