@@ -23,8 +23,9 @@ asyncio.TaskGroup is 3.11's own, patched in two places (_TaskGroup):
     the children are done, and compared with the count at entry (README:
     the count-at-entry rule, 3.13's place for the uncancel()), where 3.11
     takes it back before waiting and compares with 0.
-asyncio.timeout must compare with the count at entry too: CPython 3.11.3
-or later (3.11.2's compares with 0).
+asyncio.timeout is CPython's own Timeout with the count-at-entry rule
+(_Timeout): 3.11.3 and later have it, 3.11.2 (Debian 12's) compares with
+0; so the oracle gives the same answer on every CPython from 3.11 on.
 """
 
 import asyncio
@@ -256,6 +257,40 @@ class _TaskGroup(asyncio.TaskGroup):
                 self._errors = None
 
 
+class _Timeout(asyncio.timeouts.Timeout):
+    """asyncio's Timeout with the count-at-entry rule on every CPython:
+    __aenter__ and __aexit__ are 3.11.3's, which 3.11.2
+    lacks (it compares uncancel() with 0).  Only the timer, the state and
+    the task of the base class are used, which 3.11 to 3.13 share."""
+
+    async def __aenter__(self):
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("Timeout should be used inside a task")
+        self._state = asyncio.timeouts._State.ENTERED
+        self._task = task
+        # PATCHED: the count at entry (3.11.3).
+        self._cancelling_at_entry = task.cancelling()
+        self.reschedule(self._when)
+        return self
+
+    async def __aexit__(self, exc_type, exc_val, exc_tb):
+        State = asyncio.timeouts._State
+        assert self._state in (State.ENTERED, State.EXPIRING)
+        if self._timeout_handler is not None:
+            self._timeout_handler.cancel()
+            self._timeout_handler = None
+        if self._state is State.EXPIRING:
+            self._state = State.EXPIRED
+            # PATCHED: compared with the count at entry, not with 0.
+            if (self._task.uncancel() <= self._cancelling_at_entry
+                    and exc_type is asyncio.CancelledError):
+                raise TimeoutError from exc_val
+        elif self._state is State.ENTERED:
+            self._state = State.EXITED
+        return None
+
+
 class AsyncioRuntime:
     CancelledError = asyncio.CancelledError
     TimeoutError = TimeoutError
@@ -308,7 +343,7 @@ class AsyncioRuntime:
         return w
 
     def timeout(self, n):
-        return asyncio.timeout(n)
+        return _Timeout(self.loop.time() + n)
 
     def task_group(self):
         return _TaskGroup()
