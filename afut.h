@@ -76,6 +76,15 @@
  *   - In C++, a local declared with an initializer between two awaits is a
  *     compile error ("jump to case label crosses initialization"): declare
  *     it before AFUT_BEGIN or in its own block.
+ *
+ * C++ (C++17 and later; both headers, implementation included)
+ *   AFUT_SPAWN, AFUT_CORO and AFUT_RUN take the struct's initializers as C
+ *   does in C++20: `AFUT_CORO (Cook, cook, .order = "Pasta")` (designated
+ *   initializers, in declaration order).  C++17 has none: list the fields
+ *   in order after an empty `{}` for the AfutTask, `AFUT_CORO (Cook, cook,
+ *   {}, "Pasta")`.  A task struct must be trivially copyable and standard
+ *   layout (afut copies it and never runs its destructor; the AfutTask is
+ *   at its start): a static_assert says so.
  *   - Everything afut does with a loop happens on the loop's thread.  The
  *     only functions callable from other threads are the ones named
  *     *_threadsafe and afut_loop_ref()/afut_loop_unref() (not the last
@@ -1763,8 +1772,8 @@ AFUT_API AfutFuture *afut_task_start (AfutFuture *future);
  * @func: its step function
  * @...: designated initializers of the struct's other fields
  *
- * C only (compound literal): asyncio.create_task() on the running loop,
- * with a task named after @func: `AFUT_SPAWN (Cook, cook, .order =
+ * asyncio.create_task() on the running loop, with a task named after
+ * @func (C++: see the top of afut.h): `AFUT_SPAWN (Cook, cook, .order =
  * "Pasta")`.  The first step is scheduled at once, so tasks start in the
  * order they are spawned; C evaluates function arguments in no set order,
  * so hand a gather AFUT_CORO() objects, not spawns, when the order of
@@ -1775,10 +1784,11 @@ AFUT_API AfutFuture *afut_task_start (AfutFuture *future);
 #define AFUT_SPAWN(...)                                                       \
   AFUT__CAT (AFUT__SPAWN_, AFUT__HAS_INIT (__VA_ARGS__)) (__VA_ARGS__)
 #define AFUT__SPAWN_0(Type, func)                                             \
-  afut_task_new (NULL, (func), sizeof (Type), NULL, #func, NULL)
-#define AFUT__SPAWN_1(Type, func, ...)                                        \
-  afut_task_new (NULL, (func), sizeof (Type), &(Type){ __VA_ARGS__ }, #func,  \
+  afut_task_new (NULL, (func), sizeof (Type), AFUT__NO_INIT (Type), #func,    \
                  NULL)
+#define AFUT__SPAWN_1(Type, func, ...)                                        \
+  afut_task_new (NULL, (func), sizeof (Type), AFUT__INIT (Type, __VA_ARGS__), \
+                 #func, NULL)
 
 /**
  * AFUT_CORO:
@@ -1786,18 +1796,40 @@ AFUT_API AfutFuture *afut_task_start (AfutFuture *future);
  * @func: its step function
  * @...: designated initializers of the struct's other fields
  *
- * C only: afut_coro_new() on the running loop: `cook ("Pasta")` in
- * Python is `AFUT_CORO (Cook, cook, .order = "Pasta")`.
+ * afut_coro_new() on the running loop: `cook ("Pasta")` in Python is
+ * `AFUT_CORO (Cook, cook, .order = "Pasta")` (C++: see the top of
+ * afut.h).
  *
  * Returns: (transfer full): the coroutine, as an #AfutFuture
  */
 #define AFUT_CORO(...)                                                        \
   AFUT__CAT (AFUT__CORO_, AFUT__HAS_INIT (__VA_ARGS__)) (__VA_ARGS__)
 #define AFUT__CORO_0(Type, func)                                              \
-  afut_coro_new (NULL, (func), sizeof (Type), NULL, #func, NULL)
-#define AFUT__CORO_1(Type, func, ...)                                         \
-  afut_coro_new (NULL, (func), sizeof (Type), &(Type){ __VA_ARGS__ }, #func,  \
+  afut_coro_new (NULL, (func), sizeof (Type), AFUT__NO_INIT (Type), #func,    \
                  NULL)
+#define AFUT__CORO_1(Type, func, ...)                                         \
+  afut_coro_new (NULL, (func), sizeof (Type), AFUT__INIT (Type, __VA_ARGS__), \
+                 #func, NULL)
+
+/* AFUT__INIT (Type, inits...): the address of a Type made from the
+ * initializers, alive until the end of the full expression (afut copies
+ * it).  C: a compound literal.  C++ has none, nor the address of a
+ * temporary: a lambda returns the struct, whose -Wmissing-field-
+ * initializers g++ would report for every field a designated list
+ * leaves out (C does not), and afut__cxx_init() takes its address. */
+#ifdef __cplusplus
+#define AFUT__INIT(Type, ...)                                                 \
+  afut__cxx_init<Type> ([&] () -> Type {                                      \
+    _Pragma ("GCC diagnostic push")                                           \
+    _Pragma ("GCC diagnostic ignored \"-Wmissing-field-initializers\"")       \
+    return Type{ __VA_ARGS__ };                                               \
+    _Pragma ("GCC diagnostic pop")                                            \
+  }())
+#define AFUT__NO_INIT(Type) afut__cxx_no_init<Type> ()
+#else
+#define AFUT__INIT(Type, ...) (&(Type){ __VA_ARGS__ })
+#define AFUT__NO_INIT(Type) NULL
+#endif
 
 /**
  * AFUT_SPAWN_NAMED:
@@ -1806,8 +1838,9 @@ AFUT_API AfutFuture *afut_task_start (AfutFuture *future);
  * @func: its step function
  * @...: designated initializers of the struct's other fields
  *
- * C only: AFUT_SPAWN() with a name, asyncio's `create_task(coro,
- * name=name)`: `AFUT_SPAWN_NAMED ("pasta", Cook, cook, .order = "Pasta")`.
+ * AFUT_SPAWN() with a name, asyncio's `create_task(coro, name=name)`:
+ * `AFUT_SPAWN_NAMED ("pasta", Cook, cook, .order = "Pasta")` (C++: see the
+ * top of afut.h).
  *
  * Returns: (transfer full): the task, as an #AfutFuture
  * Since: 0.3
@@ -1816,10 +1849,11 @@ AFUT_API AfutFuture *afut_task_start (AfutFuture *future);
   AFUT__CAT (AFUT__SPAWN_NAMED_, AFUT__HAS_INIT (__VA_ARGS__)) (name,         \
                                                                __VA_ARGS__)
 #define AFUT__SPAWN_NAMED_0(name, Type, func)                                 \
-  afut_task_new (NULL, (func), sizeof (Type), NULL, (name), NULL)
-#define AFUT__SPAWN_NAMED_1(name, Type, func, ...)                            \
-  afut_task_new (NULL, (func), sizeof (Type), &(Type){ __VA_ARGS__ }, (name), \
+  afut_task_new (NULL, (func), sizeof (Type), AFUT__NO_INIT (Type), (name),   \
                  NULL)
+#define AFUT__SPAWN_NAMED_1(name, Type, func, ...)                            \
+  afut_task_new (NULL, (func), sizeof (Type), AFUT__INIT (Type, __VA_ARGS__), \
+                 (name), NULL)
 
 /**
  * AFUT_CORO_NAMED:
@@ -1828,10 +1862,10 @@ AFUT_API AfutFuture *afut_task_start (AfutFuture *future);
  * @func: its step function
  * @...: designated initializers of the struct's other fields
  *
- * C only: AFUT_CORO() with a name: the name the coroutine has when a
- * gather, a task group or afut_task_start() makes a task of it
- * (asyncio's `create_task(coro, name=name)`, `group.create_task(coro,
- * name=name)`).
+ * AFUT_CORO() with a name (C++: see the top of afut.h): the name the
+ * coroutine has when a gather, a task group or afut_task_start() makes a
+ * task of it (asyncio's `create_task(coro, name=name)`,
+ * `group.create_task(coro, name=name)`).
  *
  * Returns: (transfer full): the coroutine, as an #AfutFuture
  * Since: 0.3
@@ -1840,10 +1874,11 @@ AFUT_API AfutFuture *afut_task_start (AfutFuture *future);
   AFUT__CAT (AFUT__CORO_NAMED_, AFUT__HAS_INIT (__VA_ARGS__)) (name,          \
                                                               __VA_ARGS__)
 #define AFUT__CORO_NAMED_0(name, Type, func)                                  \
-  afut_coro_new (NULL, (func), sizeof (Type), NULL, (name), NULL)
-#define AFUT__CORO_NAMED_1(name, Type, func, ...)                             \
-  afut_coro_new (NULL, (func), sizeof (Type), &(Type){ __VA_ARGS__ }, (name), \
+  afut_coro_new (NULL, (func), sizeof (Type), AFUT__NO_INIT (Type), (name),   \
                  NULL)
+#define AFUT__CORO_NAMED_1(name, Type, func, ...)                             \
+  afut_coro_new (NULL, (func), sizeof (Type), AFUT__INIT (Type, __VA_ARGS__), \
+                 (name), NULL)
 
 /* AFUT__HAS_INIT (Type, func, inits...): 1 if any initializer follows
  * (up to 32), else 0; so a spawn without initializers passes NULL rather
@@ -3614,16 +3649,50 @@ AFUT_API int afut_run (AfutTaskFunc func, size_t struct_size,
  * @func: its step function
  * @...: designated initializers of the struct's fields
  *
- * C only: afut_run() with a compound literal.  `return AFUT_RUN (Main,
- * amain);` from main().
+ * afut_run() with the struct made from the initializers (C++: see the
+ * top of afut.h).  `return AFUT_RUN (Main, amain);` from main().
  */
 #define AFUT_RUN(...)                                                         \
   AFUT__CAT (AFUT__RUN_, AFUT__HAS_INIT (__VA_ARGS__)) (__VA_ARGS__)
-#define AFUT__RUN_0(Type, func) afut_run ((func), sizeof (Type), NULL, #func)
+#define AFUT__RUN_0(Type, func)                                               \
+  afut_run ((func), sizeof (Type), AFUT__NO_INIT (Type), #func)
 #define AFUT__RUN_1(Type, func, ...)                                          \
-  afut_run ((func), sizeof (Type), &(Type){ __VA_ARGS__ }, #func)
+  afut_run ((func), sizeof (Type), AFUT__INIT (Type, __VA_ARGS__), #func)
 
 #ifdef __cplusplus
+}
+
+#include <type_traits>
+
+/* AFUT__INIT's C++ side: afut copies a task struct byte for byte, zeroes
+ * its AfutTask, casts an AfutTask * back to it, and never runs its
+ * destructor. */
+template <typename T>
+static inline void
+afut__cxx_check ()
+{
+  static_assert (std::is_standard_layout<T>::value,
+                 "an afut task struct must be standard layout, its AfutTask "
+                 "first");
+  static_assert (std::is_trivially_copyable<T>::value,
+                 "afut copies a task struct and never runs its destructor: "
+                 "it must be trivially copyable");
+}
+
+template <typename T>
+static inline const T *
+afut__cxx_init (const T &init)
+{
+  afut__cxx_check<T> ();
+  return &init;
+}
+
+template <typename T>
+static inline const T *
+afut__cxx_no_init ()
+{
+  afut__cxx_check<T> ();
+  return nullptr;
 }
 #endif
 

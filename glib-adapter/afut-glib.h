@@ -608,14 +608,16 @@ typedef struct
   GHashTable *cancellables; /* AfutFuture* -> its own AfutGlibLink */
 } AfutGlibBackend;
 
-static const AfutBackend afut_glib__backend;
+/* C++ has no tentative definition of a static: the table, defined below,
+ * is reached through this function. */
+static const AfutBackend *afut_glib__backend_table (void);
 
 static AfutGlibBackend *
 afut_glib__backend_of (AfutLoop *loop, const char *func)
 {
   /* A loop is the adapter's when its backend is; the loop's struct is
    * visible here, in the one file that implements both. */
-  if (loop != NULL && loop->backend == &afut_glib__backend)
+  if (loop != NULL && loop->backend == afut_glib__backend_table ())
     return (AfutGlibBackend *) loop->backend_data;
   g_critical ("%s: the loop was not made by afut_glib_loop_new()", func);
   return NULL;
@@ -645,10 +647,12 @@ afut_glib__prepare (GSource *source, gint *timeout)
       AfutGlibFd *f = (AfutGlibFd *) g_ptr_array_index (b->fd_list, k);
       GIOCondition wanted = (GIOCondition) 0;
       guint i;
+      /* C++ has no |= on an enum: the sum is made as an int. */
       for (i = 0; i < f->watches->len; i++)
-        wanted |= (GIOCondition) ((AfutFdWatch *) g_ptr_array_index (
-                                    f->watches, i))
-                    ->events;
+        wanted = (GIOCondition) (wanted
+                                 | ((AfutFdWatch *) g_ptr_array_index (
+                                      f->watches, i))
+                                       ->events);
       if (wanted == 0)
         {
           AfutGlibFd *last;
@@ -796,7 +800,7 @@ afut_glib__watch_fd (void *data, AfutFdWatch *watch)
     }
   else if ((f->registered & watch->events) != watch->events)
     {
-      f->registered |= (GIOCondition) watch->events;
+      f->registered = (GIOCondition) (f->registered | watch->events);
       g_source_modify_unix_fd (&b->source->source, f->tag, f->registered);
     }
   g_ptr_array_add (f->watches, watch);
@@ -885,6 +889,12 @@ static const AfutBackend afut_glib__backend = {
   afut_glib__watch_fd, afut_glib__unwatch_fd, afut_glib__free,
   afut_glib__close,
 };
+
+static const AfutBackend *
+afut_glib__backend_table (void)
+{
+  return &afut_glib__backend;
+}
 
 AfutLoop *
 afut_glib_loop_new (GMainContext *context, unsigned flags)
