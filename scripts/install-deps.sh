@@ -1,19 +1,29 @@
 #!/usr/bin/env bash
-# Installs what afut needs to build and test, on Debian 12, if missing.
-#   scripts/install-deps.sh          build + tests: meson, ninja, gcc, g++, GLib,
-#                                    GObject Introspection, PyGObject, gjs,
-#                                    aiohttp (an asyncio library the gi suite
-#                                    runs on afut's asyncio loop)
-#   scripts/install-deps.sh ci       also valgrind (for .ci/run)
+# Installs what a README command needs, on Debian 12, if missing; each
+# command gets only its own set, so the examples start quickly on a fresh
+# machine.
+#   scripts/install-deps.sh examples   the examples: gcc, meson, ninja,
+#                                      pkg-config, GLib (the GLib examples)
+#   scripts/install-deps.sh [tests]    the test suite: also g++, Python,
+#                                      GObject Introspection, PyGObject,
+#                                      gjs, GTK 4, Xvfb, gi-docgen, aiohttp
+#                                      (an asyncio library the gi suite runs
+#                                      on afut's asyncio loop)
+#   scripts/install-deps.sh ci         also valgrind and clang (.ci/run)
 # Runs apt-get only when a package is missing; needs root then.
 set -euo pipefail
 
-packages=(meson ninja-build gcc g++ pkg-config libglib2.0-dev python3
-  gobject-introspection libgirepository1.0-dev python3-gi gjs
-  libgtk-4-dev xvfb xauth gi-docgen python3-aiohttp)
-if [ "${1:-}" = ci ]; then
-  packages+=(valgrind)
-fi
+what=${1:-tests}
+packages=(meson ninja-build gcc pkg-config libglib2.0-dev)
+case "$what" in
+  examples) ;;
+  tests|ci)
+    packages+=(g++ python3 gobject-introspection libgirepository1.0-dev
+      python3-gi gjs libgtk-4-dev xvfb xauth gi-docgen python3-aiohttp)
+    [ "$what" = ci ] && packages+=(valgrind clang)
+    ;;
+  *) echo "usage: $0 [examples|tests|ci]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do

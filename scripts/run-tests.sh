@@ -5,7 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/install-deps.sh || exit 1
+bash scripts/install-deps.sh tests || exit 1
 werror=false
 [ "${AFUT_WERROR:-0}" = 1 ] && werror=true
 if [ -d build ]; then
