@@ -1316,6 +1316,20 @@ class TestAfutAwaitsAsyncio(InteropTestCase):
         self.assertEqual(log, [('asyncio cleanup', ('stop',)), 'asyncio cleaned',
                                'afut resumed'])
 
+    def test_afut_combinators_take_asyncio_futures(self):
+        async def main():
+            loop = asyncio.get_running_loop()
+            task = asyncio.create_task(asyncio.sleep(1, 'asyncio task'))
+            future = loop.create_future()
+            loop.call_later(2, future.set_result, 'asyncio future')
+            results = await Afut.gather(task, future, Afut.sleep(1))
+            slow = asyncio.create_task(asyncio.sleep(3600))
+            with self.assertRaises(TimeoutError):
+                await Afut.wait_for(slow, 1)
+            return results, slow.cancelled()
+        self.assertEqual(self.run_loop(main()),
+                         (['asyncio task', 'asyncio future', None], True))
+
     def test_a_future_of_a_loop_not_running_here_is_a_bad_yield(self):
         stock = asyncio.SelectorEventLoop()
         future = stock.create_future()

@@ -41,6 +41,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import importlib
+import inspect
 import os
 import threading
 import traceback
@@ -510,8 +511,16 @@ def ensure_future(aw, *, loop=None):
         return aw
     if asyncio.iscoroutine(aw):
         return create_task(aw, loop=loop)
-    raise TypeError('An Afut.Future or a coroutine is required, not %r'
-                    % (aw,))
+    if inspect.isawaitable(aw):
+        # Any other awaitable (an asyncio future or task on afut's
+        # EventLoop, _afut_asyncio.py): a task awaits it, as in asyncio.
+        return create_task(_wrap_awaitable(aw), loop=loop)
+    raise TypeError('An Afut.Future, a coroutine or an awaitable is '
+                    'required, not %r' % (aw,))
+
+
+async def _wrap_awaitable(aw):
+    return await aw
 
 
 def current_task():
