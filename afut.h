@@ -3423,24 +3423,26 @@ AFUT_API bool afut_condition_notify_all (AfutCondition *condition);
 /* ---- queue ---- */
 
 /**
- * afut_queue_new: (skip)
+ * afut_queue_new:
  * @loop: (nullable): the loop, %NULL for the running loop
  * @kind: the order items come out in
  * @maxsize: how many items the queue holds at most; 0 for no limit
- * @compare: (nullable): orders the items of an %AFUT_QUEUE_PRIORITY queue
- *   (required for it); ignored for the other kinds.  It must not put
+ * @compare: (nullable) (scope forever): orders the items of an
+ *   %AFUT_QUEUE_PRIORITY queue (required for it); ignored for the other
+ *   kinds.  It must not put
  *   items into the queue or take them out: such a call from inside it is
  *   refused (reported), as Python's heapq refuses a list that changed
  *   size during a comparison
- * @item_destroy: (nullable): frees an item the queue or a put still owns
- *   when it goes: items left in the queue when it is freed, the item of a
+ * @item_destroy: (nullable) (scope forever): frees an item the queue or
+ *   a put still owns when it goes: items left in the queue when it is freed, the item of a
  *   put that failed or was cancelled, or never awaited
  *
  * Creates a queue (asyncio.Queue(maxsize), LifoQueue, PriorityQueue).
  * Items are `void *`, %NULL included.
  *
- * Not for bindings, whose items are their own values: they use
- * afut_queue_new_for_values().
+ * Bindings pass %NULL for both functions and keep their items on their
+ * side: the queue's %NULL items count them, and it gives them asyncio's
+ * waiting, fairness, maxsize and join.
  *
  * Returns: (transfer full): a new queue; %NULL on a bad argument or when
  *   no loop is found (reported)

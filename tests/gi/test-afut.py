@@ -645,6 +645,62 @@ class TestSync(AfutTestCase):
         self.assertEqual(self.run_loop(main()), 'item')
 
 
+    def test_queues(self):
+        async def main():
+            q = Afut.Queue(maxsize=2)
+            log = []
+
+            async def producer():
+                for i in range(5):
+                    await q.put(i)
+                    log.append(('put', i, self.loop.time()))
+
+            async def consumer():
+                got = []
+                for _ in range(5):
+                    await Afut.sleep(1)
+                    got.append(await q.get())
+                    q.task_done()
+                return got
+            p = Afut.create_task(producer())
+            got = await consumer()
+            await p
+            await q.join()
+            with self.assertRaises(ValueError):
+                q.task_done()
+            with self.assertRaises(asyncio.QueueEmpty):
+                q.get_nowait()
+            lifo = Afut.LifoQueue()
+            prio = Afut.PriorityQueue()
+            for item in (3, 1, 2):
+                lifo.put_nowait(item)
+                prio.put_nowait(item)
+            full = Afut.Queue(1)
+            full.put_nowait(object())
+            with self.assertRaises(asyncio.QueueFull):
+                full.put_nowait(2)
+            return (got, log[2][2], [lifo.get_nowait() for _ in range(3)],
+                    [prio.get_nowait() for _ in range(3)], isinstance(prio, Afut.Queue))
+        got, third_put_at, lifo, prio, is_afut = self.run_loop(main())
+        self.assertEqual(got, [0, 1, 2, 3, 4])
+        self.assertEqual(third_put_at, 1.0)  # maxsize 2: waits for a get
+        self.assertEqual(lifo, [2, 1, 3])
+        self.assertEqual(prio, [1, 2, 3])
+        self.assertTrue(is_afut)
+
+    def test_a_cancelled_get_loses_no_item(self):
+        async def main():
+            q = Afut.Queue()
+            getter = Afut.create_task(q.get())
+            await Afut.sleep(0)
+            getter.cancel()
+            q.put_nowait('kept')
+            with self.assertRaises(asyncio.CancelledError):
+                await getter
+            return q.get_nowait()
+        self.assertEqual(self.run_loop(main()), 'kept')
+
+
 class TestThreads(AfutTestCase):
     virtual_clock = False  # a worker thread and a real clock
 

@@ -34,12 +34,15 @@
 #     GLib.Error with their domain and code;
 #   - gather, wait_for, shield, race, any, wait, as_completed, sleep,
 #     TaskGroup, timeout, Event, Lock, Semaphore, BoundedSemaphore,
-#     Condition, to_thread, gio(), run(), run_until_complete().
+#     Condition, Queue, LifoQueue, PriorityQueue, to_thread, gio(), run(),
+#     run_until_complete().
 # C's bool crosses as 0 or 1 (see afut.h); the methods here return bools.
 
 import asyncio
+import collections
 import concurrent.futures
 import contextvars
+import heapq
 import importlib
 import inspect
 import os
@@ -956,7 +959,106 @@ class Condition(_ContextManagerMixin, Afut.Condition):
 
 
 Condition = override(Condition)
-__all__ += ['Event', 'Lock', 'Semaphore', 'BoundedSemaphore', 'Condition']
+class Queue(Afut.Queue):
+    """asyncio.Queue on an AfutQueue: afut's queue does the waiting, the
+    first-come-first-served wakeups, maxsize, task_done() and join(),
+    over None items that count the Python items, which stay here (a
+    deque; a list for LifoQueue, a heap for PriorityQueue).  A put's item
+    goes in, and a get's comes out, in the same step as afut's own put
+    or get completes, so the two stay in step."""
+
+    _kind = Afut.QueueKind.FIFO
+
+    def __new__(cls, maxsize=0):
+        queue = Afut.Queue.new(get_event_loop(), Afut.QueueKind.FIFO,
+                               max(0, maxsize), None, None)
+        queue.__class__ = cls
+        return queue
+
+    def __init__(self, maxsize=0):
+        self._maxsize = max(0, maxsize)
+        self._items = collections.deque()
+        self._unfinished = 0
+
+    def _push(self, item):
+        self._items.append(item)
+
+    def _pop(self):
+        return self._items.popleft()
+
+    @property
+    def maxsize(self):
+        return self._maxsize
+
+    def qsize(self):
+        return len(self._items)
+
+    def empty(self):
+        return not self._items
+
+    def full(self):
+        return 0 < self._maxsize <= len(self._items)
+
+    async def put(self, item):
+        await Afut.Queue.put(self, None)
+        self._push(item)
+        self._unfinished += 1
+
+    def put_nowait(self, item):
+        if not Afut.Queue.put_nowait(self, None):
+            raise asyncio.QueueFull
+        self._push(item)
+        self._unfinished += 1
+
+    async def get(self):
+        await Afut.Queue.get(self)
+        return self._pop()
+
+    def get_nowait(self):
+        ok, unused = Afut.Queue.get_nowait(self)
+        if not ok:
+            raise asyncio.QueueEmpty
+        return self._pop()
+
+    def task_done(self):
+        if self._unfinished <= 0:
+            raise ValueError('task_done() called too many times')
+        self._unfinished -= 1
+        Afut.Queue.task_done(self)
+
+    async def join(self):
+        await Afut.Queue.join(self)
+
+
+Queue = override(Queue)
+
+
+class LifoQueue(Queue):
+    """asyncio.LifoQueue."""
+
+    def _pop(self):
+        return self._items.pop()
+
+
+class PriorityQueue(Queue):
+    """asyncio.PriorityQueue: Python's heapq orders the items."""
+
+    def __init__(self, maxsize=0):
+        super().__init__(maxsize)
+        self._items = []
+
+    def _push(self, item):
+        heapq.heappush(self._items, item)
+
+    def _pop(self):
+        return heapq.heappop(self._items)
+
+
+QueueEmpty = asyncio.QueueEmpty
+QueueFull = asyncio.QueueFull
+
+__all__ += ['Event', 'Lock', 'Semaphore', 'BoundedSemaphore', 'Condition',
+            'Queue', 'LifoQueue', 'PriorityQueue', 'QueueEmpty', 'QueueFull']
 
 
 # ---- threads ----
