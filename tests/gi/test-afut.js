@@ -160,9 +160,18 @@ test('c-sees-type-and-message', () => {
 
 test('c-errors-are-glib-errors-with-domain-and-code', () => {
     const f = Gio.File.new_for_path('/nonexistent/afut-test');
-    assertThrows(() => run(Afut.gio(f, 'load_contents_async', null)),
-        e => e instanceof GLib.Error && e.matches(Gio.io_error_quark(),
-            Gio.IOErrorEnum.NOT_FOUND), 'gio');
+    const isNotFound = e => e instanceof GLib.Error &&
+        e.matches(Gio.io_error_quark(), Gio.IOErrorEnum.NOT_FOUND);
+    assertThrows(() => run(Afut.gio(f, 'load_contents_async', null)), isNotFound, 'gio');
+    // Yielded in a generator task, the _finish's error is thrown there.
+    assert(isNotFound(run(function* () {
+        try {
+            yield Afut.gio(f, 'load_contents_async', null);
+        } catch (e) {
+            return e;
+        }
+        return null;
+    })), 'thrown into the generator');
 });
 
 // ---- cancellation ----

@@ -324,9 +324,10 @@ function _init() {
             try {
                 const caught = task.caught();
                 if (caught === null) {
-                    const value = waiting === null ? null : outcome(waiting)[0];
+                    // Its value (or what Afut.gio()'s _finish throws).
+                    const [value, e] = waiting === null ? [null, null] : outcome(waiting);
                     waiting = null;
-                    r = gen.next(value);
+                    r = e === null ? gen.next(value) : gen.throw(e);
                 } else {
                     // The future's own failure, read from it (its object,
                     // its group); else the task's own cancellation.
