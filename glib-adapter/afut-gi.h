@@ -150,7 +150,9 @@ AFUT_API GType afut_queue_get_type (void) G_GNUC_CONST;
  * bare yield.
  *
  * Returns: (transfer none) (nullable): the future to await next; the
- *   task takes a reference
+ *   task takes a reference of its own, and the step keeps its own (a
+ *   binding's wrapper object holds it; a C step keeps it in its data
+ *   and lets go of it at its next step)
  * Since: 0.3
  */
 typedef AfutFuture *(*AfutTaskStepFunc) (AfutTask *task, gpointer user_data);
