@@ -915,6 +915,23 @@ AFUT_API void afut_loop_set_exception_handler (AfutLoop *loop,
                                                void *data);
 
 /**
+ * afut_loop_set_exception_handler_full: (rename-to afut_loop_set_exception_handler)
+ * @loop: a loop
+ * @handler: (nullable) (scope notified) (closure data) (destroy destroy):
+ *   the handler, %NULL for the default
+ * @data: user data for @handler
+ * @destroy: (nullable): frees @data when the handler is replaced or the
+ *   loop's memory goes
+ *
+ * afut_loop_set_exception_handler() with a destroy notify, for bindings.
+ *
+ * Since: 0.3
+ */
+AFUT_API void afut_loop_set_exception_handler_full (
+  AfutLoop *loop, AfutExceptionHandler handler, void *data,
+  AfutDestroyNotify destroy);
+
+/**
  * afut_loop_default_exception_handler:
  * @loop: a loop
  * @context: what happened
@@ -3926,6 +3943,7 @@ struct AfutLoop
 
   AfutExceptionHandler exception_handler;
   void *exception_handler_data;
+  AfutDestroyNotify exception_handler_destroy; /* the _full call's */
 };
 
 static AFUT__THREAD_LOCAL AfutLoop *afut__running_loop;
@@ -3977,6 +3995,7 @@ static void afut__combinator_finalize (AfutFuture *future);
 static void afut__task_resume_unwind (AfutTask *task);
 static void afut__loop_close (AfutLoop *loop);
 static void afut__loop_free_memory (AfutLoop *loop);
+static void afut__loop_drop_exception_handler (AfutLoop *loop);
 static void afut__heap_remove (AfutLoop *loop, AfutFuture *timer);
 static const char *afut__task_name (AfutTask *task);
 static void afut__fd_stop_watch (AfutFdFuture *fdf);
@@ -4579,6 +4598,8 @@ afut_loop_unref (AfutLoop *loop)
 static void
 afut__loop_free_memory (AfutLoop *loop)
 {
+  /* No future is left to report through the handler. */
+  afut__loop_drop_exception_handler (loop);
   AFUT_FREE (loop->ready);
   AFUT_FREE (loop->heap);
   AFUT_FREE (loop->tasks);
@@ -5318,13 +5339,44 @@ afut__loop_close (AfutLoop *loop)
 
 /* ---- exception handler ---- */
 
+/* Lets go of a handler set with afut_loop_set_exception_handler_full(). */
+static void
+afut__loop_drop_exception_handler (AfutLoop *loop)
+{
+  AfutDestroyNotify destroy = loop->exception_handler_destroy;
+  void *data = loop->exception_handler_data;
+  loop->exception_handler = NULL;
+  loop->exception_handler_data = NULL;
+  loop->exception_handler_destroy = NULL;
+  if (destroy != NULL)
+    destroy (data);
+}
+
 void
 afut_loop_set_exception_handler (AfutLoop *loop, AfutExceptionHandler handler,
                                  void *data)
 {
   AFUT__RETURN_IF_FAIL (loop != NULL);
+  afut__loop_drop_exception_handler (loop);
   loop->exception_handler = handler;
   loop->exception_handler_data = data;
+}
+
+void
+afut_loop_set_exception_handler_full (AfutLoop *loop,
+                                      AfutExceptionHandler handler,
+                                      void *data, AfutDestroyNotify destroy)
+{
+  if (loop == NULL)
+    {
+      if (destroy != NULL)
+        destroy (data);
+      AFUT__RETURN_IF_FAIL (loop != NULL);
+    }
+  afut_loop_set_exception_handler (loop, handler, data);
+  loop->exception_handler_destroy = handler != NULL ? destroy : NULL;
+  if (handler == NULL && destroy != NULL)
+    destroy (data);
 }
 
 void

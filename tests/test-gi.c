@@ -480,6 +480,33 @@ test_call_full_destroy_once (void)
   free_loop (loop);
 }
 
+static void
+count_report (AfutLoop *loop, const AfutExceptionContext *context,
+              void *data)
+{
+  (void) loop;
+  (void) context;
+  (*(int *) data) += 10;
+}
+
+static void
+test_exception_handler_full (void)
+{
+  AfutLoop *loop = new_loop ();
+  int first = 0, second = 0;
+  AfutExceptionContext ctx = { "test report", NULL, NULL };
+  afut_loop_set_exception_handler_full (loop, count_report, &first,
+                                        count_destroy);
+  afut_loop_call_exception_handler (loop, &ctx);
+  g_assert_cmpint (first, ==, 10);
+  /* Replacing it lets go of the first; the loop's end of the second. */
+  afut_loop_set_exception_handler_full (loop, count_report, &second,
+                                        count_destroy);
+  g_assert_cmpint (first, ==, 11);
+  free_loop (loop);
+  g_assert_cmpint (second, ==, 1);
+}
+
 /* ---- GIO and the rest ---- */
 
 static void
@@ -615,6 +642,8 @@ main (int argc, char **argv)
   g_test_add_func ("/gi/future/new-with-cancel", test_new_with_cancel);
   g_test_add_func ("/gi/loop/call-full-destroy-once",
                    test_call_full_destroy_once);
+  g_test_add_func ("/gi/loop/exception-handler-full",
+                   test_exception_handler_full);
   g_test_add_func ("/gi/gio/complete", test_gio_complete);
   g_test_add_func ("/gi/future/then-and-inspection", test_then_and_inspection);
   g_test_add_func ("/gi/bad/arguments", test_bad_arguments);

@@ -389,6 +389,38 @@ Afut.run(main())
         self.assertIn('doomed_helper', r.stderr)
 
 
+class TestExceptionHandler(AfutTestCase):
+
+    def test_never_retrieved_goes_to_the_python_handler(self):
+        got = []
+
+        def handler(loop, context, *data):
+            got.append((context.message, context.task_name,
+                        context.error.message.split('\n')[0]))
+
+        class Marker:
+            pass
+        marker = Marker()
+        gone = weakref.ref(marker)
+        self.loop.set_exception_handler(lambda *a, m=marker: handler(*a))
+        del marker
+
+        async def fail():
+            raise ValueError('lost')
+
+        async def main():
+            Afut.create_task(fail(), name='doomed')
+            await Afut.sleep(1)
+            gc.collect()
+            await Afut.sleep(1)
+        self.run_loop(main())
+        self.assertEqual(got, [('Task exception was never retrieved',
+                                'doomed', 'ValueError: lost')])
+        self.loop.set_exception_handler(None)  # lets go of the closure
+        gc.collect()
+        self.assertIsNone(gone())
+
+
 class TestCoroutines(AfutTestCase):
 
     def test_tasks_interleave_and_gather_coroutines(self):
