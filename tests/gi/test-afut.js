@@ -263,6 +263,38 @@ test('names-and-describe', () => {
     run(t);
 });
 
+test('timeout-expires', () => {
+    const r = run(function* () {
+        try {
+            yield* Afut.timeout(1, function* () {
+                yield Afut.sleep(10);
+            });
+        } catch (e) {
+            return [Afut.isTimeout(e), loop.time()];
+        }
+        return null;
+    });
+    assertEq(r, [true, 1]);
+});
+
+test('timeout-and-outer-cancel-in-one-iteration-ends-cancelled', () => {
+    const log = [];
+    const t = Afut.createTask(function* () {
+        try {
+            yield* Afut.timeout(1, function* () {
+                yield Afut.sleep(10);
+            });
+            log.push('finished normally');
+        } catch (e) {
+            log.push(Afut.isTimeout(e) ? 'timed out' : 'cancelled');
+            throw e;
+        }
+    });
+    loop.call_later(1, () => t.cancel('shutdown'));
+    assertThrows(() => run(t), Afut.isCancelled, 'task');
+    assertEq(log, ['cancelled']);
+});
+
 // ---- GIO ----
 
 test('cancelled-chunked-read-then-closes-its-stream', () => {

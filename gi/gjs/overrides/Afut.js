@@ -35,7 +35,7 @@
 //     are GLib.Error (Afut.isCancelled(e), Afut.isTimeout(e)), a group
 //     of errors an AggregateError of the originals;
 //   - gather, gatherReturnExceptions, waitFor, shield, race, any, wait,
-//     gio(), run(), runUntilComplete(); the rest is the C API as it is
+//     timeout (yield*), gio(), run(), runUntilComplete(); the rest is the C API as it is
 //     (Afut.TaskGroup.new(task), Afut.Event.new(loop) ...), whose
 //     coroutine methods return futures to yield or await.
 // A plain Promise cannot be cancelled: a gather (or any combinator) of
@@ -533,6 +533,33 @@ function _init() {
                 pending.push(Afut.wait_get_pending(w, i)[0]);
             return [done, pending];
         })());
+    };
+
+    // asyncio.timeout() for generator tasks: `const v = yield*
+    // Afut.timeout(1, function* () { ... })`.  On expiry the task is
+    // cancelled, and the cancellation becomes a timeout error where the
+    // body ends, unless one came from outside too (the task's cancel
+    // count, afut's own, decides; CPython's Timeout).
+    Afut.timeout = function* (delay, body) {
+        const task = Afut.task_get_current(null);
+        if (task === null)
+            throw new Error('Afut.timeout() should be used inside a task');
+        const future = task.get_future();
+        const entry = task.cancelling();
+        let expired = false;
+        const handle = Afut.getEventLoop().call_later(delay, () => {
+            expired = true;
+            future.cancel(null);
+        });
+        try {
+            return yield* body();
+        } catch (e) {
+            if (expired && task.uncancel() <= entry && Afut.isCancelled(e))
+                throw new GLib.Error(ERROR, Afut.ErrorCode.TIMEOUT, 'Operation timed out');
+            throw e;
+        } finally {
+            handle.cancel(null);
+        }
     };
 
     // ---- running ----
