@@ -4,6 +4,8 @@
 //
 //   gjs gtk-read-file.js [FILE]        (a 32 MiB scratch file by default)
 //   gjs gtk-read-file.js --self-test   (clicks through it, exit 0 if fine)
+//   gjs gtk-read-file.js --self-test --screenshot=PNG (and saves the
+//                                      window after Cancel)
 //
 // The afut loop is one GSource on GTK's main context (Afut.attach()).
 // Read starts a generator task, whose every `yield` is an await that a
@@ -106,9 +108,29 @@ class Reader {
     }
 }
 
+// The window as GTK draws it, rendered by its own renderer to a PNG.
+function saveScreenshot(window, path) {
+    const paintable = Gtk.WidgetPaintable.new(window);
+    const snapshot = new Gtk.Snapshot();
+    paintable.snapshot(snapshot, window.get_width(), window.get_height());
+    const node = snapshot.to_node();
+    if (node === null)
+        return false;
+    const texture = window.get_native().get_renderer().render_texture(node, node.get_bounds());
+    return texture.save_to_png(path);
+}
+
 // Clicks Read, then Cancel once the first chunk came; Read again to the
 // end; then a missing file.  Checks what the window says.
-function* selfTest(app, reader) {
+function* selfTest(app, reader, screenshot) {
+    try {
+        return yield* clicks(reader, screenshot);
+    } finally {
+        app.quit(); // whatever happens
+    }
+}
+
+function* clicks(reader, screenshot) {
     const failures = [];
     const check = (ok, what) => {
         if (!ok)
@@ -128,6 +150,10 @@ function* selfTest(app, reader) {
         `after Cancel: ${text}`);
     check(reader.bar.fraction > 0 && reader.bar.fraction < 1, 'partial progress');
     check(reader.readButton.sensitive, 'Read is clickable again');
+    if (screenshot) {
+        yield Afut.sleep(0.2); // a frame drawn with the new text
+        check(saveScreenshot(reader.window, screenshot), 'screenshot saved');
+    }
 
     reader.readButton.emit('clicked');
     const total = yield reader.task;
@@ -144,13 +170,13 @@ function* selfTest(app, reader) {
     check(reader.status.label.startsWith('Error: '), `a missing file: ${reader.status.label}`);
     failures.forEach(f => printerr(`FAIL: ${f}`));
     print(`self-test: ${failures.length === 0 ? 'ok' : `${failures.length} failures`}`);
-    app.quit();
     return failures.length === 0;
 }
 
 function main(argv) {
     const selfTesting = argv.includes('--self-test');
-    const args = argv.filter(a => a !== '--self-test');
+    const shot = argv.filter(a => a.startsWith('--screenshot=')).map(a => a.split('=')[1])[0];
+    const args = argv.filter(a => !a.startsWith('--s'));
     let path, scratch = null;
     if (args.length > 0) {
         path = args[0];
@@ -171,7 +197,7 @@ function main(argv) {
     app.connect('activate', () => {
         const reader = new Reader(app, path);
         if (selfTesting)
-            test = Afut.createTask(selfTest, app, reader);
+            test = Afut.createTask(selfTest, app, reader, shot);
     });
     let status = app.run([System.programInvocationName]);
     if (selfTesting)

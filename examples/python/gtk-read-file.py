@@ -108,7 +108,15 @@ class Reader:
 
 async def self_test(app, reader):
     """Clicks Read, then Cancel once the first chunk came; Read again to
-    the end; then a missing file.  Checks what the window says."""
+    the end; then a missing file.  Checks what the window says; quits
+    the app whatever happens."""
+    try:
+        return await clicks(reader)
+    finally:
+        app.quit()
+
+
+async def clicks(reader):
     failures = []
 
     def check(condition, what):
@@ -144,7 +152,6 @@ async def self_test(app, reader):
     for f in failures:
         print('FAIL:', f, file=sys.stderr)
     print('self-test:', 'ok' if not failures else f'{len(failures)} failures')
-    app.quit()
     return not failures
 
 
