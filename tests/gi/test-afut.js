@@ -336,6 +336,31 @@ test('cancelled-chunked-read-then-closes-its-stream', () => {
     assertEq(log, [['cancelled after', true], ['closed', true]]);
 });
 
+test('without-the-override-await-throws-loudly', () => {
+    // Issue 14: gjs without GJS_PATH printed "awaited Afut.sleep(1):
+    // 0.0003 s" and went on.  Without the override, await now throws.
+    const script = `imports.gi.versions.Afut = '1';
+        const Afut = imports.gi.Afut;
+        if (Afut.run) throw new Error('the override loaded');
+        const loop = Afut.glib_loop_new(null, 1);
+        loop.push_thread_default();
+        (async () => {
+            try {
+                await loop.sleep(1);
+                print('went on');
+            } catch (e) {
+                print('threw: ' + e.message);
+            }
+        })();
+        const ctx = imports.gi.GLib.MainContext.default();
+        for (let i = 0; i < 10; i++) ctx.iteration(false);`;
+    const env = GLib.get_environ().filter(v => !v.startsWith('GJS_PATH='));
+    const [, out] = GLib.spawn_sync(null, ['gjs', '-c', script], env,
+        GLib.SpawnFlags.SEARCH_PATH, null);
+    const text = new TextDecoder().decode(out);
+    assert(text.includes('threw: the Afut override (Afut.js) did not load'), text);
+});
+
 // ---- running ----
 
 test('run', () => {

@@ -351,6 +351,17 @@ function _init() {
         });
     }
 
+    // cancel() from the override's own code, which runs inside C's
+    // cancel: a refusal (a plain promise's) is a false, not a throw.
+    function tryCancel(future, msg) {
+        try {
+            return future.cancel(msg);
+        } catch (e) {
+            logError(e);
+            return false;
+        }
+    }
+
     // An async function as a task: a stepped task awaiting the future of
     // its body, whose cancel reaches the body where it waits through
     // task.await(), and is refused (loudly) anywhere else.
@@ -367,7 +378,7 @@ function _init() {
             const future = Afut.ensureFuture(aw);
             if (this.mustCancel) {
                 this.mustCancel = false;
-                future.cancel(this.message);
+                tryCancel(future, this.message);
             }
             this.waiting = future;
             return new Promise((resolve, reject) => {
@@ -395,7 +406,7 @@ function _init() {
             if (body === null) {
                 body = Afut.Future.new_with_cancel(loop, (f, msg) => {
                     t.message = msg;
-                    if (t.waiting !== null && t.waiting.cancel(msg))
+                    if (t.waiting !== null && tryCancel(t.waiting, msg))
                         return true;
                     logError(new Error(`Afut: task '${task.get_name()}' cannot be ` +
                         'cancelled where it waits (a plain await): await through ' +
