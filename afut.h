@@ -30,6 +30,10 @@
  *   AFUT_GLIB                            afut runs on GLib: the implementation
  *                                        comes from glib-adapter/afut-glib.h,
  *                                        included next (see there)
+ *   AFUT_NO_EPOLL                        wait on fds with poll() on Linux too
+ *                                        (elsewhere poll() is all there is);
+ *                                        by default Linux uses one epoll set
+ *                                        (see "fd set: epoll" below)
  *
  * RUN-TIME OPTIONS (environment)
  *   AFUT_CLOCK=virtual     afut_run() uses a virtual clock: when nothing is
@@ -623,8 +627,10 @@ struct AfutFdWatch
  *   holds of it
  *
  * What afut needs from whatever runs it.  afut.h brings the embedded
- * backend (poll() and an eventfd); the GLib adapter brings one on a
- * GMainContext.  Every function gets the `backend_data` given to
+ * backend (epoll or poll(), and an eventfd); the GLib adapter brings one
+ * on a GMainContext.  Watches are one-shot: afut calls @unwatch_fd when
+ * a watch ends, reported or cancelled; a backend may keep the fd
+ * registered with the system a while longer (both of afut's do).  Every function gets the `backend_data` given to
  * afut_loop_new_with_backend().
  */
 struct AfutBackend
@@ -642,10 +648,12 @@ struct AfutBackend
  * afut_loop_new:
  * @flags: #AfutLoopFlags
  *
- * Creates a loop on the embedded poll() backend.
+ * Creates a loop on the embedded backend: an epoll set on Linux (poll()
+ * with AFUT_NO_EPOLL defined, and on other systems), and an eventfd (a pipe
+ * elsewhere) for wakeups.
  *
- * Returns: (transfer full): a new loop, or %NULL if the wakeup fd could
- *   not be created
+ * Returns: (transfer full): a new loop, or %NULL if the wakeup fd or the
+ *   epoll set could not be created
  * Since: 0.1
  */
 AFUT_API AfutLoop *afut_loop_new (unsigned flags);
@@ -2383,8 +2391,12 @@ AFUT_API AfutFuture *afut_gather_get_item (AfutFuture *gather, size_t index);
  * @events: %AFUT_IO_IN, %AFUT_IO_OUT or both
  *
  * Waits, on the running loop, until @fd is ready.  Cancelling the future
- * removes the watch.  An fd that is not open (never was, or closed while
- * watched) fails the future with %AFUT_ERRNO_ERROR %EBADF.
+ * removes the watch.  Several waits on one fd are fine.  A file poll()
+ * calls always ready (a regular file) is ready at once.  An fd that is not
+ * open fails the future with %AFUT_ERRNO_ERROR %EBADF; so does one closed
+ * while watched with poll(), but on Linux (epoll) a close cannot be seen:
+ * do not close @fd while a wait is on it, or the wait stays pending until
+ * cancelled.
  *
  * Returns: (transfer full): a future resolving with the #AfutIOEvents
  *   that happened, as an int; %NULL outside a running loop (reported)
@@ -3769,6 +3781,12 @@ afut__cxx_no_init ()
 #ifdef __linux__
 #include <sys/eventfd.h>
 #endif
+#if defined(__linux__) && !defined(AFUT_NO_EPOLL)
+#define AFUT__HAVE_EPOLL 1
+#include <sys/epoll.h>
+#else
+#define AFUT__HAVE_EPOLL 0
+#endif
 #ifndef __GI_SCANNER__
 #ifndef MSG_NOSIGNAL
 #define MSG_NOSIGNAL 0
@@ -3909,6 +3927,7 @@ struct AfutLoop
   bool running; /* entered: running callbacks, or in a run call */
   bool in_wait; /* a run call waits in the backend, stepped out of running */
   bool closing; /* afut_loop_unref is closing it */
+  bool waited;  /* the last iteration waited in the backend */
   const AfutBackend *backend;
   void *backend_data;
   int64_t virtual_now;
@@ -4343,19 +4362,584 @@ afut__cancelled_error (const char *message)
                                  message != NULL ? message : "");
 }
 
-/* ---- embedded backend: poll() + eventfd ---- */
+/* poll()'s POLLNVAL, GLib's G_IO_NVAL: the fd is not open. */
+#define AFUT__IO_NVAL 0x020u
+
+/* ---- fd set: epoll (Linux) ---- */
+
+/* The embedded loop and the GLib adapter keep afut's fds in one epoll
+ * set, so that the cost of an event does not grow with the number of
+ * idle fds.  afut's watches are one-shot and the application owns its
+ * fds, closes them and gets their numbers back for new files, which
+ * epoll is not made for; the rules below make that safe:
+ *
+ * - Lazy removal.  A watch that ends leaves its fd in the kernel: the
+ *   fd awaited again (a read loop, a ping-pong) costs no syscall.  An
+ *   event for an fd nobody waits on any more takes it out then
+ *   (EPOLL_CTL_DEL, or MOD to what is still wanted).
+ * - Trust for one batch.  The kernel's state of an fd is taken as known
+ *   only within the batch in which it was last confirmed (by an event, or
+ *   by an epoll_ctl): a new watch after that re-adds the fd
+ *   (EPOLL_CTL_ADD: EEXIST says the same open file is still registered),
+ *   so an fd closed in between, and a new file that got its number, is
+ *   seen.  The one window left: in the same batch, a watch ends on an fd,
+ *   the application closes it, a new file gets the number and is awaited
+ *   for a subset of the same events.  An event with HUP, ERR or RDHUP
+ *   (the peer is gone, the fd is likely to be closed next) is not
+ *   trusted, which closes that window for the usual close-at-EOF.
+ * - Generations.  epoll_event.data carries the fd number and a
+ *   generation bumped at every successful ADD.  An event of an older
+ *   generation comes from a file that was closed under afut's feet but
+ *   lives on elsewhere (dup, fork): epoll keeps reporting it and no
+ *   epoll_ctl can reach it any more, so the set is rebuilt.
+ * - Files epoll refuses (EPERM: regular files, /dev/null) are always
+ *   ready, as poll() says, reported without the kernel at the next wait.
+ *   An fd that is not open fails its watch at once (EBADF); one found
+ *   closed later (when a set is rebuilt or an fd confirmed) is reported
+ *   as poll() reports it (POLLNVAL).
+ * - fork: the child shares the parent's epoll set.  A loop does not
+ *   survive fork(); the child makes its own. */
+
+#if AFUT__HAVE_EPOLL
+
+#define AFUT__EPOLL_WAKE UINT64_MAX
+
+enum
+{
+  AFUT__EP_NONE,   /* not in the kernel */
+  AFUT__EP_KERNEL, /* in the kernel, with events `kernel` */
+  AFUT__EP_ALWAYS, /* epoll refused it (EPERM): always ready */
+  AFUT__EP_BAD     /* not an open fd (EBADF) */
+};
+
+typedef struct
+{
+  AfutFdWatch **watches; /* waiting on this fd; watch->backend_data: index */
+  uint32_t n_watches;
+  uint32_t watches_cap;
+  uint32_t n_in;   /* how many of them want AFUT_IO_IN */
+  uint32_t n_out;  /* ... AFUT_IO_OUT */
+  uint32_t gen;    /* of the last successful EPOLL_CTL_ADD */
+  uint32_t kernel; /* epoll events the kernel has, in state KERNEL */
+  uint64_t verified; /* the batch (epoch) in which the state was last known */
+  uint8_t state;
+  bool pending;     /* on the set's list of fds reported without the kernel */
+  bool unconfirmed; /* watched on trust, no event since */
+  bool listed;      /* on the set's list of those */
+} AfutEpollFd;
+
+typedef struct
+{
+  int epfd;
+  int wake_fd; /* registered with data AFUT__EPOLL_WAKE; -1: none */
+  AfutEpollFd *fds; /* indexed by fd number */
+  size_t fds_cap;
+  int *pending; /* fds in state ALWAYS or BAD with watches */
+  size_t n_pending;
+  size_t pending_cap;
+  struct epoll_event *events;
+  int events_cap;
+  AfutFdWatch **fired; /* scratch: the watches one event completes */
+  unsigned *fired_revents;
+  size_t fired_cap;
+  size_t n_kernel; /* fds in state KERNEL */
+  uint64_t epoch; /* bumped at each wait: one batch */
+  bool stale;     /* an event came from an fd the set lost track of */
+  int *trusted;   /* fds watched on trust: confirmed by syscall after a while */
+  size_t n_trusted;
+  size_t trusted_cap;
+  int64_t trusted_since; /* monotonic ns: the first of them */
+} AfutEpollSet;
+
+static uint32_t
+afut__epoll_events_for (uint32_t n_in, uint32_t n_out)
+{
+  return (n_in > 0 ? (uint32_t) (EPOLLIN | EPOLLRDHUP) : 0u)
+         | (n_out > 0 ? (uint32_t) EPOLLOUT : 0u);
+}
+
+static void
+afut__epoll_set_state (AfutEpollSet *set, AfutEpollFd *r, uint8_t state)
+{
+  if (r->state == AFUT__EP_KERNEL)
+    set->n_kernel--;
+  if (state == AFUT__EP_KERNEL)
+    set->n_kernel++;
+  r->state = state;
+}
+
+static bool
+afut__epoll_ctl (AfutEpollSet *set, int op, int fd, uint32_t gen,
+                 uint32_t events)
+{
+  struct epoll_event ev;
+  memset (&ev, 0, sizeof ev);
+  ev.events = events;
+  ev.data.u64 = (uint64_t) (uint32_t) fd | ((uint64_t) gen << 32);
+  return epoll_ctl (set->epfd, op, fd, &ev) == 0;
+}
+
+/* How long an fd watched on trust may go without an event before a
+ * syscall confirms that the kernel has it (see "Trust for one batch"). */
+#define AFUT__EPOLL_CONFIRM_NS ((int64_t) 50000000)
+
+static int64_t afut__monotonic_ns (void *data);
+
+static void
+afut__epoll_trust (AfutEpollSet *set, int fd, AfutEpollFd *r)
+{
+  r->unconfirmed = true;
+  if (r->listed)
+    return;
+  if (set->n_trusted == set->trusted_cap)
+    {
+      set->trusted_cap = set->trusted_cap ? set->trusted_cap * 2 : 8;
+      set->trusted = (int *) afut__realloc (set->trusted,
+                                            set->trusted_cap * sizeof (int));
+    }
+  if (set->n_trusted == 0)
+    set->trusted_since = afut__monotonic_ns (NULL);
+  set->trusted[set->n_trusted++] = fd;
+  r->listed = true;
+}
+
+/* Makes the kernel hold @events for @fd, or finds it cannot: state
+ * KERNEL, ALWAYS or BAD.  False (errno set) on another failure. */
+static bool
+afut__epoll_arm (AfutEpollSet *set, int fd, AfutEpollFd *r, uint32_t events)
+{
+  if (r->verified == set->epoch && r->state != AFUT__EP_NONE)
+    {
+      /* Known in this batch. */
+      if (r->state != AFUT__EP_KERNEL)
+        return true;
+      if ((events & ~r->kernel) == 0)
+        {
+          /* An fd nobody waited on since its last event is where a
+           * close and a new file with its number can hide. */
+          if (r->n_watches == 0)
+            afut__epoll_trust (set, fd, r);
+          return true;
+        }
+      if (afut__epoll_ctl (set, EPOLL_CTL_MOD, fd, r->gen, events))
+        {
+          r->kernel = events;
+          return true;
+        }
+      if (errno != ENOENT && errno != EBADF)
+        return false;
+      /* Gone after all: added below. */
+    }
+  if (afut__epoll_ctl (set, EPOLL_CTL_ADD, fd, r->gen + 1, events))
+    {
+      r->gen++;
+      afut__epoll_set_state (set, r, AFUT__EP_KERNEL);
+      r->kernel = events;
+    }
+  else if (errno == EEXIST)
+    {
+      /* The same open file is registered: ours, unless the set lost
+       * track of it, and then its events and data are rewritten. */
+      if ((r->state != AFUT__EP_KERNEL || r->kernel != events)
+          && !afut__epoll_ctl (set, EPOLL_CTL_MOD, fd, r->gen, events))
+        return false;
+      afut__epoll_set_state (set, r, AFUT__EP_KERNEL);
+      r->kernel = events;
+    }
+  else if (errno == EPERM)
+    afut__epoll_set_state (set, r, AFUT__EP_ALWAYS);
+  else if (errno == EBADF)
+    afut__epoll_set_state (set, r, AFUT__EP_BAD);
+  else
+    return false;
+  r->verified = set->epoch;
+  return true;
+}
+
+static bool
+afut__epoll_set_init (AfutEpollSet *set, int wake_fd)
+{
+  memset (set, 0, sizeof *set);
+  set->epfd = epoll_create1 (EPOLL_CLOEXEC);
+  set->wake_fd = wake_fd;
+  set->epoch = 1;
+  if (set->epfd < 0)
+    return false;
+  if (wake_fd >= 0)
+    {
+      struct epoll_event ev;
+      memset (&ev, 0, sizeof ev);
+      ev.events = EPOLLIN;
+      ev.data.u64 = AFUT__EPOLL_WAKE;
+      if (epoll_ctl (set->epfd, EPOLL_CTL_ADD, wake_fd, &ev) < 0)
+        {
+          int errsv = errno;
+          close (set->epfd);
+          set->epfd = -1;
+          errno = errsv;
+          return false;
+        }
+    }
+  set->events_cap = 64;
+  set->events = (struct epoll_event *) afut__alloc (
+    (size_t) set->events_cap * sizeof (struct epoll_event));
+  return true;
+}
+
+static void
+afut__epoll_set_clear (AfutEpollSet *set)
+{
+  size_t i;
+  if (set->epfd >= 0)
+    close (set->epfd);
+  for (i = 0; i < set->fds_cap; i++)
+    AFUT_FREE (set->fds[i].watches);
+  AFUT_FREE (set->fds);
+  AFUT_FREE (set->pending);
+  AFUT_FREE (set->trusted);
+  AFUT_FREE (set->events);
+  AFUT_FREE (set->fired);
+  AFUT_FREE (set->fired_revents);
+  memset (set, 0, sizeof *set);
+  set->epfd = -1;
+}
+
+static void
+afut__epoll_mark_pending (AfutEpollSet *set, int fd, AfutEpollFd *r)
+{
+  if (r->pending)
+    return;
+  if (set->n_pending == set->pending_cap)
+    {
+      set->pending_cap = set->pending_cap ? set->pending_cap * 2 : 8;
+      set->pending = (int *) afut__realloc (set->pending,
+                                            set->pending_cap * sizeof (int));
+    }
+  set->pending[set->n_pending++] = fd;
+  r->pending = true;
+}
+
+static bool
+afut__epoll_watch (AfutEpollSet *set, AfutFdWatch *watch)
+{
+  int fd = watch->fd;
+  AfutEpollFd *r;
+  uint32_t n_in, n_out;
+
+  if ((size_t) fd >= set->fds_cap)
+    {
+      size_t cap = set->fds_cap ? set->fds_cap : 64;
+      while (cap <= (size_t) fd)
+        cap *= 2;
+      set->fds = (AfutEpollFd *) afut__realloc (set->fds,
+                                                cap * sizeof (AfutEpollFd));
+      memset (set->fds + set->fds_cap, 0,
+              (cap - set->fds_cap) * sizeof (AfutEpollFd));
+      set->fds_cap = cap;
+    }
+  r = &set->fds[fd];
+  n_in = r->n_in + ((watch->events & AFUT_IO_IN) != 0);
+  n_out = r->n_out + ((watch->events & AFUT_IO_OUT) != 0);
+  if (!afut__epoll_arm (set, fd, r, afut__epoll_events_for (n_in, n_out)))
+    return false;
+  if (r->state == AFUT__EP_BAD)
+    {
+      /* Not open: afut_loop_fd_wait() fails it at once. */
+      errno = EBADF;
+      return false;
+    }
+  if (r->n_watches == r->watches_cap)
+    {
+      r->watches_cap = r->watches_cap ? r->watches_cap * 2 : 2;
+      r->watches = (AfutFdWatch **) afut__realloc (
+        r->watches, r->watches_cap * sizeof (AfutFdWatch *));
+    }
+  watch->backend_data = (void *) (uintptr_t) r->n_watches;
+  r->watches[r->n_watches++] = watch;
+  r->n_in = n_in;
+  r->n_out = n_out;
+  if (r->state == AFUT__EP_ALWAYS || r->state == AFUT__EP_BAD)
+    afut__epoll_mark_pending (set, fd, r);
+  return true;
+}
+
+static void
+afut__epoll_unwatch (AfutEpollSet *set, AfutFdWatch *watch)
+{
+  AfutEpollFd *r = &set->fds[watch->fd];
+  size_t i = (size_t) (uintptr_t) watch->backend_data;
+  AFUT_ASSERT (i < r->n_watches && r->watches[i] == watch);
+  r->watches[i] = r->watches[--r->n_watches];
+  r->watches[i]->backend_data = (void *) (uintptr_t) i;
+  r->n_in -= (watch->events & AFUT_IO_IN) != 0;
+  r->n_out -= (watch->events & AFUT_IO_OUT) != 0;
+  watch->backend_data = NULL;
+  /* The kernel keeps it: see "Lazy removal" above. */
+}
+
+static void
+afut__epoll_fired_reserve (AfutEpollSet *set, size_t n)
+{
+  if (n <= set->fired_cap)
+    return;
+  while (set->fired_cap < n)
+    set->fired_cap = set->fired_cap ? set->fired_cap * 2 : 16;
+  set->fired = (AfutFdWatch **) afut__realloc (
+    set->fired, set->fired_cap * sizeof (AfutFdWatch *));
+  set->fired_revents = (unsigned *) afut__realloc (
+    set->fired_revents, set->fired_cap * sizeof (unsigned));
+}
+
+/* Reports the watches of @r that @revents (afut's bits) completes.
+ * afut_loop_fd_ready() unwatches, which reorders r->watches: collect
+ * first.  Nothing in between runs user code. */
+static void
+afut__epoll_report (AfutEpollSet *set, AfutLoop *loop, AfutEpollFd *r,
+                    unsigned revents, bool as_requested)
+{
+  size_t i, n = 0;
+  afut__epoll_fired_reserve (set, r->n_watches);
+  for (i = 0; i < r->n_watches; i++)
+    {
+      AfutFdWatch *w = r->watches[i];
+      unsigned hit
+        = as_requested ? w->events
+                       : revents & (w->events | AFUT_IO_ERR | AFUT_IO_HUP
+                                    | AFUT__IO_NVAL);
+      if (hit == 0)
+        continue;
+      set->fired[n] = w;
+      set->fired_revents[n++] = hit;
+    }
+  for (i = 0; i < n; i++)
+    afut_loop_fd_ready (loop, set->fired[i], set->fired_revents[i]);
+}
+
+/* A fresh kernel set with the fds that have watches: the old one has an
+ * entry the set lost track of, that nothing but closing it removes. */
+static void
+afut__epoll_rebuild (AfutEpollSet *set)
+{
+  int epfd = epoll_create1 (EPOLL_CLOEXEC);
+  size_t fd;
+  if (epfd < 0)
+    return; /* the old one stays; a lost entry is only spurious wakeups */
+  if (set->wake_fd >= 0)
+    {
+      struct epoll_event ev;
+      memset (&ev, 0, sizeof ev);
+      ev.events = EPOLLIN;
+      ev.data.u64 = AFUT__EPOLL_WAKE;
+      if (epoll_ctl (epfd, EPOLL_CTL_ADD, set->wake_fd, &ev) < 0)
+        {
+          close (epfd);
+          return;
+        }
+    }
+  close (set->epfd);
+  set->epfd = epfd;
+  set->stale = false;
+  set->epoch++;
+  for (fd = 0; fd < set->fds_cap; fd++)
+    {
+      AfutEpollFd *r = &set->fds[fd];
+      if (r->state == AFUT__EP_KERNEL)
+        afut__epoll_set_state (set, r, AFUT__EP_NONE);
+      if (r->n_watches > 0
+          && !afut__epoll_arm (set, (int) fd, r,
+                               afut__epoll_events_for (r->n_in, r->n_out)))
+        {
+          /* Cannot watch it any more (ENOMEM, ENOSPC): an error. */
+          afut__epoll_set_state (set, r, AFUT__EP_BAD);
+          r->verified = set->epoch;
+        }
+      if (r->n_watches > 0
+          && (r->state == AFUT__EP_ALWAYS || r->state == AFUT__EP_BAD))
+        afut__epoll_mark_pending (set, (int) fd, r);
+    }
+}
+
+static bool
+afut__epoll_confirm_due (AfutEpollSet *set)
+{
+  return set->n_trusted > 0
+         && afut__monotonic_ns (NULL) - set->trusted_since
+              >= AFUT__EPOLL_CONFIRM_NS;
+}
+
+/* The fds watched on trust that had no event since: an epoll_ctl says
+ * whether the kernel still has them (EEXIST), or adds them (an fd
+ * closed, and its number taken by a new file, in the batch its last
+ * watch ended: the new file is polled from here on). */
+static void
+afut__epoll_confirm (AfutEpollSet *set)
+{
+  size_t k;
+  for (k = 0; k < set->n_trusted; k++)
+    {
+      int fd = set->trusted[k];
+      AfutEpollFd *r = &set->fds[fd];
+      r->listed = false;
+      if (!r->unconfirmed)
+        continue;
+      r->unconfirmed = false;
+      if (r->n_watches == 0 || r->state != AFUT__EP_KERNEL)
+        continue;
+      r->verified = 0;
+      if (!afut__epoll_arm (set, fd, r,
+                            afut__epoll_events_for (r->n_in, r->n_out)))
+        {
+          afut__epoll_set_state (set, r, AFUT__EP_BAD);
+          r->verified = set->epoch;
+        }
+      if (r->state == AFUT__EP_ALWAYS || r->state == AFUT__EP_BAD)
+        afut__epoll_mark_pending (set, fd, r);
+    }
+  set->n_trusted = 0;
+}
+
+/* Turns @n events of epoll_wait() into afut_loop_fd_ready() calls, then
+ * reports the fds that bypass the kernel.  Starts a new batch. */
+static void
+afut__epoll_process (AfutEpollSet *set, AfutLoop *loop, int n,
+                     bool *woken)
+{
+  int i;
+  size_t k, n_pending;
+  set->epoch++;
+  for (i = 0; i < n; i++)
+    {
+      uint64_t data = set->events[i].data.u64;
+      uint32_t got = set->events[i].events;
+      int fd;
+      AfutEpollFd *r;
+      uint32_t wanted;
+      if (data == AFUT__EPOLL_WAKE)
+        {
+          *woken = true;
+          continue;
+        }
+      fd = (int) (uint32_t) data;
+      r = (size_t) fd < set->fds_cap ? &set->fds[fd] : NULL;
+      if (r == NULL || r->state != AFUT__EP_KERNEL
+          || r->gen != (uint32_t) (data >> 32))
+        {
+          set->stale = true;
+          continue;
+        }
+      /* See "Trust for one batch" above. */
+      r->unconfirmed = false;
+      r->verified
+        = (got & (EPOLLHUP | EPOLLERR | EPOLLRDHUP)) ? 0 : set->epoch;
+      wanted = afut__epoll_events_for (r->n_in, r->n_out);
+      if (wanted == 0)
+        {
+          /* Nobody waits: lazy removal ends here. */
+          if (epoll_ctl (set->epfd, EPOLL_CTL_DEL, fd, NULL) < 0)
+            set->stale = true; /* not reachable by its number any more */
+          afut__epoll_set_state (set, r, AFUT__EP_NONE);
+          r->kernel = 0;
+          r->verified = 0;
+          continue;
+        }
+      if ((got & (EPOLLIN | EPOLLOUT) & ~wanted) != 0)
+        {
+          if (afut__epoll_ctl (set, EPOLL_CTL_MOD, fd, r->gen, wanted))
+            r->kernel = wanted;
+          else
+            set->stale = true;
+        }
+      /* A read side shut down reads as end of file: readable, as poll()
+       * reports it. */
+      if (got & EPOLLRDHUP)
+        got |= EPOLLIN;
+      afut__epoll_report (set, loop, r,
+                          got
+                            & (unsigned) (AFUT_IO_IN | AFUT_IO_OUT
+                                          | AFUT_IO_ERR | AFUT_IO_HUP),
+                          false);
+    }
+  if (afut__epoll_confirm_due (set))
+    afut__epoll_confirm (set);
+  if (set->stale)
+    afut__epoll_rebuild (set);
+  /* The fds epoll does not take (reporting runs no user code: the list
+   * does not change meanwhile). */
+  n_pending = set->n_pending;
+  for (k = 0; k < n_pending; k++)
+    {
+      AfutEpollFd *r = &set->fds[set->pending[k]];
+      r->pending = false;
+      if (r->n_watches == 0)
+        continue;
+      if (r->state == AFUT__EP_ALWAYS)
+        afut__epoll_report (set, loop, r, 0, true);
+      else if (r->state == AFUT__EP_BAD)
+        afut__epoll_report (set, loop, r, AFUT__IO_NVAL, false);
+    }
+  memmove (set->pending, set->pending + n_pending,
+           (set->n_pending - n_pending) * sizeof (int));
+  set->n_pending -= n_pending;
+}
+
+/* @timeout_ms (-1: none), shortened for what the set must do itself:
+ * report fds without the kernel, confirm fds watched on trust. */
+static int
+afut__epoll_timeout (AfutEpollSet *set, int timeout_ms)
+{
+  if (set->n_pending > 0)
+    return 0;
+  if (set->n_trusted > 0)
+    {
+      int64_t left = set->trusted_since + AFUT__EPOLL_CONFIRM_NS
+                     - afut__monotonic_ns (NULL);
+      int ms = left <= 0 ? 0 : (int) ((left + 999999) / 1000000);
+      if (timeout_ms < 0 || ms < timeout_ms)
+        return ms;
+    }
+  return timeout_ms;
+}
+
+/* epoll_wait() on the set, @timeout_ms as poll() takes it. */
+static int
+afut__epoll_wait (AfutEpollSet *set, int timeout_ms)
+{
+  int n;
+  /* Room for every fd in the kernel: all that are ready are reported in
+   * one batch, as poll() (and asyncio) does. */
+  if (set->n_kernel + 1 > (size_t) set->events_cap)
+    {
+      while (set->n_kernel + 1 > (size_t) set->events_cap)
+        set->events_cap *= 2;
+      set->events = (struct epoll_event *) afut__realloc (
+        set->events, (size_t) set->events_cap * sizeof (struct epoll_event));
+    }
+  timeout_ms = afut__epoll_timeout (set, timeout_ms);
+  do
+    n = epoll_wait (set->epfd, set->events, set->events_cap, timeout_ms);
+  while (n < 0 && errno == EINTR);
+  return n < 0 ? 0 : n;
+}
+
+#endif /* AFUT__HAVE_EPOLL */
+
+/* ---- embedded backend: epoll (Linux) or poll(), and an eventfd ---- */
 
 typedef struct
 {
   int wake_read;
   int wake_write;
   int wake_pending; /* atomic: a byte is in the wakeup fd */
+#if AFUT__HAVE_EPOLL
+  AfutEpollSet set;
+#else
   AfutFdWatch **watches;
   size_t n_watches;
   size_t watches_cap;
   struct pollfd *pollfds;
   AfutFdWatch **polled; /* the watch behind each pollfds[i + 1] */
   size_t pollfds_cap;
+#endif
 } AfutPollBackend;
 
 static int64_t
@@ -4376,12 +4960,52 @@ afut__poll_drain_wakeup (AfutPollBackend *pb)
   __atomic_store_n (&pb->wake_pending, 0, __ATOMIC_RELEASE);
 }
 
+static int
+afut__timeout_ms (int64_t timeout_ns)
+{
+  int64_t ms;
+  if (timeout_ns < 0)
+    return -1;
+  if (timeout_ns == 0)
+    return 0;
+  /* Round up: waking before the deadline would spin. */
+  ms = (timeout_ns + 999999) / 1000000;
+  return ms > 86400000 ? 86400000 : (int) ms;
+}
+
+#if AFUT__HAVE_EPOLL
+
+static void
+afut__poll_wait (void *data, AfutLoop *loop, int64_t timeout_ns)
+{
+  AfutPollBackend *pb = (AfutPollBackend *) data;
+  bool woken = false;
+  int n = afut__epoll_wait (&pb->set, afut__timeout_ms (timeout_ns));
+  afut__epoll_process (&pb->set, loop, n, &woken);
+  if (woken)
+    afut__poll_drain_wakeup (pb);
+}
+
+static bool
+afut__poll_watch_fd (void *data, AfutFdWatch *watch)
+{
+  return afut__epoll_watch (&((AfutPollBackend *) data)->set, watch);
+}
+
+static void
+afut__poll_unwatch_fd (void *data, AfutFdWatch *watch)
+{
+  afut__epoll_unwatch (&((AfutPollBackend *) data)->set, watch);
+}
+
+#else /* poll() */
+
 static void
 afut__poll_wait (void *data, AfutLoop *loop, int64_t timeout_ns)
 {
   AfutPollBackend *pb = (AfutPollBackend *) data;
   size_t i, n = pb->n_watches + 1;
-  int timeout_ms, r;
+  int r;
 
   if (n > pb->pollfds_cap)
     {
@@ -4401,18 +5025,8 @@ afut__poll_wait (void *data, AfutLoop *loop, int64_t timeout_ns)
       pb->pollfds[i + 1].events = (short) pb->watches[i]->events;
       pb->pollfds[i + 1].revents = 0;
     }
-  if (timeout_ns < 0)
-    timeout_ms = -1;
-  else if (timeout_ns == 0)
-    timeout_ms = 0;
-  else
-    {
-      /* Round up: waking before the deadline would spin. */
-      int64_t ms = (timeout_ns + 999999) / 1000000;
-      timeout_ms = ms > 86400000 ? 86400000 : (int) ms;
-    }
   do
-    r = poll (pb->pollfds, (nfds_t) n, timeout_ms);
+    r = poll (pb->pollfds, (nfds_t) n, afut__timeout_ms (timeout_ns));
   while (r < 0 && errno == EINTR);
   if (r <= 0)
     return;
@@ -4425,24 +5039,6 @@ afut__poll_wait (void *data, AfutLoop *loop, int64_t timeout_ns)
     if (pb->pollfds[i].revents)
       afut_loop_fd_ready (loop, pb->polled[i - 1],
                           (unsigned) pb->pollfds[i].revents);
-}
-
-static void
-afut__poll_wakeup (void *data)
-{
-  AfutPollBackend *pb = (AfutPollBackend *) data;
-  /* One byte in the fd is enough to wake a poll. */
-  if (__atomic_exchange_n (&pb->wake_pending, 1, __ATOMIC_ACQ_REL) == 0)
-    {
-#ifdef __linux__
-      uint64_t one = 1;
-      ssize_t r = write (pb->wake_write, &one, sizeof one);
-#else
-      char one = 1;
-      ssize_t r = write (pb->wake_write, &one, 1);
-#endif
-      (void) r;
-    }
 }
 
 static bool
@@ -4470,16 +5066,40 @@ afut__poll_unwatch_fd (void *data, AfutFdWatch *watch)
   pb->watches[i]->backend_data = (void *) (uintptr_t) i;
 }
 
+#endif /* poll() */
+
+static void
+afut__poll_wakeup (void *data)
+{
+  AfutPollBackend *pb = (AfutPollBackend *) data;
+  /* One byte in the fd is enough to wake a poll. */
+  if (__atomic_exchange_n (&pb->wake_pending, 1, __ATOMIC_ACQ_REL) == 0)
+    {
+#ifdef __linux__
+      uint64_t one = 1;
+      ssize_t r = write (pb->wake_write, &one, sizeof one);
+#else
+      char one = 1;
+      ssize_t r = write (pb->wake_write, &one, 1);
+#endif
+      (void) r;
+    }
+}
+
 static void
 afut__poll_free (void *data)
 {
   AfutPollBackend *pb = (AfutPollBackend *) data;
-  close (pb->wake_read);
-  if (pb->wake_write != pb->wake_read)
-    close (pb->wake_write);
+#if AFUT__HAVE_EPOLL
+  afut__epoll_set_clear (&pb->set);
+#else
   AFUT_FREE (pb->watches);
   AFUT_FREE (pb->pollfds);
   AFUT_FREE (pb->polled);
+#endif
+  close (pb->wake_read);
+  if (pb->wake_write != pb->wake_read)
+    close (pb->wake_write);
   AFUT_FREE (pb);
 }
 
@@ -4517,6 +5137,16 @@ afut__poll_backend_new (void)
     pb->wake_read = fds[0];
     pb->wake_write = fds[1];
   }
+#endif
+#if AFUT__HAVE_EPOLL
+  if (!afut__epoll_set_init (&pb->set, pb->wake_read))
+    {
+      int errsv = errno;
+      close (pb->wake_read);
+      AFUT_FREE (pb);
+      errno = errsv;
+      return NULL;
+    }
 #endif
   return pb;
 }
@@ -5037,12 +5667,23 @@ static void
 afut__loop_iterate_unlocked (AfutLoop *loop, bool may_block)
 {
   int64_t timeout = afut__loop_timeout (loop, may_block);
-  /* The embedded backend with nothing to poll and nothing to wait for
-   * skips the syscall; another backend always gets its turn, since it may
+  /* The embedded backend skips the syscall with nothing to poll and
+   * nothing to wait for, and, when work is ready, every other time: what
+   * the last poll reported (an fd ready, a task to wake) takes two
+   * batches to reach its task, and a poll between them finds nothing
+   * new but costs a syscall per event.  I/O is still looked at every
+   * other batch.  Another backend always gets its turn, since it may
    * have callbacks of its own to run. */
-  if (timeout != 0 || loop->n_fd_watches > 0
-      || loop->backend != &afut__poll_backend)
-    afut__loop_wait (loop, timeout);
+  if (loop->backend != &afut__poll_backend
+      || (timeout != 0
+          || (loop->n_fd_watches > 0
+              && !(may_block && loop->ready_len > 0 && loop->waited))))
+    {
+      afut__loop_wait (loop, timeout);
+      loop->waited = true;
+    }
+  else
+    loop->waited = false;
   afut__loop_process (loop);
 }
 
@@ -9028,8 +9669,6 @@ afut__fd_stop_watch (AfutFdFuture *fdf)
   fdf->future.ref_count--; /* the watch's; a caller holds another */
 }
 
-/* poll()'s POLLNVAL, GLib's G_IO_NVAL: the fd is not open. */
-#define AFUT__IO_NVAL 0x020u
 
 static AfutError *
 afut__fd_not_open_error (int fd)

@@ -16,6 +16,9 @@
 #include <glib.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -1900,6 +1903,396 @@ test_fd_cancel_task_awaiting_fd (void)
   afut_loop_unref (loop);
 }
 
+/* ---- fd readiness: one fd awaited many times, many fds, closed and
+ * reused fds (the epoll set's cases; poll() passes them too) ---- */
+
+/* Makes @fd (a closed number) an end of a new socketpair; the other end
+ * goes to *@peer. */
+static void
+socketpair_at (int fd, int *peer)
+{
+  int sv[2];
+  make_socketpair (sv);
+  if (sv[1] == fd)
+    {
+      /* The ends are alike: take that one. */
+      sv[1] = sv[0];
+      sv[0] = fd;
+    }
+  if (sv[0] != fd)
+    {
+      g_assert_cmpint (dup2 (sv[0], fd), ==, fd);
+      close (sv[0]);
+    }
+  *peer = sv[1];
+}
+
+/* Three waits on one fd: OUT fires alone, both INs fire together, a
+ * cancelled one does not fire. */
+static void
+test_fd_one_fd_awaited_several_times (void)
+{
+  AfutLoop *loop = new_loop ();
+  int sv[2];
+  AfutFuture *in1, *in2, *out, *in3, *in4;
+  char c;
+
+  make_socketpair (sv);
+  in1 = afut_loop_fd_wait (loop, sv[0], AFUT_IO_IN);
+  in2 = afut_loop_fd_wait (loop, sv[0], AFUT_IO_IN);
+  out = afut_loop_fd_wait (loop, sv[0], AFUT_IO_OUT);
+  g_assert_true (afut_loop_run_until_complete (loop, out));
+  g_assert_cmpint (afut_future_get_int (out), ==, AFUT_IO_OUT);
+  iterate_n (loop, 3);
+  g_assert_false (afut_future_is_done (in1));
+  g_assert_false (afut_future_is_done (in2));
+  write_byte (sv[1], 'a');
+  g_assert_true (afut_loop_iterate (loop, FALSE));
+  g_assert_cmpint (afut_future_get_int (in1), ==, AFUT_IO_IN);
+  g_assert_cmpint (afut_future_get_int (in2), ==, AFUT_IO_IN);
+  g_assert_cmpint (read (sv[0], &c, 1), ==, 1);
+
+  in3 = afut_loop_fd_wait (loop, sv[0], AFUT_IO_IN);
+  in4 = afut_loop_fd_wait (loop, sv[0], AFUT_IO_IN);
+  g_assert_true (afut_future_cancel (in3, NULL));
+  iterate_n (loop, 2);
+  write_byte (sv[1], 'b');
+  g_assert_true (afut_loop_iterate (loop, FALSE));
+  g_assert_true (afut_future_is_cancelled (in3));
+  g_assert_cmpint (afut_future_get_int (in4), ==, AFUT_IO_IN);
+
+  afut_future_unref (in1);
+  afut_future_unref (in2);
+  afut_future_unref (out);
+  afut_future_unref (in3);
+  afut_future_unref (in4);
+  close (sv[0]);
+  close (sv[1]);
+  afut_loop_unref (loop);
+}
+
+/* 3000 idle sockets awaited: each write completes exactly its own wait,
+ * all that are ready complete in one iteration, and no idle one ever
+ * reports. */
+static void
+test_fd_many_fds (void)
+{
+  enum { N = 3000 };
+  AfutLoop *loop;
+  int (*pairs)[2];
+  AfutFuture **waits;
+  struct rlimit rl;
+  int i, n_done, n_written, round;
+
+  g_assert_cmpint (getrlimit (RLIMIT_NOFILE, &rl), ==, 0);
+  if (rl.rlim_cur < 2 * N + 64 && rl.rlim_max >= 2 * N + 64)
+    {
+      rl.rlim_cur = 2 * N + 64;
+      g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &rl), ==, 0);
+    }
+  if (rl.rlim_cur < 2 * N + 64)
+    {
+      g_test_skip ("needs 6064 open files");
+      return;
+    }
+  loop = new_loop ();
+  pairs = (int (*)[2]) g_malloc_n (N, sizeof *pairs);
+  waits = g_new (AfutFuture *, N);
+  for (i = 0; i < N; i++)
+    {
+      make_socketpair (pairs[i]);
+      waits[i] = afut_loop_fd_wait (loop, pairs[i][0], AFUT_IO_IN);
+    }
+  iterate_n (loop, 3);
+  for (i = 0; i < N; i++)
+    g_assert_false (afut_future_is_done (waits[i]));
+
+  /* One at a time, anywhere in the set. */
+  for (round = 0; round < 5; round++)
+    {
+      int k = (round * 997 + 13) % N;
+      write_byte (pairs[k][1], 'x');
+      g_assert_true (afut_loop_iterate (loop, FALSE));
+      for (i = 0, n_done = 0; i < N; i++)
+        n_done += afut_future_is_done (waits[i]);
+      g_assert_cmpint (n_done, ==, round + 1);
+      g_assert_cmpint (afut_future_get_int (waits[k]), ==, AFUT_IO_IN);
+    }
+  /* Every seventh of the rest at once: one iteration completes them all. */
+  for (i = 0, n_written = 0; i < N; i += 7)
+    if (!afut_future_is_done (waits[i]))
+      {
+        write_byte (pairs[i][1], 'y');
+        n_written++;
+      }
+  g_assert_cmpint (n_written, >, 400);
+  g_assert_true (afut_loop_iterate (loop, FALSE));
+  for (i = 0; i < N; i += 7)
+    g_assert_true (afut_future_is_done (waits[i]));
+  for (i = 0, n_done = 0; i < N; i++)
+    n_done += afut_future_is_done (waits[i]);
+  g_assert_cmpint (n_done, ==, 5 + n_written);
+
+  for (i = 0; i < N; i++)
+    {
+      afut_future_cancel (waits[i], NULL);
+      afut_future_unref (waits[i]);
+      close (pairs[i][0]);
+      close (pairs[i][1]);
+    }
+  g_free (waits);
+  g_free (pairs);
+  afut_loop_unref (loop);
+}
+
+/* An fd waited on, closed, and its number given to a new file after the
+ * loop polled again: the new file is polled at once (epoll keys its set
+ * by open file, not number: the old entry went with the close). */
+static void
+test_fd_reused_number_next_batch (void)
+{
+  AfutLoop *loop = new_loop ();
+  int sv[2], other[2], fd, peer;
+  AfutFuture *w, *idle;
+  char c;
+
+  /* A wait on another fd makes every iteration poll. */
+  make_socketpair (other);
+  idle = afut_loop_fd_wait (loop, other[0], AFUT_IO_IN);
+  make_socketpair (sv);
+  fd = sv[0];
+  w = afut_loop_fd_wait (loop, fd, AFUT_IO_IN);
+  write_byte (sv[1], 'a');
+  g_assert_true (afut_loop_run_until_complete (loop, w));
+  afut_future_unref (w);
+  g_assert_cmpint (read (fd, &c, 1), ==, 1);
+  iterate_n (loop, 1);
+  close (sv[0]);
+  close (sv[1]);
+
+  socketpair_at (fd, &peer);
+  w = afut_loop_fd_wait (loop, fd, AFUT_IO_IN);
+  iterate_n (loop, 2);
+  g_assert_false (afut_future_is_done (w));
+  write_byte (peer, 'b');
+  g_assert_true (afut_loop_iterate (loop, FALSE));
+  g_assert_cmpint (afut_future_get_int (w), ==, AFUT_IO_IN);
+  g_assert_false (afut_future_is_done (idle));
+
+  afut_future_unref (w);
+  afut_future_cancel (idle, NULL);
+  afut_future_unref (idle);
+  close (fd);
+  close (peer);
+  close (other[0]);
+  close (other[1]);
+  afut_loop_unref (loop);
+}
+
+typedef struct
+{
+  AfutTask task;
+  int fd;
+  int peer;
+  gboolean at_eof; /* the peer closes instead of writing */
+  char got;
+} Reopener;
+
+/* Reads what came on its fd (a byte, or the end of file), closes it,
+ * opens a new socketpair at the same number, writes into it and awaits
+ * it: all in the batch in which the first wait fired. */
+static void
+reopener_step (AfutTask *task)
+{
+  Reopener *self = (Reopener *) task;
+  AFUT_BEGIN (task);
+  AFUT_AWAIT (task, afut_fd_wait (self->fd, AFUT_IO_IN));
+  g_assert_cmpint (read (self->fd, &self->got, 1), ==, self->at_eof ? 0 : 1);
+  close (self->fd);
+  if (!self->at_eof)
+    close (self->peer);
+  socketpair_at (self->fd, &self->peer);
+  write_byte (self->peer, 'n');
+  AFUT_AWAIT (task, afut_fd_wait (self->fd, AFUT_IO_IN));
+  g_assert_cmpint (afut_future_get_int (afut_task_awaited (task)) & AFUT_IO_IN,
+                   ==, AFUT_IO_IN);
+  g_assert_cmpint (read (self->fd, &self->got, 1), ==, 1);
+  AFUT_END (task);
+}
+
+/* The same in the batch in which its last wait fired.  After the end of
+ * file (the usual reason to close) the new file is polled at once; after
+ * a plain read, an epoll set takes a while to see it (it confirms fds
+ * awaited again on trust within 50 ms), but it does. */
+static void
+test_fd_reused_number_same_batch (void)
+{
+  int round;
+  for (round = 0; round < 2; round++)
+    {
+      AfutLoop *loop = new_loop ();
+      int sv[2];
+      Reopener init;
+      AfutFuture *t;
+      int i;
+
+      make_socketpair (sv);
+      memset (&init, 0, sizeof init);
+      init.fd = sv[0];
+      init.peer = sv[1];
+      init.at_eof = round == 0;
+      t = afut_task_new (loop, reopener_step, sizeof init, &init, "reopener",
+                         NULL);
+      iterate_n (loop, 2);
+      if (init.at_eof)
+        close (sv[1]);
+      else
+        write_byte (sv[1], 'o');
+      if (init.at_eof)
+        {
+          for (i = 0; i < 10 && !afut_future_is_done (t); i++)
+            iterate_n (loop, 1);
+          g_assert_true (afut_future_is_done (t));
+        }
+      else
+        g_assert_true (afut_loop_run_until_complete (loop, t));
+      g_assert_cmpint (afut_future_get_state (t), ==, AFUT_FUTURE_DONE);
+      g_assert_cmpint (((Reopener *) t)->got, ==, 'n');
+      close (((Reopener *) t)->fd);
+      close (((Reopener *) t)->peer);
+      afut_future_unref (t);
+      afut_loop_unref (loop);
+    }
+}
+
+/* An fd closed while a wait is on it.  poll() reports it at once
+ * (POLLNVAL: EBADF); epoll cannot see a close: the wait stays pending, like
+ * asyncio's on Linux, until cancelled or until a new file with that
+ * number is awaited, which the old wait then waits on too (as poll()
+ * waits on a number). */
+static void
+test_fd_closed_while_awaited (void)
+{
+  AfutLoop *loop = new_loop ();
+  int sv[2], fd, peer;
+  AfutFuture *w, *again;
+
+  make_socketpair (sv);
+  fd = sv[0];
+  w = afut_loop_fd_wait (loop, fd, AFUT_IO_IN);
+  iterate_n (loop, 2);
+  close (fd);
+  iterate_n (loop, 2);
+#if AFUT__HAVE_EPOLL
+  g_assert_false (afut_future_is_done (w));
+#else
+  assert_ebadf (w);
+#endif
+  socketpair_at (fd, &peer);
+  again = afut_loop_fd_wait (loop, fd, AFUT_IO_IN);
+  iterate_n (loop, 2);
+  g_assert_false (afut_future_is_done (again));
+  write_byte (peer, 'x');
+  g_assert_true (afut_loop_iterate (loop, FALSE));
+  g_assert_cmpint (afut_future_get_int (again), ==, AFUT_IO_IN);
+  g_assert_true (afut_future_is_done (w));
+#if AFUT__HAVE_EPOLL
+  g_assert_cmpint (afut_future_get_int (w), ==, AFUT_IO_IN);
+#endif
+
+  afut_future_unref (w);
+  afut_future_unref (again);
+  close (fd);
+  close (peer);
+  close (sv[1]);
+  afut_loop_unref (loop);
+}
+
+/* Files that poll() calls always ready and epoll refuses (EPERM): a
+ * regular file, /dev/null.  Ready at once for what was asked, on either
+ * backend, again and again. */
+static void
+test_fd_always_ready_files (void)
+{
+  AfutLoop *loop = new_loop ();
+  char *path = NULL;
+  int fds[2], k, round;
+
+  fds[0] = g_file_open_tmp ("afut-test-loop-XXXXXX", &path, NULL);
+  g_assert_cmpint (fds[0], >=, 0);
+  fds[1] = open ("/dev/null", O_RDWR | O_CLOEXEC);
+  g_assert_cmpint (fds[1], >=, 0);
+  for (k = 0; k < 2; k++)
+    for (round = 0; round < 3; round++)
+      {
+        static const unsigned asked[3]
+          = { AFUT_IO_IN, AFUT_IO_OUT, AFUT_IO_IN | AFUT_IO_OUT };
+        AfutFuture *w = afut_loop_fd_wait (loop, fds[k], asked[round]);
+        g_assert_true (afut_loop_iterate (loop, FALSE));
+        g_assert_true (afut_future_is_done (w));
+        g_assert_cmpint (afut_future_get_int (w), ==, (int) asked[round]);
+        afut_future_unref (w);
+      }
+  close (fds[0]);
+  close (fds[1]);
+  g_unlink (path);
+  g_free (path);
+  afut_loop_unref (loop);
+}
+
+/* A file closed at a number while another descriptor keeps it open (dup,
+ * a forked child): epoll keeps its old entry, which reports that file's
+ * events under the number.  A new file awaited at the number must see
+ * only its own, and the loop must not spin on the old one. */
+static void
+test_fd_stale_entry_of_a_duplicated_file (void)
+{
+  AfutLoop *loop = new_loop ();
+  int sv[2], other[2], fd, keep, peer;
+  AfutFuture *w, *idle;
+  char c;
+
+  /* A wait on another fd makes every iteration poll. */
+  make_socketpair (other);
+  idle = afut_loop_fd_wait (loop, other[0], AFUT_IO_IN);
+  make_socketpair (sv);
+  fd = sv[0];
+  w = afut_loop_fd_wait (loop, fd, AFUT_IO_IN);
+  write_byte (sv[1], 'a');
+  g_assert_true (afut_loop_run_until_complete (loop, w));
+  afut_future_unref (w);
+  g_assert_cmpint (read (fd, &c, 1), ==, 1);
+  iterate_n (loop, 1);
+  keep = dup (fd);
+  close (fd);
+  socketpair_at (fd, &peer);
+  w = afut_loop_fd_wait (loop, fd, AFUT_IO_IN);
+  iterate_n (loop, 1);
+  /* The old file turns readable: its entry reports, the new wait must
+   * not complete. */
+  write_byte (sv[1], 'b');
+  iterate_n (loop, 5);
+  g_assert_false (afut_future_is_done (w));
+  write_byte (peer, 'c');
+  g_assert_true (afut_loop_iterate (loop, FALSE));
+  g_assert_cmpint (afut_future_get_int (w), ==, AFUT_IO_IN);
+  g_assert_cmpint (read (fd, &c, 1), ==, 1);
+  g_assert_cmpint (c, ==, 'c');
+
+  g_assert_false (afut_future_is_done (idle));
+
+  afut_future_unref (w);
+  afut_future_cancel (idle, NULL);
+  afut_future_unref (idle);
+  close (fd);
+  close (peer);
+  close (keep);
+  close (sv[1]);
+  close (other[0]);
+  close (other[1]);
+  afut_loop_unref (loop);
+}
+
 /* ---- run_until_complete ---- */
 
 static void
@@ -3080,6 +3473,19 @@ main (int argc, char **argv)
   g_test_add_func ("/loop/fd/await-in-task", test_fd_await_in_task);
   g_test_add_func ("/loop/fd/cancel-task-awaiting-fd",
                    test_fd_cancel_task_awaiting_fd);
+  g_test_add_func ("/loop/fd/one-fd-awaited-several-times",
+                   test_fd_one_fd_awaited_several_times);
+  g_test_add_func ("/loop/fd/many-fds", test_fd_many_fds);
+  g_test_add_func ("/loop/fd/reused-number-next-batch",
+                   test_fd_reused_number_next_batch);
+  g_test_add_func ("/loop/fd/reused-number-same-batch",
+                   test_fd_reused_number_same_batch);
+  g_test_add_func ("/loop/fd/closed-while-awaited",
+                   test_fd_closed_while_awaited);
+  g_test_add_func ("/loop/fd/always-ready-files",
+                   test_fd_always_ready_files);
+  g_test_add_func ("/loop/fd/stale-entry-of-a-duplicated-file",
+                   test_fd_stale_entry_of_a_duplicated_file);
 
   g_test_add_func ("/loop/run-until-complete/resolved-by-callback",
                    test_run_until_complete_resolved_by_callback);
