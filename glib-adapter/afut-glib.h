@@ -602,8 +602,16 @@ typedef struct
 {
   GMainContext *context;
   AfutGlibSource *source;
+#if AFUT__HAVE_EPOLL
+  /* afut's fds, all in one epoll set: GLib polls its one fd, however many
+   * fds afut waits on (see afut.h, "fd set: epoll"). */
+  AfutEpollSet fd_set;
+  gpointer fd_set_tag;      /* the epoll fd on the source */
+  gboolean fd_set_taken;    /* its events were read in this iteration */
+#else
   GHashTable *fds;          /* fd -> AfutGlibFd */
   GPtrArray *fd_list;       /* the same AfutGlibFd, dense, for walking */
+#endif
   GHashTable *links;        /* every AfutGlibLink of the loop's futures */
   GHashTable *cancellables; /* AfutFuture* -> its own AfutGlibLink */
 } AfutGlibBackend;
@@ -623,6 +631,61 @@ afut_glib__backend_of (AfutLoop *loop, const char *func)
   return NULL;
 }
 
+#if AFUT__HAVE_EPOLL
+
+/* Reads the epoll set's events (GLib said its fd is readable) and
+ * reports them to afut. */
+static void
+afut_glib__fd_set_take (AfutGlibBackend *b, AfutLoop *loop)
+{
+  int epfd = b->fd_set.epfd, n;
+  bool woken = false;
+  b->fd_set_taken = TRUE;
+  n = afut__epoll_wait (&b->fd_set, 0);
+  afut__epoll_process (&b->fd_set, loop, n, &woken);
+  if (b->fd_set.epfd != epfd && b->source != NULL)
+    {
+      /* Rebuilt: a new epoll fd. */
+      g_source_remove_unix_fd (&b->source->source, b->fd_set_tag);
+      b->fd_set_tag = g_source_add_unix_fd (&b->source->source,
+                                            b->fd_set.epfd, G_IO_IN);
+    }
+}
+
+static void
+afut_glib__fds_prepare (AfutGlibBackend *b, AfutLoop *loop)
+{
+  b->fd_set_taken = FALSE;
+  /* Files epoll does not take (always ready) and bad fds are reported
+   * here, without a poll; so is the confirmation of fds watched on
+   * trust. */
+  if (b->fd_set.n_pending > 0 || afut__epoll_confirm_due (&b->fd_set))
+    {
+      bool woken = false;
+      afut__epoll_process (&b->fd_set, loop, 0, &woken);
+    }
+}
+
+/* After GLib polled: reads the set's events if its fd is readable.
+ * Either way a new batch starts (see "Trust for one batch" in afut.h). */
+static void
+afut_glib__fds_check (AfutGlibBackend *b, AfutLoop *loop)
+{
+  if (b->fd_set_taken)
+    return;
+  if (b->fd_set_tag != NULL
+      && (g_source_query_unix_fd (&b->source->source, b->fd_set_tag)
+          & G_IO_IN))
+    afut_glib__fd_set_take (b, loop);
+  else
+    {
+      b->fd_set.epoch++;
+      b->fd_set_taken = TRUE;
+    }
+}
+
+#else /* poll() through GLib: each fd on the source */
+
 static void
 afut_glib__fd_free (gpointer data)
 {
@@ -631,14 +694,12 @@ afut_glib__fd_free (gpointer data)
   g_free (f);
 }
 
-static gboolean
-afut_glib__prepare (GSource *source, gint *timeout)
+static void
+afut_glib__fds_prepare (AfutGlibBackend *b, AfutLoop *loop)
 {
-  AfutGlibSource *s = (AfutGlibSource *) source;
-  AfutGlibBackend *b = (AfutGlibBackend *) s->loop->backend_data;
+  GSource *source = &b->source->source;
   guint k;
-  int64_t t = -1;
-  gboolean ready;
+  (void) loop;
 
   /* Registrations nobody waits on any more stop here, before the poll:
    * left in, a readable fd would make every poll return at once. */
@@ -669,24 +730,12 @@ afut_glib__prepare (GSource *source, gint *timeout)
           f->registered = wanted;
         }
     }
-
-  ready = afut_loop_prepare (s->loop, &t);
-  if (t < 0)
-    *timeout = -1;
-  else
-    {
-      /* Round up: waking before the deadline would spin. */
-      int64_t ms = (t + 999999) / 1000000;
-      *timeout = ms > G_MAXINT ? G_MAXINT : (gint) ms;
-    }
-  return ready;
 }
 
-static gboolean
-afut_glib__check (GSource *source)
+static void
+afut_glib__fds_check (AfutGlibBackend *b, AfutLoop *loop)
 {
-  AfutGlibSource *s = (AfutGlibSource *) source;
-  AfutGlibBackend *b = (AfutGlibBackend *) s->loop->backend_data;
+  GSource *source = &b->source->source;
   AfutFdWatch *fired_stack[16];
   unsigned revents_stack[16];
   AfutFdWatch **fired = fired_stack;
@@ -729,12 +778,46 @@ afut_glib__check (GSource *source)
         }
     }
   for (i = 0; i < n_fired; i++)
-    afut_loop_fd_ready (s->loop, fired[i], revents[i]);
+    afut_loop_fd_ready (loop, fired[i], revents[i]);
   if (fired != fired_stack)
     {
       g_free (fired);
       g_free (revents);
     }
+}
+
+#endif /* AFUT__HAVE_EPOLL */
+
+static gboolean
+afut_glib__prepare (GSource *source, gint *timeout)
+{
+  AfutGlibSource *s = (AfutGlibSource *) source;
+  AfutGlibBackend *b = (AfutGlibBackend *) s->loop->backend_data;
+  int64_t t = -1;
+  gboolean ready;
+
+  afut_glib__fds_prepare (b, s->loop);
+  ready = afut_loop_prepare (s->loop, &t);
+  if (t < 0)
+    *timeout = -1;
+  else
+    {
+      /* Round up: waking before the deadline would spin. */
+      int64_t ms = (t + 999999) / 1000000;
+      *timeout = ms > G_MAXINT ? G_MAXINT : (gint) ms;
+    }
+#if AFUT__HAVE_EPOLL
+  *timeout = afut__epoll_timeout (&b->fd_set, *timeout);
+#endif
+  return ready;
+}
+
+static gboolean
+afut_glib__check (GSource *source)
+{
+  AfutGlibSource *s = (AfutGlibSource *) source;
+  AfutGlibBackend *b = (AfutGlibBackend *) s->loop->backend_data;
+  afut_glib__fds_check (b, s->loop);
   return afut_loop_prepare (s->loop, NULL);
 }
 
@@ -744,6 +827,11 @@ afut_glib__dispatch (GSource *source, GSourceFunc callback, gpointer data)
   AfutGlibSource *s = (AfutGlibSource *) source;
   (void) callback;
   (void) data;
+#if AFUT__HAVE_EPOLL
+  /* Ready at prepare, the source was not checked: its fds were polled
+   * all the same. */
+  afut_glib__fds_check ((AfutGlibBackend *) s->loop->backend_data, s->loop);
+#endif
   afut_loop_dispatch (s->loop, s->budget_ns);
   return G_SOURCE_CONTINUE;
 }
@@ -777,6 +865,32 @@ afut_glib__wakeup (void *data)
 {
   g_main_context_wakeup (((AfutGlibBackend *) data)->context);
 }
+
+#if AFUT__HAVE_EPOLL
+
+static bool
+afut_glib__watch_fd (void *data, AfutFdWatch *watch)
+{
+  AfutGlibBackend *b = (AfutGlibBackend *) data;
+  if (b->source == NULL)
+    return false;
+  if (b->fd_set.epfd < 0)
+    {
+      errno = EMFILE; /* epoll_create1() failed when the loop was made */
+      return false;
+    }
+  /* No wakeup needed: the loop's thread makes watches, and the next
+   * prepare or poll on it sees this one. */
+  return afut__epoll_watch (&b->fd_set, watch);
+}
+
+static void
+afut_glib__unwatch_fd (void *data, AfutFdWatch *watch)
+{
+  afut__epoll_unwatch (&((AfutGlibBackend *) data)->fd_set, watch);
+}
+
+#else
 
 static bool
 afut_glib__watch_fd (void *data, AfutFdWatch *watch)
@@ -817,6 +931,8 @@ afut_glib__unwatch_fd (void *data, AfutFdWatch *watch)
   g_ptr_array_remove_fast (f->watches, watch);
   watch->backend_data = NULL;
 }
+
+#endif /* AFUT__HAVE_EPOLL */
 
 typedef struct AfutGlibLink AfutGlibLink;
 
@@ -868,16 +984,22 @@ afut_glib__close (void *data, AfutLoop *loop)
       g_source_unref (&b->source->source);
       b->source = NULL;
     }
+#if !AFUT__HAVE_EPOLL
   g_ptr_array_set_size (b->fd_list, 0);
   g_hash_table_remove_all (b->fds);
+#endif
 }
 
 static void
 afut_glib__free (void *data)
 {
   AfutGlibBackend *b = (AfutGlibBackend *) data;
+#if AFUT__HAVE_EPOLL
+  afut__epoll_set_clear (&b->fd_set);
+#else
   g_ptr_array_unref (b->fd_list);
   g_hash_table_unref (b->fds);
+#endif
   g_hash_table_unref (b->links);
   g_hash_table_unref (b->cancellables);
   g_main_context_unref (b->context);
@@ -905,8 +1027,15 @@ afut_glib_loop_new (GMainContext *context, unsigned flags)
 
   b->context = g_main_context_ref (context != NULL ? context
                                                    : g_main_context_default ());
+#if AFUT__HAVE_EPOLL
+  if (!afut__epoll_set_init (&b->fd_set, -1))
+    g_warning ("afut_glib_loop_new: no epoll set, fds cannot be awaited: "
+               "%s",
+               g_strerror (errno));
+#else
   b->fds = g_hash_table_new_full (NULL, NULL, NULL, afut_glib__fd_free);
   b->fd_list = g_ptr_array_new ();
+#endif
   b->links = g_hash_table_new (NULL, NULL);
   b->cancellables = g_hash_table_new (NULL, NULL);
   loop = afut_loop_new_with_backend (&afut_glib__backend, b, flags);
@@ -925,6 +1054,11 @@ afut_glib_loop_new (GMainContext *context, unsigned flags)
    * doubles the syscalls of an fd ping-pong.  afut guards against its own
    * recursion (afut_loop_prepare answers false while the loop runs). */
   g_source_set_can_recurse (&s->source, TRUE);
+#if AFUT__HAVE_EPOLL
+  if (b->fd_set.epfd >= 0)
+    b->fd_set_tag = g_source_add_unix_fd (&s->source, b->fd_set.epfd,
+                                          G_IO_IN);
+#endif
   g_source_attach (&s->source, b->context);
   b->source = s;
   return loop;

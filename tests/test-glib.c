@@ -32,6 +32,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -259,8 +260,43 @@ dispatches_during (GMainContext *ctx, guint ms)
   return n;
 }
 
+/* Whether @epfd, an epoll fd, holds @fd, and for which events (the
+ * kernel's own view, from /proc/self/fdinfo). */
+static gboolean
+epoll_holds_fd (int epfd, int fd, gushort *events_out)
+{
+  char path[64], link[64], *info = NULL, *line;
+  ssize_t len;
+  gboolean found = FALSE;
+  g_snprintf (path, sizeof path, "/proc/self/fd/%d", epfd);
+  len = readlink (path, link, sizeof link - 1);
+  if (len < 0)
+    return FALSE;
+  link[len] = '\0';
+  if (strcmp (link, "anon_inode:[eventpoll]") != 0)
+    return FALSE;
+  g_snprintf (path, sizeof path, "/proc/self/fdinfo/%d", epfd);
+  g_assert_true (g_file_get_contents (path, &info, NULL, NULL));
+  for (line = strtok (info, "\n"); line != NULL; line = strtok (NULL, "\n"))
+    {
+      int tfd;
+      unsigned events;
+      if (sscanf (line, "tfd: %d events: %x", &tfd, &events) == 2
+          && tfd == fd)
+        {
+          found = TRUE;
+          if (events_out != NULL)
+            *events_out = (gushort) (((events & 0x1) ? G_IO_IN : 0)
+                                     | ((events & 0x4) ? G_IO_OUT : 0));
+        }
+    }
+  g_free (info);
+  return found;
+}
+
 /* Runs one iteration by hand to see what GLib will poll: whether @fd is
- * in the poll set (with which events), and the poll timeout. */
+ * in the poll set (with which events), itself or through an epoll fd in
+ * it (the adapter's, on Linux), and the poll timeout. */
 static gboolean
 context_polls_fd (GMainContext *ctx, int fd, gushort *events_out,
                   gint *timeout_out)
@@ -280,12 +316,26 @@ context_polls_fd (GMainContext *ctx, int fd, gushort *events_out,
         if (events_out != NULL)
           *events_out = fds[i].events;
       }
+    else if (fd >= 0 && epoll_holds_fd (fds[i].fd, fd, events_out))
+      found = TRUE;
   if (timeout_out != NULL)
     *timeout_out = timeout;
+  /* Polled without waiting, so that check sees what is ready. */
+  g_assert_cmpint (g_poll (fds, (guint) n, 0), >=, 0);
   if (g_main_context_check (ctx, max_priority, fds, n))
     g_main_context_dispatch (ctx);
   g_main_context_release (ctx);
   return found;
+}
+
+/* Whether @fd leaves the poll set: at once where GLib polls each fd,
+ * within one more iteration where an epoll set holds it (it leaves at
+ * its first event once nobody waits on it). */
+static gboolean
+context_drops_fd (GMainContext *ctx, int fd)
+{
+  return !context_polls_fd (ctx, fd, NULL, NULL)
+         || (AFUT__HAVE_EPOLL && !context_polls_fd (ctx, fd, NULL, NULL));
 }
 
 static void
@@ -3404,12 +3454,12 @@ test_fd_readable_writable (void)
   g_assert_false (afut_future_is_done (r));
   g_assert_true (context_polls_fd (env.ctx, sv[0], &polled, NULL));
   g_assert_cmpuint (polled & G_IO_IN, ==, G_IO_IN);
-  g_assert_false (context_polls_fd (env.ctx, sv[1], NULL, NULL));
+  g_assert_true (context_drops_fd (env.ctx, sv[1]));
   g_assert_cmpint (write (sv[1], "x", 1), ==, 1);
   ITERATE_UNTIL (env.ctx, afut_future_is_done (r));
   g_assert_cmpint (afut_future_get_int (r) & AFUT_IO_IN, ==, AFUT_IO_IN);
   iterate_n (env.ctx, 2);
-  g_assert_false (context_polls_fd (env.ctx, sv[0], NULL, NULL));
+  g_assert_true (context_drops_fd (env.ctx, sv[0]));
   afut_future_unref (r);
   afut_future_unref (w);
   close (sv[0]);
@@ -3460,7 +3510,7 @@ test_fd_cancel_removes_watch (void)
   afut_future_cancel (f, NULL);
   assert_cancelled (f, "");
   g_assert_cmpint (write (sv[1], "x", 1), ==, 1);
-  g_assert_false (context_polls_fd (env.ctx, sv[0], NULL, NULL));
+  g_assert_true (context_drops_fd (env.ctx, sv[0]));
   n = blocking_iterations_during (env.ctx, 10);
   g_assert_cmpuint (n, <=, 5);
   g_assert_cmpuint (dispatches_during (env.ctx, 5), ==, 0);
@@ -3472,7 +3522,7 @@ test_fd_cancel_removes_watch (void)
   ITERATE_UNTIL (env.ctx, afut_future_is_done (t));
   assert_cancelled (t, "task cancelled");
   g_assert_cmpint (write (sv[0], "y", 1), ==, 1);
-  g_assert_false (context_polls_fd (env.ctx, sv[1], NULL, NULL));
+  g_assert_true (context_drops_fd (env.ctx, sv[1]));
   n = blocking_iterations_during (env.ctx, 10);
   g_assert_cmpuint (n, <=, 5);
   g_assert_cmpuint (dispatches_during (env.ctx, 5), ==, 0);
@@ -3503,6 +3553,9 @@ test_fd_in_and_out_on_one_fd (void)
   g_assert_cmpint (afut_future_get_int (outw), ==, AFUT_IO_OUT);
   g_assert_false (afut_future_is_done (in));
   g_assert_true (context_polls_fd (env.ctx, sv[0], &polled, NULL));
+  /* An epoll set narrows at the first OUT event nobody waits for. */
+  if (AFUT__HAVE_EPOLL)
+    g_assert_true (context_polls_fd (env.ctx, sv[0], &polled, NULL));
   g_assert_cmpuint (polled & (G_IO_IN | G_IO_OUT), ==, G_IO_IN);
   g_assert_cmpuint (blocking_iterations_during (env.ctx, 10), <=, 5);
   g_assert_cmpint (write (sv[1], "x", 1), ==, 1);
@@ -3616,6 +3669,196 @@ test_fd_many_fds (void)
       close (sv[i][0]);
       close (sv[i][1]);
     }
+  env_clear (&env);
+}
+
+/* How many fds GLib polls for @ctx now. */
+static gint
+context_n_poll_fds (GMainContext *ctx)
+{
+  GPollFD fds[1];
+  gint max_priority, timeout, n;
+  g_assert_true (g_main_context_acquire (ctx));
+  g_main_context_prepare (ctx, &max_priority);
+  n = g_main_context_query (ctx, G_MAXINT, &timeout, fds, 1);
+  g_main_context_check (ctx, max_priority, fds, 0);
+  g_main_context_release (ctx);
+  return n;
+}
+
+/* 3000 idle sockets awaited: GLib polls one fd for all of them (epoll),
+ * and each write completes exactly its own wait. */
+static void
+test_fd_thousands_of_idle_fds (void)
+{
+  enum { N = 3000 };
+  Env env;
+  int (*pairs)[2];
+  AfutFuture **waits;
+  struct rlimit rl;
+  gint n_before;
+  int i, round, n_done;
+
+  g_assert_cmpint (getrlimit (RLIMIT_NOFILE, &rl), ==, 0);
+  if (rl.rlim_cur < 2 * N + 64 && rl.rlim_max >= 2 * N + 64)
+    {
+      rl.rlim_cur = 2 * N + 64;
+      g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &rl), ==, 0);
+    }
+  if (rl.rlim_cur < 2 * N + 64)
+    {
+      g_test_skip ("needs 6064 open files");
+      return;
+    }
+  env_init (&env, AFUT_LOOP_NONE);
+  n_before = context_n_poll_fds (env.ctx);
+  pairs = (int (*)[2]) g_malloc_n (N, sizeof *pairs);
+  waits = g_new (AfutFuture *, N);
+  for (i = 0; i < N; i++)
+    {
+      socketpair_nonblocking (pairs[i]);
+      waits[i] = afut_loop_fd_wait (env.loop, pairs[i][0], AFUT_IO_IN);
+    }
+  iterate_n (env.ctx, 3);
+  if (AFUT__HAVE_EPOLL)
+    g_assert_cmpint (context_n_poll_fds (env.ctx), <=, n_before + 1);
+  else
+    g_assert_cmpint (context_n_poll_fds (env.ctx), >=, N);
+  for (round = 0; round < 5; round++)
+    {
+      int k = (round * 997 + 13) % N;
+      g_assert_cmpint (write (pairs[k][1], "x", 1), ==, 1);
+      ITERATE_UNTIL (env.ctx, afut_future_is_done (waits[k]));
+      for (i = 0, n_done = 0; i < N; i++)
+        n_done += afut_future_is_done (waits[i]);
+      g_assert_cmpint (n_done, ==, round + 1);
+      g_assert_cmpint (afut_future_get_int (waits[k]), ==, AFUT_IO_IN);
+    }
+  for (i = 0; i < N; i++)
+    {
+      afut_future_cancel (waits[i], NULL);
+      afut_future_unref (waits[i]);
+      close (pairs[i][0]);
+      close (pairs[i][1]);
+    }
+  g_free (waits);
+  g_free (pairs);
+  env_clear (&env);
+}
+
+/* Makes @fd (a closed number) an end of a new socketpair; the other end
+ * goes to *@peer. */
+static void
+socketpair_at (int fd, int *peer)
+{
+  int sv[2];
+  socketpair_nonblocking (sv);
+  if (sv[1] == fd)
+    {
+      /* The ends are alike: take that one. */
+      sv[1] = sv[0];
+      sv[0] = fd;
+    }
+  if (sv[0] != fd)
+    {
+      g_assert_cmpint (dup2 (sv[0], fd), ==, fd);
+      close (sv[0]);
+    }
+  *peer = sv[1];
+}
+
+/* An fd awaited, closed, its number given to a new file (kept alive
+ * meanwhile through a dup, so that epoll keeps the old entry), awaited
+ * again: the new file is polled, the old one's events are not taken for
+ * it, and nothing spins; then the same with the new file closed in the
+ * batch its wait fired (seen within 50 ms). */
+static void
+test_fd_reused_number (void)
+{
+  Env env;
+  int sv[2], fd, keep, peer;
+  AfutFuture *w;
+  char c;
+
+  env_init (&env, AFUT_LOOP_NONE);
+  socketpair_nonblocking (sv);
+  fd = sv[0];
+  w = afut_loop_fd_wait (env.loop, fd, AFUT_IO_IN);
+  g_assert_cmpint (write (sv[1], "a", 1), ==, 1);
+  ITERATE_UNTIL (env.ctx, afut_future_is_done (w));
+  afut_future_unref (w);
+  g_assert_cmpint (read (fd, &c, 1), ==, 1);
+  iterate_n (env.ctx, 1);
+  keep = dup (fd);
+  close (fd);
+  socketpair_at (fd, &peer);
+  w = afut_loop_fd_wait (env.loop, fd, AFUT_IO_IN);
+  iterate_n (env.ctx, 1);
+  g_assert_cmpint (write (sv[1], "b", 1), ==, 1);
+  iterate_n (env.ctx, 3);
+  g_assert_false (afut_future_is_done (w));
+  g_assert_cmpuint (blocking_iterations_during (env.ctx, 10), <=, 5);
+  g_assert_cmpint (write (peer, "c", 1), ==, 1);
+  ITERATE_UNTIL (env.ctx, afut_future_is_done (w));
+  g_assert_cmpint (afut_future_get_int (w), ==, AFUT_IO_IN);
+  g_assert_cmpint (read (fd, &c, 1), ==, 1);
+  g_assert_cmpint (c, ==, 'c');
+  afut_future_unref (w);
+
+  /* Closed and reopened right after its wait fired. */
+  w = afut_loop_fd_wait (env.loop, fd, AFUT_IO_IN);
+  g_assert_cmpint (write (peer, "d", 1), ==, 1);
+  ITERATE_UNTIL (env.ctx, afut_future_is_done (w));
+  afut_future_unref (w);
+  close (fd);
+  close (peer);
+  socketpair_at (fd, &peer);
+  w = afut_loop_fd_wait (env.loop, fd, AFUT_IO_IN);
+  g_assert_cmpint (write (peer, "e", 1), ==, 1);
+  ITERATE_UNTIL (env.ctx, afut_future_is_done (w));
+  g_assert_cmpint (afut_future_get_int (w), ==, AFUT_IO_IN);
+  afut_future_unref (w);
+
+  close (fd);
+  close (peer);
+  close (keep);
+  close (sv[1]);
+  env_clear (&env);
+}
+
+/* Regular files and /dev/null (epoll refuses them, poll() calls them
+ * ready) and an fd that is not open (EBADF), on the adapter. */
+static void
+test_fd_files_epoll_refuses (void)
+{
+  Env env;
+  char *path = NULL;
+  int file, null, bad;
+  AfutFuture *wf, *wn, *wb;
+
+  env_init (&env, AFUT_LOOP_NONE);
+  file = g_file_open_tmp ("afut-test-glib-XXXXXX", &path, NULL);
+  g_assert_cmpint (file, >=, 0);
+  null = open ("/dev/null", O_RDWR | O_CLOEXEC);
+  g_assert_cmpint (null, >=, 0);
+  bad = dup (null);
+  close (bad);
+  wf = afut_loop_fd_wait (env.loop, file, AFUT_IO_IN | AFUT_IO_OUT);
+  wn = afut_loop_fd_wait (env.loop, null, AFUT_IO_OUT);
+  wb = afut_loop_fd_wait (env.loop, bad, AFUT_IO_IN);
+  ITERATE_UNTIL (env.ctx, afut_future_is_done (wf) && afut_future_is_done (wn)
+                            && afut_future_is_done (wb));
+  g_assert_cmpint (afut_future_get_int (wf), ==, AFUT_IO_IN | AFUT_IO_OUT);
+  g_assert_cmpint (afut_future_get_int (wn), ==, AFUT_IO_OUT);
+  g_assert_true (afut_error_matches (afut_future_get_error (wb),
+                                     AFUT_ERRNO_ERROR, EBADF));
+  afut_future_unref (wf);
+  afut_future_unref (wn);
+  afut_future_unref (wb);
+  close (file);
+  close (null);
+  g_unlink (path);
+  g_free (path);
   env_clear (&env);
 }
 
@@ -4066,6 +4309,11 @@ main (int argc, char **argv)
   g_test_add_func ("/glib/fd/rewait-in-same-dispatch",
                    test_fd_rewait_in_same_dispatch);
   g_test_add_func ("/glib/fd/many-fds", test_fd_many_fds);
+  g_test_add_func ("/glib/fd/thousands-of-idle-fds",
+                   test_fd_thousands_of_idle_fds);
+  g_test_add_func ("/glib/fd/reused-number", test_fd_reused_number);
+  g_test_add_func ("/glib/fd/files-epoll-refuses",
+                   test_fd_files_epoll_refuses);
   g_test_add_func ("/glib/fd/stream/echo", test_fd_stream_echo);
   g_test_add_func ("/glib/fd/stream/eof-incomplete",
                    test_fd_stream_eof_incomplete);
