@@ -154,6 +154,76 @@ test_value_threadsafe (void)
   free_loop (loop);
 }
 
+/* Four threads complete 200 futures each at once: half with a GValue
+ * (afut_future_resolve_value_threadsafe), half failed with an exception
+ * error made on the thread; each arrives once, with its own value. */
+#define N_THREADS 4
+#define N_PER_THREAD 200
+
+typedef struct
+{
+  AfutFuture **futures;
+  int base;
+} Job;
+
+static gpointer
+complete_from_thread (gpointer data)
+{
+  Job *job = data;
+  int i;
+  for (i = 0; i < N_PER_THREAD; i++)
+    {
+      AfutFuture *f = job->futures[job->base + i];
+      GValue v = G_VALUE_INIT;
+      g_value_init (&v, G_TYPE_INT);
+      g_value_set_int (&v, job->base + i);
+      if (i % 2 == 0)
+        g_assert_true (afut_future_resolve_value_threadsafe (afut_future_ref (f),
+                                                             &v));
+      else
+        g_assert_true (afut_future_fail_threadsafe (
+          afut_future_ref (f),
+          (AfutError *) afut_exception_error_new (&v, "from a thread")));
+      g_value_unset (&v);
+    }
+  return NULL;
+}
+
+static void
+test_value_from_threads (void)
+{
+  AfutLoop *loop = new_loop ();
+  AfutFuture *futures[N_THREADS * N_PER_THREAD];
+  GThread *threads[N_THREADS];
+  Job jobs[N_THREADS];
+  AfutFuture *all;
+  int i;
+
+  for (i = 0; i < N_THREADS * N_PER_THREAD; i++)
+    futures[i] = afut_future_new (loop);
+  all = afut_gather_return_exceptions_v (futures, N_THREADS * N_PER_THREAD);
+  for (i = 0; i < N_THREADS; i++)
+    {
+      jobs[i].futures = futures;
+      jobs[i].base = i * N_PER_THREAD;
+      threads[i] = g_thread_new ("completer", complete_from_thread, &jobs[i]);
+    }
+  afut_loop_run_until_complete (loop, all);
+  for (i = 0; i < N_THREADS; i++)
+    g_thread_join (threads[i]);
+  for (i = 0; i < N_THREADS * N_PER_THREAD; i++)
+    {
+      const GValue *v = (i % N_PER_THREAD) % 2 == 0
+                          ? afut_future_get_value (futures[i], NULL)
+                          : afut_future_get_error_value (futures[i]);
+      g_assert_nonnull (v);
+      g_assert_cmpint (g_value_get_int (v), ==, i);
+      afut_future_unref (futures[i]);
+    }
+  afut_future_unref (all);
+  free_loop (loop);
+}
+
 /* ---- exceptions ---- */
 
 static void
@@ -629,6 +699,7 @@ main (int argc, char **argv)
   g_test_add_func ("/gi/value/lent-through-combinators",
                    test_value_lent_through_combinators);
   g_test_add_func ("/gi/value/threadsafe", test_value_threadsafe);
+  g_test_add_func ("/gi/value/from-threads", test_value_from_threads);
   g_test_add_func ("/gi/exception/rides-and-goes",
                    test_exception_rides_and_goes);
   g_test_add_func ("/gi/exception/task-group", test_exception_task_group);
