@@ -385,7 +385,6 @@ def _slot(item):
 # ---- tasks: Python coroutines as afut tasks ----
 
 _interrupts = []
-_bad_yields = {}
 
 
 class _Stepper:
