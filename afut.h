@@ -4877,9 +4877,12 @@ afut__epoll_process (AfutEpollSet *set, AfutLoop *loop, int n,
       else if (r->state == AFUT__EP_BAD)
         afut__epoll_report (set, loop, r, AFUT__IO_NVAL, false);
     }
-  memmove (set->pending, set->pending + n_pending,
-           (set->n_pending - n_pending) * sizeof (int));
-  set->n_pending -= n_pending;
+  if (n_pending > 0)
+    {
+      memmove (set->pending, set->pending + n_pending,
+               (set->n_pending - n_pending) * sizeof (int));
+      set->n_pending -= n_pending;
+    }
 }
 
 /* @timeout_ms (-1: none), shortened for what the set must do itself:
