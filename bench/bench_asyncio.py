@@ -321,6 +321,59 @@ async def pingpong(n):
     await asyncio.sleep(0)
 
 
+# ---- fd scaling (bench-fd-scaling.c): a ping-pong while N idle sockets
+# are awaited ----
+
+FD_BUDGET_S = 1.0
+
+
+async def fd_scaling(n):
+    loop = asyncio.get_running_loop()
+    idle = [socket.socketpair() for _ in range(n)]
+    for a, b in idle:
+        a.setblocking(False)
+    waiters = [asyncio.ensure_future(loop.sock_recv(a, 1)) for a, _b in idle]
+    ping, pong = socket.socketpair()
+    ping.setblocking(False)
+    pong.setblocking(False)
+    await asyncio.sleep(0)
+    stop = b"\xff"
+
+    async def echo():
+        while True:
+            data = await loop.sock_recv(pong, 1)
+            await loop.sock_sendall(pong, data)
+            if data == stop:
+                return
+
+    async def pinger():
+        i = 0
+        t_end = None
+        while True:
+            await loop.sock_sendall(ping, b"\0")
+            await loop.sock_recv(ping, 1)
+            i += 1
+            if i == 200:
+                M.start()
+                t_end = time.perf_counter() + FD_BUDGET_S
+            elif i > 250 and time.perf_counter() >= t_end:
+                M.stop(i - 200)
+                await loop.sock_sendall(ping, stop)
+                await loop.sock_recv(ping, 1)
+                return
+
+    await asyncio.gather(echo(), pinger())
+    M.ok = not any(w.done() for w in waiters)
+    for w in waiters:
+        w.cancel()
+    await asyncio.sleep(0)
+    for a, b in idle:
+        a.close()
+        b.close()
+    ping.close()
+    pong.close()
+
+
 WORKLOADS = {
     "resolve_cb": resolve_cb,
     "await_done": await_done,
@@ -335,6 +388,7 @@ WORKLOADS = {
     "sleeps": sleeps,
     "sleeps_wide": sleeps_wide,
     "pingpong": pingpong,
+    "fd_scaling": fd_scaling,
 }
 
 
@@ -365,12 +419,17 @@ def run_case(workload, impl, n, rep):
 
 
 def sizes_for(workload, quick):
+    if workload == "fd_scaling":
+        return [10, 1000] if quick else [0, 10, 100, 1000, 5000]
     if workload == "pingpong":
         return [10000] if quick else [100000]
     return [1000, 10000] if quick else [1000, 10000, 100000, 1000000]
 
 
 def main(argv):
+    global FD_BUDGET_S
+    if "--quick" in argv:
+        FD_BUDGET_S = 0.15
     if len(argv) >= 5 and argv[1] == "--case":
         rep = int(argv[5]) if len(argv) > 5 else 0
         return 0 if run_case(argv[2], argv[3], int(argv[4]), rep) else 1
@@ -414,7 +473,8 @@ def main(argv):
                 for impl in impls:
                     r = subprocess.run(
                         [sys.executable, os.path.abspath(__file__), "--case",
-                         workload, impl, str(n), str(rep)],
+                         workload, impl, str(n), str(rep)]
+                        + (["--quick"] if quick else []),
                         stdout=subprocess.PIPE, text=True, timeout=900)
                     sys.stdout.write(r.stdout)
                     sys.stdout.flush()
