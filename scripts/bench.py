@@ -128,12 +128,12 @@ class Results:
 
 
 def pow10(n):
-    n = int(n)
+    n = m = int(n)
     k = 0
-    while n >= 10 and n % 10 == 0:
-        n //= 10
+    while m >= 10 and m % 10 == 0:
+        m //= 10
         k += 1
-    return f"10^{k}" if n == 1 else str(n)
+    return f"10^{k}" if m == 1 else str(n)
 
 
 def fmt_ns(v):
@@ -608,13 +608,13 @@ def main():
             meta = {"duration": f"{time.time() - t0:.0f}",
                     "load_start": f"{load0:.2f}",
                     "load_end": f"{os.getloadavg()[0]:.2f}",
-                    "command": command.replace(" ", "_")}
+                    "command": command.replace(" ", "+")}
             log.write("# META " + " ".join(f"{k}={v}" for k, v in
                                             meta.items()) + "\n")
         print(f"raw log: {raw}")
     res = Results(parse(lines))
     if meta:
-        command = meta.get("command", command).replace("_", " ")
+        command = meta.get("command", command).replace("+", " ")
         mach = [m for m in mach if not m.startswith("- load average")]
         mach.append(f"- load average at start: {meta.get('load_start', '?')}")
     write_doc(a.output, res, command, mach,
