@@ -1178,7 +1178,8 @@ AFUT_API void afut_loop_print_tasks (AfutLoop *loop, FILE *stream);
  * AfutFutureState:
  * @AFUT_FUTURE_PENDING: not completed yet
  * @AFUT_FUTURE_DONE: completed with a value
- * @AFUT_FUTURE_FAILED: completed with an error
+ * @AFUT_FUTURE_FAILED: completed with an error (a gather whose child was
+ *   cancelled on its own: with an %AFUT_ERROR_CANCELLED one)
  * @AFUT_FUTURE_CANCELLED: cancelled; its error is an %AFUT_ERROR_CANCELLED
  *   carrying the cancel message
  *
@@ -2297,8 +2298,12 @@ AFUT_API AfutFuture *afut_loop_sleep (AfutLoop *loop, double seconds);
  * (afut_gather_get_item()) are the children in input order, whatever the
  * completion order.  The first child error (or a child's own
  * cancellation) fails the gather at once; the other children keep
- * running.  Cancelling the gather cancels every pending child; the gather
- * ends cancelled.  No children (`afut_gather (NULL)`, asyncio.gather()):
+ * running.  A child cancelled on its own (not through the gather) fails
+ * the gather with the child's cancellation, as asyncio does: its awaiter
+ * gets that cancellation, but the gather is not cancelled
+ * (afut_future_is_cancelled() is false, its state %AFUT_FUTURE_FAILED).
+ * Cancelling the gather cancels every pending child; the gather ends
+ * cancelled.  No children (`afut_gather (NULL)`, asyncio.gather()):
  * done at once.  The same future twice is awaited once and appears twice.
  * All children must belong to one loop.
  *
@@ -6357,6 +6362,16 @@ afut__future_complete_error (AfutFuture *future, AfutError *error)
   return true;
 }
 
+/* asyncio's set_exception() with a CancelledError: the future fails with
+ * the cancellation, and is not cancelled itself. */
+static void
+afut__future_complete_failed (AfutFuture *future, AfutError *error)
+{
+  future->u.error = error;
+  future->state = AFUT_FUTURE_FAILED;
+  afut__future_schedule_callbacks (future);
+}
+
 bool
 afut_future_resolve (AfutFuture *future)
 {
@@ -7594,7 +7609,15 @@ afut__gather_child_done (AfutFuture *child, void *data)
   else if (!g->return_exceptions && child->state != AFUT_FUTURE_DONE)
     {
       child->flags |= AFUT__FUTURE_ERROR_RETRIEVED;
-      afut__future_complete_error (outer, afut_error_copy (child->u.error));
+      /* asyncio sets the child's error, a cancellation included, as the
+       * gather's exception: a child cancelled on its own fails the gather
+       * with it, and the gather is not cancelled (its awaiter gets the
+       * cancellation, and is not cancel-requested).  Only a gather that
+       * was cancelled itself ends cancelled (DESIGN.md rules 6 and 7). */
+      if (g->cancel_requested)
+        afut__future_complete_error (outer, afut_error_copy (child->u.error));
+      else
+        afut__future_complete_failed (outer, afut_error_copy (child->u.error));
     }
   else if (g->n_finished == g->n_unique)
     {
@@ -9088,7 +9111,12 @@ afut__group_child_done (AfutFuture *child, void *data)
   g->children[link->index]->index = link->index;
   AFUT_FREE (link);
 
-  if (child->state == AFUT_FUTURE_FAILED)
+  if (child->state == AFUT_FUTURE_FAILED
+      && afut_error_is_cancelled (child->u.error))
+    /* A gather failed by a child's own cancellation: asyncio's group
+     * would have had a task ending cancelled there, which it ignores. */
+    child->flags |= AFUT__FUTURE_ERROR_RETRIEVED;
+  else if (child->state == AFUT_FUTURE_FAILED)
     {
       child->flags |= AFUT__FUTURE_ERROR_RETRIEVED;
       afut__group_append_error (g, afut_error_copy (child->u.error));

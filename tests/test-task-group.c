@@ -441,6 +441,41 @@ test_group_child_cancelled_alone (void)
   loop_free (loop);
 }
 
+/* A gather spawned into the group (afut takes any future; asyncio's
+ * create_task takes a coroutine, whose task would end cancelled), whose
+ * child is cancelled on its own: the gather fails with that cancellation,
+ * which, as a cancelled child, is no failure of the group. */
+static void
+group_gather_child_cancelled (AfutTask *task)
+{
+  Parent *self = (Parent *) task;
+  AfutFuture *a;
+  AFUT_BEGIN (task);
+  self->group = afut_task_group_new (task);
+  a = WORKER_CORO (.label = "a", .delay = 5);
+  afut_task_group_spawn (self->group, afut_gather (afut_future_ref (a), NULL));
+  SPAWN_IN (self->group, .label = "b", .delay = 2);
+  self->k = afut_loop_call_at (afut_loop_get_running (), 1, cancel_cb, a);
+  afut_future_unref (a);
+  AFUT_AWAIT (task, afut_task_group_exit (self->group));
+  tev ("main:exited:%u", afut_task_cancelling (task));
+  AFUT_END (task);
+}
+
+static void
+test_group_gather_child_cancelled (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutFuture *p = parent_new (loop, group_gather_child_cancelled);
+
+  run_until (loop, p);
+  assert_events ("a:start@0 b:start@0 cancel@1 a:cancelled@1 b:end@2 "
+                 "main:exited:0@2");
+  assert_state (p, AFUT_FUTURE_DONE);
+  afut_future_unref (p);
+  loop_free (loop);
+}
+
 /* ---- failures ---- */
 
 static void
@@ -1226,6 +1261,8 @@ main (int argc, char **argv)
   g_test_add_func ("/task-group/n-children", test_group_n_children);
   g_test_add_func ("/task-group/child-cancelled-alone",
                    test_group_child_cancelled_alone);
+  g_test_add_func ("/task-group/gather-child-cancelled",
+                   test_group_gather_child_cancelled);
   g_test_add_func ("/task-group/first-failure-cancels",
                    test_group_first_failure_cancels);
   g_test_add_func ("/task-group/several-fail-together",

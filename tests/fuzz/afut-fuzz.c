@@ -638,6 +638,7 @@ typedef struct
   int *group_children; /* task: the children its task groups spawned */
   int n_group_children;
   char *outcome; /* as the done callback saw it */
+  bool pending_at_cleanup; /* cancelled by the final cleanup */
 } FzEntry;
 
 typedef struct
@@ -1865,12 +1866,19 @@ fz_run_program (const FzProg *prog, FzResult *result)
           {
             any = true;
             run.cleaned_up = true;
+            run.reg[i].pending_at_cleanup = true;
             afut_future_cancel (run.reg[i].future, "cleanup");
           }
       if (!any)
         break;
       fz_run_until_idle (run.loop);
     }
+  /* What the cleanup completed is its own doing, not the program's: a
+   * gather whose child it cancelled fails with that cancellation (as
+   * asyncio's does), and nobody is there to retrieve it. */
+  for (i = 0; i < run.n_reg; i++)
+    if (run.reg[i].pending_at_cleanup)
+      run.reg[i].future->flags |= AFUT__FUTURE_ERROR_RETRIEVED;
 
   /* Free everything: the unretrieved errors are reported now. */
   for (i = 0; i < run.n_reg; i++)

@@ -9,7 +9,8 @@ What is normalized away before comparing, and why:
     model) pass it on to every awaiter (DESIGN.md rule 5);
   - the unretrieved lines are read from asyncio's futures
     (_log_traceback, what __del__ reports), except futures failed with a
-    CancelledError: afut has them cancelled.
+    CancelledError: afut has them cancelled (but for a gather failed by a
+    child's own cancellation, failed in both).
 wait_for is afut's (3.12's rules, as a future) built on asyncio futures,
 since 3.11's differs by design (afut_wait_for's doc comment); the timer
 heap breaks ties in creation order (DESIGN.md rule 3), which 3.11's heapq
@@ -109,8 +110,15 @@ class VirtualLoop(asyncio.BaseEventLoop):
 
 def _cancelled(f):
     """afut's (and the model's) cancelled state: asyncio's, or failed with
-    a CancelledError (how asyncio's gather ends when cancelled)."""
-    return f.cancelled() or isinstance(f._exception, asyncio.CancelledError)
+    a CancelledError (how asyncio's gather ends when cancelled), except a
+    gather failed by a child's own cancellation, which afut leaves failed
+    as asyncio does (only gather.cancel() makes a gather cancelled)."""
+    if f.cancelled():
+        return True
+    if not isinstance(f._exception, asyncio.CancelledError):
+        return False
+    return not (isinstance(f, asyncio.tasks._GatheringFuture)
+                and not f._cancel_requested)
 
 
 class _WaitFor(asyncio.Future):
@@ -384,15 +392,14 @@ class AsyncioRuntime:
             return 'cancelled', None, asyncio.CancelledError(f._cancel_message)
         if f._exception is not None:
             exc = f._exception
-            return ('cancelled' if isinstance(exc, asyncio.CancelledError)
-                    else 'failed'), None, exc
+            return ('cancelled' if _cancelled(f) else 'failed'), None, exc
         return 'done', f._result, None
 
     def unretrieved(self, f):
         # What asyncio's __del__ would report; a future failed with a
-        # CancelledError is a cancelled one for afut, never reported.
-        return (f.done() and not f.cancelled() and f._log_traceback
-                and not isinstance(f._exception, asyncio.CancelledError))
+        # CancelledError is a cancelled one for afut, never reported,
+        # unless it is a gather failed by a child's own cancellation.
+        return (f.done() and f._log_traceback and not _cancelled(f))
 
     def run_until_idle(self):
         self.loop.run_until_idle()

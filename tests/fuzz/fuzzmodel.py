@@ -23,7 +23,9 @@ What it models, rule by rule:
 
 Where afut documents a choice that is not 3.11's, the model follows afut's
 documentation: a future failed with a cancellation error is CANCELLED (its
-awaiters all get the message); wait_for is a combinator future with
+awaiters all get the message), except a gather failed by a child's own
+cancellation, which is FAILED as in asyncio (a gather cancelled itself is
+CANCELLED, DESIGN.md rule 7, where 3.11 leaves it failed too); wait_for is a combinator future with
 3.12's outcome rules (afut_wait_for's doc comment); shield passes the
 inner's cancel message on; timeouts and task groups compare the cancel
 count with the count at entry (README.md, Semantics), and a task group
@@ -338,6 +340,19 @@ class _Gathering(Future):
             self.cancel_requested = True
         return ret
 
+    def fail(self, exc):
+        """outer.set_exception(exc).  A child's own cancellation fails the
+        gather with it, not cancelled (asyncio: cancelled() False, the
+        error never retrieved reported); only a gather cancelled itself
+        ends cancelled (DESIGN.md rules 6 and 7)."""
+        if isinstance(exc, CancelledError) and not self.cancel_requested:
+            self.state = FAILED
+            self.log_tb = True
+            self.exc = exc
+            self._schedule_callbacks()
+        else:
+            self.set_exception(exc)
+
 
 def gather(loop, items, return_exceptions):
     if not items:
@@ -356,11 +371,11 @@ def gather(loop, items, return_exceptions):
             return
         if not return_exceptions:
             if fut.cancelled():
-                outer.set_exception(CancelledError(fut.exc.msg))
+                outer.fail(CancelledError(fut.exc.msg))
                 return
             exc = fut.exception()
             if exc is not None:
-                outer.set_exception(exc)
+                outer.fail(exc)
                 return
         if state['finished'] == nfuts:
             results = []
