@@ -4010,8 +4010,8 @@ afut__task_root (AfutTask *task)
   return task;
 }
 static void afut__task_schedule_step (AfutTask *task);
-static bool afut__task_cancel (AfutTask *task, const char *message);
-static bool afut__gather_cancel (AfutGather *gather, const char *message);
+static bool afut__cancel_chain (AfutFuture *future, const char *message);
+static bool afut__cancel_leaf (AfutFuture *future, const char *message);
 static void afut__task_finish (AfutTask *task, AfutError *error);
 static void afut__yield_arm (AfutFuture *future);
 static bool afut__combinator_cancel (AfutFuture *future, const char *message);
@@ -6130,17 +6130,81 @@ afut__callback_slots (AfutCallbackArray *a)
 static void afut__task_finalize (AfutTask *task);
 static void afut__gather_finalize (AfutGather *gather);
 
+/* Freeing a future unrefs what it holds (a gather its children, a task
+ * what it awaits, a value's destroy notify whatever it owns), which may
+ * free those in turn: a chain of 10^6 nested futures would recurse 10^6
+ * deep.  As CPython's trashcan does, frees nest only so deep; beyond,
+ * the futures wait on a list, freed once the outermost free is done, so
+ * the C stack stays bounded whatever the depth.  Shallow frees happen in
+ * the order they always did. */
+#define AFUT__FREE_DEPTH_MAX 64
+
+typedef struct
+{
+  unsigned depth;      /* frees in progress on this thread */
+  AfutFuture **later;  /* and the futures waiting for them */
+  size_t n_later;
+  size_t later_cap;
+} AfutFreeState;
+
+static AFUT__THREAD_LOCAL AfutFreeState afut__free_state;
+
+static void afut__future_free (AfutFuture *future);
+
 void
 afut_future_unref (AfutFuture *future)
 {
-  AfutLoop *loop;
+  AfutFreeState *fs;
   if (future == NULL)
     return;
   AFUT__RETURN_IF_FAIL (future->ref_count > 0);
   if (--future->ref_count > 0)
     return;
 
-  loop = future->loop;
+  /* A sleep or plain future without a value to destroy unrefs nothing
+   * when freed: no need to count (the common case, kept cheap). */
+  if ((future->kind == AFUT__KIND_PLAIN || future->kind == AFUT__KIND_SLEEP
+       || future->kind == AFUT__KIND_YIELD || future->kind == AFUT__KIND_FD)
+      && (future->state != AFUT_FUTURE_DONE
+          || future->value_type != AFUT_VALUE_POINTER
+          || future->u.value.destroy == NULL))
+    {
+      afut__future_free (future);
+      return;
+    }
+
+  fs = &afut__free_state;
+  if (AFUT__UNLIKELY (fs->depth >= AFUT__FREE_DEPTH_MAX))
+    {
+      if (fs->n_later == fs->later_cap)
+        {
+          fs->later_cap = fs->later_cap ? fs->later_cap * 2 : 64;
+          fs->later = (AfutFuture **) afut__realloc (
+            fs->later, fs->later_cap * sizeof (AfutFuture *));
+        }
+      fs->later[fs->n_later++] = future;
+      return;
+    }
+  fs->depth++;
+  afut__future_free (future);
+  if (--fs->depth > 0 || AFUT__LIKELY (fs->n_later == 0))
+    return;
+  /* The outermost free: the deferred ones now, each nesting as deep
+   * again, deferring what lies deeper. */
+  fs->depth++;
+  while (fs->n_later > 0)
+    afut__future_free (fs->later[--fs->n_later]);
+  fs->depth--;
+  AFUT_FREE (fs->later);
+  fs->later = NULL;
+  fs->later_cap = 0;
+}
+
+static void
+afut__future_free (AfutFuture *future)
+{
+  AfutLoop *loop = future->loop;
+
   if (future->state == AFUT_FUTURE_FAILED
       && !(future->flags & AFUT__FUTURE_ERROR_RETRIEVED))
     afut__report (loop,
@@ -6443,6 +6507,16 @@ afut_future_fail (AfutFuture *future, AfutError *error)
   return afut__future_complete_error (future, error);
 }
 
+/* Whether cancelling @future cancels what it waits on (afut__cancel_chain)
+ * rather than only itself. */
+static inline bool
+afut__cancel_is_chain (const AfutFuture *future)
+{
+  return future->kind == AFUT__KIND_TASK || future->kind == AFUT__KIND_GATHER
+         || future->kind == AFUT__KIND_WAIT_FOR
+         || future->kind == AFUT__KIND_RACE;
+}
+
 bool
 afut_future_cancel (AfutFuture *future, const char *message)
 {
@@ -6454,12 +6528,18 @@ afut_future_cancel (AfutFuture *future, const char *message)
         future->flags |= AFUT__FUTURE_ERROR_RETRIEVED;
       return false;
     }
+  /* What cancels what it waits on: without recursing. */
+  if (afut__cancel_is_chain (future))
+    return afut__cancel_chain (future, message);
+  return afut__cancel_leaf (future, message);
+}
+
+/* Cancels a pending future that cancels nothing else. */
+static bool
+afut__cancel_leaf (AfutFuture *future, const char *message)
+{
   switch (future->kind)
     {
-    case AFUT__KIND_TASK:
-      return afut__task_cancel ((AfutTask *) future, message);
-    case AFUT__KIND_GATHER:
-      return afut__gather_cancel ((AfutGather *) future, message);
     case AFUT__KIND_SLEEP:
       if (future->u.timer.heap_index != AFUT__NO_HEAP_INDEX)
         {
@@ -6478,10 +6558,8 @@ afut_future_cancel (AfutFuture *future, const char *message)
       }
       break;
     case AFUT__KIND_SHIELD:
-    case AFUT__KIND_WAIT_FOR:
     case AFUT__KIND_WAIT:
     case AFUT__KIND_AS_COMPLETED:
-    case AFUT__KIND_RACE:
     case AFUT__KIND_GROUP:
       return afut__combinator_cancel (future, message);
     default:
@@ -7471,39 +7549,6 @@ afut__task_deliver_cancel (AfutTask *task, AfutFuture *future)
     root->task_flags &= (uint16_t) ~AFUT__TASK_MUST_CANCEL;
 }
 
-/* Task.cancel(), on @task's root task when @task is an inline frame. */
-static bool
-afut__task_cancel (AfutTask *task, const char *message)
-{
-  AfutTask *frame;
-  task = afut__task_root (task);
-  if (task->n_cancels < UINT16_MAX)
-    task->n_cancels++;
-  if (task->task_flags & AFUT__TASK_LAZY)
-    {
-      /* Never started, never will: cancelled as it is. */
-      task->task_flags &= (uint16_t) ~AFUT__TASK_LAZY;
-      task->task_flags |= AFUT__TASK_STARTED;
-      return afut__future_complete_error (&task->future,
-                                          afut__cancelled_error (message));
-    }
-  /* Where the task waits: at the innermost frame of its `await coro()`
-   * chain (asyncio's _fut_waiter). */
-  frame = task;
-  while ((frame->task_flags & AFUT__TASK_WAITING)
-         && afut__is_frame_of (frame->awaiting, frame))
-    frame = (AfutTask *) frame->awaiting;
-  if ((frame->task_flags & AFUT__TASK_WAITING) && frame->awaiting != NULL
-      && afut_future_cancel (frame->awaiting, message))
-    return true;
-  /* Running, or its step is already scheduled: raise at the point it
-   * next suspends or resumes. */
-  task->task_flags |= AFUT__TASK_MUST_CANCEL;
-  AFUT_FREE (task->c.cancel_message);
-  task->c.cancel_message = message != NULL ? afut__strdup (message) : NULL;
-  return true;
-}
-
 /* ---- sleep ---- */
 
 typedef struct
@@ -7639,19 +7684,6 @@ afut__gather_child_done (AfutFuture *child, void *data)
         afut__future_complete_value (outer, AFUT_VALUE_NONE);
     }
   afut_future_unref (outer); /* the child's callback reference */
-}
-
-static bool
-afut__gather_cancel (AfutGather *g, const char *message)
-{
-  bool any = false;
-  size_t i;
-  for (i = 0; i < g->n_items; i++)
-    if (afut_future_cancel (g->items[i], message))
-      any = true;
-  if (any)
-    g->cancel_requested = true;
-  return any;
 }
 
 /* Takes one reference per item (the caller's). */
@@ -8102,15 +8134,6 @@ afut__wait_for_expire (void *data)
   AfutWaitFor *w = (AfutWaitFor *) data;
   w->expired = true;
   afut_future_cancel (w->inner, NULL);
-}
-
-static bool
-afut__wait_for_cancel (AfutWaitFor *w, const char *message)
-{
-  w->cancel_requested = true;
-  if (!afut_future_cancel (w->inner, message))
-    w->cancel_missed = true;
-  return true;
 }
 
 AfutFuture *
@@ -8663,23 +8686,8 @@ static bool
 afut__multi_cancel (AfutMulti *m, const char *message)
 {
   size_t i;
-  bool any = false;
   switch (m->future.kind)
     {
-    case AFUT__KIND_RACE:
-      m->cancel_requested = true;
-      for (i = 0; i < m->n_items; i++)
-        if (afut_future_cancel (m->items[i], message))
-          any = true;
-      if (any)
-        {
-          /* An any ends cancelled once every input has failed: with this
-           * message, as a gather passes on its children's. */
-          AFUT_FREE (m->cancel_message);
-          m->cancel_message = message != NULL ? afut__strdup (message) : NULL;
-          return true;
-        }
-      break;
     case AFUT__KIND_AS_COMPLETED:
       afut__multi_detach (m);
       if (!afut__future_complete_error (&m->future,
@@ -8714,6 +8722,215 @@ afut__multi_item_done (AfutFuture *item, void *data)
       break;
     }
   afut_future_unref (&m->future);
+}
+
+/* ---- cancelling without deep recursion ----
+ *
+ * Cancelling a future cancels what it waits on: a task what it awaits, a
+ * gather, wait_for, race or any their inputs, and so on down a chain of
+ * any depth (10^6 nested gathers).  The walk keeps its own stack of
+ * frames instead of recursing, so its C stack use is constant; the order
+ * of the cancels, and every result, are those of the obvious recursive
+ * code (depth first, inputs in order). */
+
+typedef struct
+{
+  AfutFuture *future;
+  size_t next; /* gather, race, any: the next input to cancel */
+  bool any;    /* some cancel below returned true */
+} AfutCancelFrame;
+
+enum
+{
+  AFUT__CANCEL_FALSE = 0,
+  AFUT__CANCEL_TRUE = 1,
+  AFUT__CANCEL_DESCEND = 2 /* cancel *child first, then step again */
+};
+
+/* A race or any has asked each input to cancel (@any: some did): it
+ * waits for them, or, with none to wait for, ends cancelled now. */
+static int
+afut__race_cancelled (AfutMulti *m, bool any, const char *message)
+{
+  if (!any)
+    return afut__future_complete_error (&m->future,
+                                        afut__cancelled_error (message));
+  /* An any ends cancelled once every input has failed: with this
+   * message, as a gather passes on its children's. */
+  AFUT_FREE (m->cancel_message);
+  m->cancel_message = message != NULL ? afut__strdup (message) : NULL;
+  return AFUT__CANCEL_TRUE;
+}
+
+/* Task.cancel(): the request is counted, and made of what the task waits
+ * on; this is what is left when that cancel found nothing to cancel. */
+static void
+afut__task_must_cancel (AfutTask *task, const char *message)
+{
+  task->task_flags |= AFUT__TASK_MUST_CANCEL;
+  AFUT_FREE (task->c.cancel_message);
+  task->c.cancel_message = message != NULL ? afut__strdup (message) : NULL;
+}
+
+/* One step of cancelling @f->future with @message.  @below is what the
+ * cancel of the child it asked for returned, -1 on the first step.
+ * Returns the result, or AFUT__CANCEL_DESCEND with *@child to cancel
+ * first. */
+static int
+afut__cancel_step (AfutCancelFrame *f, const char *message, int below,
+                   AfutFuture **child)
+{
+  AfutFuture *future = f->future;
+  AfutFuture *const *items;
+  size_t n_items;
+
+  if (below < 0)
+    {
+      if (future->state != AFUT_FUTURE_PENDING)
+        {
+          /* Future.cancel() and Task.cancel() clear _log_traceback
+           * first. */
+          if (future->kind != AFUT__KIND_GATHER)
+            future->flags |= AFUT__FUTURE_ERROR_RETRIEVED;
+          return AFUT__CANCEL_FALSE;
+        }
+      switch (future->kind)
+        {
+        case AFUT__KIND_TASK:
+          {
+            /* Task.cancel(), on the root task of an inline frame. */
+            AfutTask *task = afut__task_root ((AfutTask *) future), *frame;
+            f->future = &task->future;
+            if (task->n_cancels < UINT16_MAX)
+              task->n_cancels++;
+            if (task->task_flags & AFUT__TASK_LAZY)
+              {
+                /* Never started, never will: cancelled as it is. */
+                task->task_flags &= (uint16_t) ~AFUT__TASK_LAZY;
+                task->task_flags |= AFUT__TASK_STARTED;
+                return afut__future_complete_error (
+                  &task->future, afut__cancelled_error (message));
+              }
+            /* Where the task waits: at the innermost frame of its `await
+             * coro()` chain (asyncio's _fut_waiter). */
+            frame = task;
+            while ((frame->task_flags & AFUT__TASK_WAITING)
+                   && afut__is_frame_of (frame->awaiting, frame))
+              frame = (AfutTask *) frame->awaiting;
+            if ((frame->task_flags & AFUT__TASK_WAITING)
+                && frame->awaiting != NULL)
+              {
+                *child = frame->awaiting;
+                return AFUT__CANCEL_DESCEND;
+              }
+            /* Running, or its step is already scheduled: raise at the
+             * point it next suspends or resumes. */
+            afut__task_must_cancel (task, message);
+            return AFUT__CANCEL_TRUE;
+          }
+        case AFUT__KIND_WAIT_FOR:
+          ((AfutWaitFor *) future)->cancel_requested = true;
+          *child = ((AfutWaitFor *) future)->inner;
+          return AFUT__CANCEL_DESCEND;
+        case AFUT__KIND_RACE:
+          ((AfutMulti *) future)->cancel_requested = true;
+          break;
+        case AFUT__KIND_GATHER:
+          break;
+        default:
+          return afut__cancel_leaf (future, message);
+        }
+    }
+  else
+    switch (future->kind)
+      {
+      case AFUT__KIND_TASK:
+        if (!below)
+          afut__task_must_cancel ((AfutTask *) future, message);
+        return AFUT__CANCEL_TRUE;
+      case AFUT__KIND_WAIT_FOR:
+        if (!below)
+          ((AfutWaitFor *) future)->cancel_missed = true;
+        return AFUT__CANCEL_TRUE;
+      default: /* gather, race, any */
+        if (below)
+          f->any = true;
+        break;
+      }
+
+  /* gather, race, any: cancel each input, in order. */
+  if (future->kind == AFUT__KIND_GATHER)
+    {
+      items = ((AfutGather *) future)->items;
+      n_items = ((AfutGather *) future)->n_items;
+    }
+  else
+    {
+      items = ((AfutMulti *) future)->items;
+      n_items = ((AfutMulti *) future)->n_items;
+    }
+  if (f->next < n_items)
+    {
+      *child = items[f->next++];
+      return AFUT__CANCEL_DESCEND;
+    }
+  if (future->kind == AFUT__KIND_GATHER)
+    {
+      if (f->any)
+        ((AfutGather *) future)->cancel_requested = true;
+      return f->any;
+    }
+  return afut__race_cancelled ((AfutMulti *) future, f->any, message);
+}
+
+static bool
+afut__cancel_chain (AfutFuture *future, const char *message)
+{
+  AfutCancelFrame stack_frames[16];
+  AfutCancelFrame *frames = stack_frames;
+  size_t n = 1, cap = 16;
+  int r = -1;
+
+  frames[0].future = future;
+  frames[0].next = 0;
+  frames[0].any = false;
+  for (;;)
+    {
+      AfutFuture *child = NULL;
+      r = afut__cancel_step (&frames[n - 1], message, r, &child);
+      if (r != AFUT__CANCEL_DESCEND)
+        {
+          if (--n == 0)
+            break;
+          continue;
+        }
+      if (!afut__cancel_is_chain (child))
+        {
+          /* A leaf (a sleep, a plain future): no frame of its own. */
+          r = afut_future_cancel (child, message);
+          continue;
+        }
+      if (n == cap)
+        {
+          cap *= 2;
+          if (frames == stack_frames)
+            {
+              frames = (AfutCancelFrame *) afut__alloc (cap * sizeof *frames);
+              memcpy (frames, stack_frames, sizeof stack_frames);
+            }
+          else
+            frames = (AfutCancelFrame *) afut__realloc (
+              frames, cap * sizeof *frames);
+        }
+      frames[n].future = child;
+      frames[n].next = 0;
+      frames[n].any = false;
+      n++;
+      r = -1;
+    }
+  if (frames != stack_frames)
+    AFUT_FREE (frames);
+  return r == AFUT__CANCEL_TRUE;
 }
 
 /* ---- error groups ---- */
@@ -9615,8 +9832,6 @@ afut__combinator_cancel (AfutFuture *future, const char *message)
     {
     case AFUT__KIND_SHIELD:
       return afut__shield_cancel ((AfutShield *) future, message);
-    case AFUT__KIND_WAIT_FOR:
-      return afut__wait_for_cancel ((AfutWaitFor *) future, message);
     case AFUT__KIND_GROUP:
       return afut__group_cancel ((AfutTaskGroup *) future, message);
     default:

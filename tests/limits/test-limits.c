@@ -14,6 +14,11 @@
  *               the virtual clock returns afut's allocations to their
  *               baseline exactly and the heap's in-use bytes (mallinfo2)
  *               to within 1 MiB; five bursts on one loop do not creep
+ *   depth       a chain of that many nested futures (gathers, shields,
+ *               wait_fors, races, anys, waits, as_completeds, tasks
+ *               awaiting tasks, task groups) cancelled or completed, then
+ *               freed, on a thread with a 256 KiB stack: no recursion as
+ *               deep as the chain
  *   scaling     shutdown time per task does not grow with the count
  *               (a benchmark: registered only with -m perf)
  *
@@ -107,6 +112,7 @@ limits_free (void *ptr)
 #include "afut.h"
 
 #include <glib.h>
+#include <pthread.h>
 #include <string.h>
 
 #ifdef LIMITS_HAVE_MALLINFO2
@@ -1199,6 +1205,244 @@ test_shutdown_scales_linearly (gconstpointer data)
   g_assert_cmpfloat (ratio, <, 8.0);
 }
 
+/* ---- depth: chains of nested futures, on a small C stack ----
+ *
+ * A chain of limits_n () nested futures of one kind (a gather of a gather
+ * of ... a plain future; shields, wait_fors, races, anys, waits,
+ * as_completeds; tasks each awaiting the one before; tasks each in a
+ * task group around the one before) is cancelled from the top, or
+ * completed from the bottom, then freed from the top.  Cancelling used to
+ * recurse once per level (afut_future_cancel -> afut__gather_cancel ->
+ * ...) and freeing too (afut_future_unref -> afut__gather_finalize ->
+ * ...): 2 * 10^5 levels overflowed an 8 MiB stack.  Each chain runs on a
+ * thread with a 256 KiB stack, where a few thousand levels of recursion
+ * would already crash, so that the test fails on any recursion whose
+ * depth the chain decides. */
+
+
+#define DEPTH_STACK_SIZE (256 * KIB)
+
+typedef enum
+{
+  DEPTH_GATHER,
+  DEPTH_SHIELD,
+  DEPTH_WAIT_FOR,
+  DEPTH_RACE,
+  DEPTH_ANY,
+  DEPTH_WAIT,
+  DEPTH_AS_COMPLETED,
+  DEPTH_TASKS,
+  DEPTH_GROUPS
+} DepthKind;
+
+/* Whether cancelling the top reaches the bottom of the chain (shield,
+ * wait and as_completed leave their inputs running: those chains are
+ * completed from the bottom instead). */
+static gboolean
+depth_cancel_reaches_bottom (DepthKind kind)
+{
+  return kind != DEPTH_SHIELD && kind != DEPTH_WAIT
+         && kind != DEPTH_AS_COMPLETED;
+}
+
+static guint depth_n_finalized;
+static gboolean depth_reached_bottom; /* a task awaits the bottom future */
+
+static void
+depth_count_finalize (AfutTask *task)
+{
+  (void) task;
+  depth_n_finalized++;
+}
+
+/* Awaits its inner future (owned, released when it is freed: so that
+ * freeing the top task frees the chain below it). */
+typedef struct
+{
+  AfutTask task;
+  AfutFuture *inner;
+} DepthTask;
+
+static void
+depth_task_step (AfutTask *task)
+{
+  DepthTask *self = (DepthTask *) task;
+  AFUT_BEGIN (task);
+  AFUT_AWAIT (task, afut_future_ref (self->inner));
+  AFUT_END (task);
+}
+
+static void
+depth_task_finalize (AfutTask *task)
+{
+  depth_n_finalized++;
+  afut_future_unref (((DepthTask *) task)->inner);
+}
+
+/* async with TaskGroup() as g: g.create_task(<the level below>); level 0
+ * awaits the bottom future instead. */
+typedef struct
+{
+  AfutTask task;
+  guint level;
+  AfutFuture *bottom; /* not owned */
+  AfutTaskGroup *group;
+} DepthGroup;
+
+static void
+depth_group_step (AfutTask *task)
+{
+  DepthGroup *self = (DepthGroup *) task;
+  AFUT_BEGIN (task);
+  if (self->level == 0)
+    {
+      depth_reached_bottom = TRUE;
+      AFUT_AWAIT (task, afut_future_ref (self->bottom));
+      AFUT_RETURN (task);
+    }
+  self->group = afut_task_group_new (task);
+  afut_task_group_spawn (
+    self->group,
+    afut_task_new (NULL, depth_group_step, sizeof (DepthGroup),
+                   &(DepthGroup){ .level = self->level - 1,
+                                  .bottom = self->bottom },
+                   NULL, depth_count_finalize));
+  AFUT_AWAIT (task, afut_task_group_exit (self->group));
+  AFUT_END (task);
+}
+
+/* One level more on top of *@top (whose reference it takes). */
+static AfutFuture *
+depth_wrap (AfutLoop *loop, DepthKind kind, AfutFuture *top)
+{
+  AfutFuture *f;
+  switch (kind)
+    {
+    case DEPTH_GATHER:
+      return afut_gather (top, NULL);
+    case DEPTH_SHIELD:
+      return afut_shield (top);
+    case DEPTH_WAIT_FOR:
+      return afut_wait_for (top, 1e6);
+    case DEPTH_RACE:
+      return afut_race (top, NULL);
+    case DEPTH_ANY:
+      return afut_any (top, NULL);
+    case DEPTH_WAIT:
+      f = afut_wait (&top, 1, AFUT_WAIT_ALL_COMPLETED, AFUT_NO_TIMEOUT);
+      afut_future_unref (top);
+      return f;
+    case DEPTH_AS_COMPLETED:
+      f = afut_as_completed (&top, 1, AFUT_NO_TIMEOUT);
+      afut_future_unref (top);
+      return f;
+    case DEPTH_TASKS:
+      return afut_task_new (loop, depth_task_step, sizeof (DepthTask),
+                            &(DepthTask){ .inner = top }, NULL,
+                            depth_task_finalize);
+    default:
+      g_assert_not_reached ();
+    }
+  return NULL;
+}
+
+/* The top task of a chain built by its own steps, level by level. */
+static AfutFuture *
+depth_top_task (AfutLoop *loop, DepthKind kind, guint n, AfutFuture *bottom)
+{
+  g_assert_cmpint (kind, ==, DEPTH_GROUPS);
+  return afut_task_new (loop, depth_group_step, sizeof (DepthGroup),
+                        &(DepthGroup){ .level = n - 1, .bottom = bottom },
+                        NULL, depth_count_finalize);
+}
+
+typedef struct
+{
+  DepthKind kind;
+  guint n;
+} DepthRun;
+
+static void *
+depth_thread (void *data)
+{
+  const DepthRun *run = data;
+  AfutLoop *loop = new_loop ();
+  AfutFuture *bottom = afut_future_new (loop), *top;
+  gint64 start = g_get_monotonic_time ();
+  guint i;
+
+  depth_n_finalized = 0;
+  depth_reached_bottom = FALSE;
+  if (run->kind == DEPTH_GROUPS)
+    top = depth_top_task (loop, run->kind, run->n, bottom);
+  else
+    {
+      top = afut_future_ref (bottom);
+      for (i = 0; i < run->n; i++)
+        top = depth_wrap (loop, run->kind, top);
+    }
+  /* Every task has started, and waits. */
+  afut_loop_iterate (loop, FALSE);
+  if (run->kind == DEPTH_GROUPS)
+    while (!afut_future_is_done (top) && !depth_reached_bottom)
+      afut_loop_iterate (loop, FALSE);
+  g_test_message ("built %u levels: %.3f s", run->n, seconds_since (start));
+  g_assert_false (afut_future_is_done (top));
+
+  start = g_get_monotonic_time ();
+  if (depth_cancel_reaches_bottom (run->kind))
+    {
+      /* At once, but for task groups, which take a cancellation a loop
+       * turn later (asyncio's __aexit__). */
+      g_assert_true (afut_future_cancel (top, "deep"));
+      g_assert_true (afut_future_is_cancelled (bottom)
+                     || run->kind == DEPTH_GROUPS);
+      g_assert_true (afut_loop_run_until_complete (loop, top));
+      g_assert_true (afut_future_is_cancelled (top));
+      g_assert_true (afut_future_is_cancelled (bottom));
+      g_assert_cmpstr (afut_future_get_error (bottom)->message, ==,
+                       run->kind == DEPTH_GROUPS ? "" : "deep");
+    }
+  else
+    {
+      g_assert_true (afut_future_resolve (bottom));
+      g_assert_true (afut_loop_run_until_complete (loop, top));
+      g_assert_cmpint (afut_future_get_state (top), ==, AFUT_FUTURE_DONE);
+    }
+  g_test_message ("%s the chain: %.3f s",
+                  depth_cancel_reaches_bottom (run->kind) ? "cancelled"
+                                                          : "completed",
+                  seconds_since (start));
+
+  start = g_get_monotonic_time ();
+  afut_future_unref (top);
+  afut_future_unref (bottom);
+  g_test_message ("freed the chain: %.3f s", seconds_since (start));
+  afut_loop_unref (loop);
+  if (run->kind == DEPTH_TASKS || run->kind == DEPTH_GROUPS)
+    g_assert_cmpuint (depth_n_finalized, ==, run->n);
+  g_assert_cmpuint (n_reports, ==, 0);
+  return NULL;
+}
+
+static void
+test_depth (gconstpointer data)
+{
+  DepthRun run = { (DepthKind) GPOINTER_TO_INT (data), limits_n () };
+  pthread_attr_t attr;
+  pthread_t thread;
+  Live before = live_now ();
+
+  g_test_message ("%u levels, on a %zu KiB stack (%s)", run.n,
+                  DEPTH_STACK_SIZE / KIB, tool_name ());
+  g_assert_cmpint (pthread_attr_init (&attr), ==, 0);
+  g_assert_cmpint (pthread_attr_setstacksize (&attr, DEPTH_STACK_SIZE), ==, 0);
+  g_assert_cmpint (pthread_create (&thread, &attr, depth_thread, &run), ==, 0);
+  g_assert_cmpint (pthread_join (thread, NULL), ==, 0);
+  pthread_attr_destroy (&attr);
+  assert_live_is (before, "after the chain");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1245,6 +1489,18 @@ main (int argc, char **argv)
   g_test_add_func ("/limits/memory/burst/heap-in-use",
                    test_burst_heap_in_use);
   g_test_add_func ("/limits/memory/repeated-bursts", test_repeated_bursts);
+  {
+    static const char *const depth_names[]
+      = { "gathers", "shields", "wait-fors", "races", "anys", "waits",
+          "as-completeds", "tasks-awaiting-tasks", "task-groups" };
+    guint k;
+    for (k = 0; k < G_N_ELEMENTS (depth_names); k++)
+      {
+        char *path = g_strdup_printf ("/limits/depth/%s", depth_names[k]);
+        g_test_add_data_func (path, GINT_TO_POINTER (k), test_depth);
+        g_free (path);
+      }
+  }
   /* Timings are benchmarks, not unit tests: only with -m perf, as
    * `meson test --benchmark` runs it (tests/limits/meson.build). */
   if (!g_test_perf ())
