@@ -74,7 +74,11 @@
  * COROUTINE CAVEATS (afut tasks are stackless, like Protothreads)
  *   - A task's step function is re-entered from the top at every resume and
  *     jumps to the await it left.  Plain locals do NOT survive an await:
- *     keep what must live across one in the task's struct.
+ *     keep what must live across one in the task's struct.  That holds
+ *     for an await of a coroutine that completes at once too: in a chain
+ *     of `await coro()` deeper than 16, the step is left and entered again
+ *     at the await (with no loop turn), so that the chain's depth is
+ *     limited only by memory, never by the C stack.
  *   - AFUT_BEGIN opens a `switch`.  Do not put an await inside a `switch`
  *     statement of your own, and put at most one await on a source line.
  *   - In C++, a local declared with an initializer between two awaits is a
@@ -1699,7 +1703,7 @@ struct AfutTask
   union
   {
     char *cancel_message; /* a task's: of its pending cancellation */
-    AfutTask *host;       /* an inline frame's: the task awaiting it */
+    AfutTask *root;       /* an inline frame's: the task it is part of */
   } c;
   const char *name;
   AfutScope *scopes; /* innermost open timeout or task group */
@@ -2105,7 +2109,13 @@ AFUT_API size_t afut_task_describe (AfutTask *task, char *buffer, size_t size);
  * @future: (transfer full): the future to await
  *
  * `await future`: suspends the task until @future is done (a future
- * already done continues at once, with no loop turn).  If @future failed
+ * already done continues at once, with no loop turn).  A coroutine
+ * (afut_coro_new(), AFUT_CORO()) runs inside the await, as Python's `await
+ * coro()`: a chain of them may be as deep as memory allows (no recursion
+ * limit, no RecursionError), its C stack use bounded; below the 16th level
+ * the awaiting step function returns and is entered again at this await,
+ * with no loop turn between, so no plain local survives it (the coroutine
+ * caveats at the top).  If @future failed
  * or was cancelled, or the task is cancelled meanwhile, the error
  * propagates: the task ends with it.  Read the value with
  * afut_task_awaited().
@@ -3859,13 +3869,17 @@ enum
   AFUT__TASK_RUNNING = 1 << 5,
   AFUT__TASK_LAZY = 1 << 6, /* a coroutine object not started yet */
   /* Started by an await, as `await coro()`: an inline frame of its
-   * awaiter's task (c.host) until it completes. */
+   * awaiter's task (c.root: the awaiter's own root) until it completes. */
   AFUT__TASK_AWAITED_INLINE = 1 << 7,
   AFUT__TASK_UNWINDING = 1 << 8, /* ended inside a task group: waits for it */
   AFUT__TASK_STASHED_ERROR = 1 << 9 /* future.u.error holds that ending */
 };
 
 #define AFUT__NO_HEAP_INDEX UINT32_MAX
+
+/* How many `await coro()` steps nest on the C stack (afut__task_await);
+ * deeper ones run from a loop. */
+#define AFUT__INLINE_DEPTH_MAX 16
 
 typedef struct
 {
@@ -3962,6 +3976,11 @@ struct AfutLoop
   size_t n_holds;
   uint32_t task_counter;
   AfutTask *current_task;
+  /* `await coro()` nests the coroutine's steps in its awaiter's on the C
+   * stack only so deep (afut__task_await); a deeper one waits here for
+   * the step loop (afut__task_run_step). */
+  unsigned inline_depth;
+  AfutTask *inline_pending;
   AfutFdFuture *fd_watches;
   size_t n_fd_watches;
 
@@ -3990,24 +4009,28 @@ static bool afut__group_absorbs_cancel (AfutFuture *awaited);
 static inline bool
 afut__task_is_frame (const AfutTask *task)
 {
-  return (task->task_flags & AFUT__TASK_AWAITED_INLINE) && task->c.host != NULL;
+  return (task->task_flags & AFUT__TASK_AWAITED_INLINE) && task->c.root != NULL;
 }
 
-/* Whether @future is an inline frame run by @task's await. */
-static inline bool
-afut__is_frame_of (const AfutFuture *future, const AfutTask *task)
-{
-  return future != NULL && future->kind == AFUT__KIND_TASK
-         && afut__task_is_frame ((const AfutTask *) future)
-         && ((const AfutTask *) future)->c.host == task;
-}
-
+/* The task that @task's steps run as part of: itself, or an inline
+ * frame's root, kept in the frame (a chain of 10^6 frames has one root,
+ * and finding it must not cost 10^6 steps). */
 static inline AfutTask *
 afut__task_root (AfutTask *task)
 {
-  while (afut__task_is_frame (task))
-    task = task->c.host;
-  return task;
+  return afut__task_is_frame (task) ? task->c.root : task;
+}
+
+/* Whether @future, which @task awaits, is an inline frame run by that
+ * await: a frame of @task's own root.  (The chain of frames is a line:
+ * the only pending frame of that root a task awaits is the one its await
+ * started.) */
+static inline bool
+afut__is_frame_of (const AfutFuture *future, AfutTask *task)
+{
+  return future != NULL && future->kind == AFUT__KIND_TASK
+         && afut__task_is_frame ((const AfutTask *) future)
+         && ((const AfutTask *) future)->c.root == afut__task_root (task);
 }
 static void afut__task_schedule_step (AfutTask *task);
 static bool afut__cancel_chain (AfutFuture *future, const char *message);
@@ -7128,7 +7151,7 @@ afut__task_done (AfutTask *task)
   afut_error_free (task->caught);
   task->caught = NULL;
   if (task->task_flags & AFUT__TASK_AWAITED_INLINE)
-    task->c.host = NULL; /* no longer a frame of it */
+    task->c.root = NULL; /* no longer a frame of it */
   else
     {
       AFUT_FREE (task->c.cancel_message);
@@ -7302,33 +7325,47 @@ afut__task_set_raised_from (AfutTask *task, AfutFuture *future)
 }
 
 /* @future has just completed.  If its only done callback is a task's
- * wakeup, that task goes on now, inside this call, as Python's does when
- * what it awaits returns into it; the dispatch already queued then finds
- * no callback to run. */
-static void
-afut__future_hand_over (AfutFuture *future, bool resumed)
+ * wakeup, that task is to go on now, inside this call, as Python's does
+ * when what it awaits returns into it: the callback is taken off (the
+ * dispatch already queued then finds none to run) and the task returned,
+ * no longer waiting.  NULL otherwise. */
+static AfutTask *
+afut__future_take_waiter (AfutFuture *future)
 {
   AfutTask *waiter = (AfutTask *) future->callback_data;
   if (future->callback != afut__task_wakeup)
-    return;
+    return NULL;
   future->callback = NULL;
   future->callback_data = NULL;
-  afut__task_continue (waiter, future, resumed);
+  if (!(waiter->task_flags & AFUT__TASK_WAITING) || waiter->awaiting != future)
+    return NULL;
+  waiter->task_flags &= (uint16_t) ~AFUT__TASK_WAITING;
+  return waiter;
 }
 
-/* The scheduler's entry into a task: asyncio's Task.__step.  @resumed:
- * the step resumes a suspension (ready queue, or the awaited future's
- * callback), where a cancel pending on the task is delivered.  Entering
- * an inline frame and coming back from one are not suspensions: there,
- * as in Python, the body just goes on. */
 static void
-afut__task_run_step (AfutTask *task, bool resumed)
+afut__future_hand_over (AfutFuture *future, bool resumed)
+{
+  AfutTask *waiter = afut__future_take_waiter (future);
+  if (waiter == NULL)
+    return;
+  waiter->future.ref_count++;
+  afut__task_run_step (waiter, resumed);
+  afut_future_unref (&waiter->future);
+}
+
+/* One step of @task (see afut__task_run_step).  Returns the task to
+ * step next, at once: a coroutine whose first step an await of @task
+ * deferred, or the task awaiting @task, an inline frame that has just
+ * completed; NULL if none. */
+static AfutTask *
+afut__task_run_one (AfutTask *task, bool resumed)
 {
   AfutLoop *loop = task->future.loop;
   AfutTask *prev_current, *root;
 
   if (task->future.state != AFUT_FUTURE_PENDING)
-    return;
+    return NULL;
 
   if (task->task_flags & AFUT__TASK_UNWINDING)
     {
@@ -7345,7 +7382,7 @@ afut__task_run_step (AfutTask *task, bool resumed)
           afut__future_complete_error (
             &task->future, afut__cancelled_error (task->c.cancel_message));
           afut__task_done (task);
-          return;
+          return NULL;
         }
     }
   else
@@ -7381,12 +7418,48 @@ afut__task_run_step (AfutTask *task, bool resumed)
       task->task_flags &= (uint16_t) ~AFUT__TASK_RUNNING;
     }
 
+  if (loop->inline_pending != NULL)
+    {
+      /* The step awaited a coroutine too deep to start inside it. */
+      AfutTask *child = loop->inline_pending;
+      loop->inline_pending = NULL;
+      return child;
+    }
+
 ended:
   /* `await coro()` in Python continues the awaiter the moment the
    * coroutine returns: so does a coroutine started by an await. */
   if (task->future.state != AFUT_FUTURE_PENDING
       && (task->task_flags & AFUT__TASK_AWAITED_INLINE))
-    afut__future_hand_over (&task->future, false);
+    return afut__future_take_waiter (&task->future);
+  return NULL;
+}
+
+/* The scheduler's entry into a task: asyncio's Task.__step.  @resumed:
+ * the step resumes a suspension (ready queue, or the awaited future's
+ * callback), where a cancel pending on the task is delivered.  Entering
+ * an inline frame and coming back from one are not suspensions: there,
+ * as in Python, the body just goes on.
+ *
+ * A chain of `await coro()` is stepped in this loop, not by recursion:
+ * the awaiter of a frame that completes goes on here, and so does a
+ * coroutine started deeper than AFUT__INLINE_DEPTH_MAX, so that the C
+ * stack stays bounded however long the chain.  The caller holds a
+ * reference on @task; the loop holds one on each task it goes on to. */
+static void
+afut__task_run_step (AfutTask *task, bool resumed)
+{
+  AfutTask *held = NULL, *next;
+  while ((next = afut__task_run_one (task, resumed)) != NULL)
+    {
+      next->future.ref_count++;
+      if (held != NULL)
+        afut_future_unref (&held->future);
+      held = task = next;
+      resumed = false;
+    }
+  if (held != NULL)
+    afut_future_unref (&held->future);
 }
 
 static void
@@ -7472,12 +7545,28 @@ afut__task_await (AfutTask *task, AfutFuture *future, int line)
     {
       /* `await coro()`: the coroutine's first step runs right here. */
       AfutTask *child = (AfutTask *) future;
+      AfutLoop *loop = task->future.loop;
       child->task_flags |= AFUT__TASK_AWAITED_INLINE;
-      child->c.host = task; /* a lazy coroutine has no cancel message */
+      /* A lazy coroutine has no cancel message. */
+      child->c.root = afut__task_root (task);
       afut__task_link (child);
+      if (AFUT__UNLIKELY (loop->inline_depth >= AFUT__INLINE_DEPTH_MAX))
+        {
+          /* So deep a chain of such awaits that the C stack would grow
+           * with it: this step returns instead, as at a suspension, and
+           * the step loop of the frame below runs the coroutine now,
+           * then enters this step again at the await, with no loop turn
+           * between (afut__task_run_step). */
+          afut_future_add_done_callback (future, afut__task_wakeup, task);
+          task->task_flags |= AFUT__TASK_WAITING;
+          loop->inline_pending = child;
+          return 1;
+        }
+      loop->inline_depth++;
       child->future.ref_count++;
       afut__task_run_step (child, false);
       afut_future_unref (&child->future);
+      loop->inline_depth--;
     }
   if (future->state != AFUT_FUTURE_PENDING)
     {

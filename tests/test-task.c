@@ -1032,6 +1032,139 @@ test_coro_gather_starts_in_input_order (void)
   loop_free (loop);
 }
 
+/* A chain of coroutines awaited inline (`await coro()` in each): deeper
+ * than afut keeps on the C stack (16 levels), the rest is stepped from a
+ * loop (afut__task_run_step), which must keep every ordering of a shallow
+ * chain: no loop turn going down or coming back up, the task awaiting the
+ * chain is the current task at the bottom, a cancel lands at the bottom.
+ * /usr/bin/python3 (3.11.2) prints "bottom:start:main cb1 bottom:resumed
+ * p:got:<N - 1> cb2" for N = 1, 3, 17, 100 (any N below its recursion
+ * limit):
+ *
+ *   import asyncio
+ *   out = []
+ *   async def chain(level):
+ *       if level == 0:
+ *           out.append("bottom:start:" + asyncio.current_task().get_name())
+ *           asyncio.get_running_loop().call_soon(out.append, "cb1")
+ *           await asyncio.sleep(0)
+ *           out.append("bottom:resumed")
+ *           asyncio.get_running_loop().call_soon(out.append, "cb2")
+ *           return 0
+ *       return await chain(level - 1) + 1
+ *   async def main():
+ *       asyncio.current_task().set_name("main")
+ *       out.append("p:got:%d" % await chain(N - 1))
+ *       await asyncio.sleep(0)
+ *       print(" ".join(out))
+ *   asyncio.run(main())
+ */
+typedef struct
+{
+  AfutTask task;
+  int level;
+} ChainCoro;
+
+static unsigned n_chain_finalized;
+
+static void
+chain_finalize (AfutTask *task)
+{
+  (void) task;
+  n_chain_finalized++;
+}
+
+static void
+chain_coro (AfutTask *task)
+{
+  ChainCoro *self = (ChainCoro *) task;
+  AFUT_BEGIN (task);
+  if (self->level == 0)
+    {
+      ev ("bottom:start:%s",
+          afut_task_get_name (afut_task_get_current (NULL)));
+      afut_loop_call_soon (afut_loop_get_running (), log_callback, "cb1");
+      AFUT_YIELD (task);
+      ev ("bottom:resumed");
+      afut_loop_call_soon (afut_loop_get_running (), log_callback, "cb2");
+      AFUT_RETURN_INT (task, 0);
+    }
+  AFUT_AWAIT (task, afut_coro_new (NULL, chain_coro, sizeof (ChainCoro),
+                                   &(ChainCoro){ .level = self->level - 1 },
+                                   NULL, chain_finalize));
+  AFUT_RETURN_INT (task, afut_future_get_int (afut_task_awaited (task)) + 1);
+  AFUT_END (task);
+}
+
+static void
+chain_main (AfutTask *task)
+{
+  ChainCoro *self = (ChainCoro *) task;
+  AFUT_BEGIN (task);
+  AFUT_AWAIT (task, afut_coro_new (NULL, chain_coro, sizeof (ChainCoro),
+                                   &(ChainCoro){ .level = self->level - 1 },
+                                   NULL, chain_finalize));
+  ev ("p:got:%d", (int) afut_future_get_int (afut_task_awaited (task)));
+  AFUT_YIELD (task);
+  AFUT_END (task);
+}
+
+static void
+test_coro_deep_chain (void)
+{
+  static const int depths[] = { 1, 3, 16, 17, 100, 5000 };
+  gsize i;
+
+  for (i = 0; i < G_N_ELEMENTS (depths); i++)
+    {
+      AfutLoop *loop = loop_new ();
+      AfutFuture *t = afut_task_new (loop, chain_main, sizeof (ChainCoro),
+                                     &(ChainCoro){ .level = depths[i] },
+                                     "main", NULL);
+      char *expected = g_strdup_printf (
+        "bottom:start:main cb1 bottom:resumed p:got:%d cb2", depths[i] - 1);
+
+      n_chain_finalized = 0;
+      afut_loop_run_until_complete (loop, t);
+      assert_state (t, AFUT_FUTURE_DONE);
+      g_assert_cmpstr (events->str, ==, expected);
+      afut_future_unref (t);
+      loop_free (loop);
+      g_assert_cmpuint (n_chain_finalized, ==, depths[i]);
+      g_free (expected);
+    }
+}
+
+/* The same chains, cancelled while the bottom yields: the cancel lands
+ * there and every level ends cancelled with its message. */
+static void
+test_coro_deep_chain_cancel (void)
+{
+  static const int depths[] = { 3, 17, 5000 };
+  gsize i;
+
+  for (i = 0; i < G_N_ELEMENTS (depths); i++)
+    {
+      AfutLoop *loop = loop_new ();
+      AfutFuture *t = afut_task_new (loop, chain_main, sizeof (ChainCoro),
+                                     &(ChainCoro){ .level = depths[i] },
+                                     "main", NULL);
+
+      n_chain_finalized = 0;
+      g_assert_true (afut_loop_iterate (loop, FALSE));
+      g_assert_cmpstr (events->str, ==, "bottom:start:main");
+      g_assert_true (afut_future_cancel (t, "deep"));
+      afut_loop_run_until_complete (loop, t);
+      g_assert_true (afut_future_is_cancelled (t));
+      g_assert_cmpstr (afut_future_get_error (t)->message, ==, "deep");
+      /* The bottom never resumed: the cancel was raised at its yield. */
+      g_assert_cmpstr (events->str, ==, "bottom:start:main cb1");
+      afut_future_unref (t);
+      loop_free (loop);
+      g_assert_cmpuint (n_chain_finalized, ==, depths[i]);
+    }
+}
+
 static void
 test_coro_task_start (void)
 {
@@ -2202,6 +2335,9 @@ main (int argc, char **argv)
                    test_coro_await_resumes_at_once);
   g_test_add_func ("/task/coro/gather-starts-in-input-order",
                    test_coro_gather_starts_in_input_order);
+  g_test_add_func ("/task/coro/deep-chain", test_coro_deep_chain);
+  g_test_add_func ("/task/coro/deep-chain-cancel",
+                   test_coro_deep_chain_cancel);
   g_test_add_func ("/task/coro/task-start", test_coro_task_start);
   g_test_add_func ("/task/coro/never-awaited", test_coro_never_awaited);
   g_test_add_func ("/task/schedule/first-step-later",

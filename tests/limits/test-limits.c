@@ -16,9 +16,9 @@
  *               to within 1 MiB; five bursts on one loop do not creep
  *   depth       a chain of that many nested futures (gathers, shields,
  *               wait_fors, races, anys, waits, as_completeds, tasks
- *               awaiting tasks, task groups) cancelled or completed, then
- *               freed, on a thread with a 256 KiB stack: no recursion as
- *               deep as the chain
+ *               awaiting tasks, task groups, coroutines awaited inline)
+ *               cancelled or completed, then freed, on a thread with a
+ *               256 KiB stack: no recursion as deep as the chain
  *   scaling     shutdown time per task does not grow with the count
  *               (a benchmark: registered only with -m perf)
  *
@@ -1232,7 +1232,9 @@ typedef enum
   DEPTH_WAIT,
   DEPTH_AS_COMPLETED,
   DEPTH_TASKS,
-  DEPTH_GROUPS
+  DEPTH_GROUPS,
+  DEPTH_INLINE,
+  DEPTH_INLINE_DONE
 } DepthKind;
 
 /* Whether cancelling the top reaches the bottom of the chain (shield,
@@ -1346,13 +1348,49 @@ depth_wrap (AfutLoop *loop, DepthKind kind, AfutFuture *top)
   return NULL;
 }
 
+/* return 1 + await <the level below>, a coroutine awaited inline
+ * (Python's `await coro()`); level 0 awaits the bottom future, which
+ * gives 0 (or fails, or is cancelled). */
+typedef struct
+{
+  AfutTask task;
+  guint level;
+  AfutFuture *bottom; /* not owned */
+} DepthInline;
+
+static void
+depth_inline_step (AfutTask *task)
+{
+  DepthInline *self = (DepthInline *) task;
+  AFUT_BEGIN (task);
+  if (self->level == 0)
+    {
+      depth_reached_bottom = TRUE;
+      AFUT_AWAIT (task, afut_future_ref (self->bottom));
+    }
+  else
+    {
+      AFUT_AWAIT (task, afut_coro_new (NULL, depth_inline_step,
+                                       sizeof (DepthInline),
+                                       &(DepthInline){
+                                         .level = self->level - 1,
+                                         .bottom = self->bottom },
+                                       NULL, depth_count_finalize));
+    }
+  AFUT_RETURN_INT (task, afut_future_get_int (afut_task_awaited (task)) + 1);
+  AFUT_END (task);
+}
+
 /* The top task of a chain built by its own steps, level by level. */
 static AfutFuture *
 depth_top_task (AfutLoop *loop, DepthKind kind, guint n, AfutFuture *bottom)
 {
-  g_assert_cmpint (kind, ==, DEPTH_GROUPS);
-  return afut_task_new (loop, depth_group_step, sizeof (DepthGroup),
-                        &(DepthGroup){ .level = n - 1, .bottom = bottom },
+  if (kind == DEPTH_GROUPS)
+    return afut_task_new (loop, depth_group_step, sizeof (DepthGroup),
+                          &(DepthGroup){ .level = n - 1, .bottom = bottom },
+                          NULL, depth_count_finalize);
+  return afut_task_new (loop, depth_inline_step, sizeof (DepthInline),
+                        &(DepthInline){ .level = n - 1, .bottom = bottom },
                         NULL, depth_count_finalize);
 }
 
@@ -1373,7 +1411,26 @@ depth_thread (void *data)
 
   depth_n_finalized = 0;
   depth_reached_bottom = FALSE;
-  if (run->kind == DEPTH_GROUPS)
+  if (run->kind == DEPTH_INLINE_DONE)
+    {
+      /* The bottom is done: the whole chain runs down and back up in
+       * the top task's first step. */
+      g_assert_true (afut_future_resolve_int (bottom, 0));
+      top = depth_top_task (loop, run->kind, run->n, bottom);
+      g_assert_true (afut_loop_run_until_complete (loop, top));
+      g_test_message ("ran %u levels down and up in one step: %.3f s", run->n,
+                      seconds_since (start));
+      g_assert_true (depth_reached_bottom);
+      g_assert_cmpint (afut_future_get_int (top), ==, run->n);
+      afut_future_unref (top);
+      afut_future_unref (bottom);
+      /* (The frames' done callbacks, queued, hold them until they run.) */
+      afut_loop_unref (loop);
+      g_assert_cmpuint (depth_n_finalized, ==, run->n);
+      g_assert_cmpuint (n_reports, ==, 0);
+      return NULL;
+    }
+  if (run->kind == DEPTH_GROUPS || run->kind == DEPTH_INLINE)
     top = depth_top_task (loop, run->kind, run->n, bottom);
   else
     {
@@ -1383,7 +1440,7 @@ depth_thread (void *data)
     }
   /* Every task has started, and waits. */
   afut_loop_iterate (loop, FALSE);
-  if (run->kind == DEPTH_GROUPS)
+  if (run->kind == DEPTH_GROUPS || run->kind == DEPTH_INLINE)
     while (!afut_future_is_done (top) && !depth_reached_bottom)
       afut_loop_iterate (loop, FALSE);
   g_test_message ("built %u levels: %.3f s", run->n, seconds_since (start));
@@ -1419,7 +1476,8 @@ depth_thread (void *data)
   afut_future_unref (bottom);
   g_test_message ("freed the chain: %.3f s", seconds_since (start));
   afut_loop_unref (loop);
-  if (run->kind == DEPTH_TASKS || run->kind == DEPTH_GROUPS)
+  if (run->kind == DEPTH_TASKS || run->kind == DEPTH_GROUPS
+      || run->kind == DEPTH_INLINE)
     g_assert_cmpuint (depth_n_finalized, ==, run->n);
   g_assert_cmpuint (n_reports, ==, 0);
   return NULL;
@@ -1492,7 +1550,8 @@ main (int argc, char **argv)
   {
     static const char *const depth_names[]
       = { "gathers", "shields", "wait-fors", "races", "anys", "waits",
-          "as-completeds", "tasks-awaiting-tasks", "task-groups" };
+          "as-completeds", "tasks-awaiting-tasks", "task-groups",
+          "inline-coroutines", "inline-coroutines-done" };
     guint k;
     for (k = 0; k < G_N_ELEMENTS (depth_names); k++)
       {
