@@ -3821,9 +3821,15 @@ afut__cxx_no_init ()
 #if defined(__GNUC__) || defined(__clang__)
 #define AFUT__LIKELY(x) __builtin_expect (!!(x), 1)
 #define AFUT__UNLIKELY(x) __builtin_expect (!!(x), 0)
+/* Keeps a hot function small (its cold part out of line), or a loop's
+ * body in the loop. */
+#define AFUT__NOINLINE __attribute__ ((noinline))
+#define AFUT__ALWAYS_INLINE inline __attribute__ ((always_inline))
 #else
 #define AFUT__LIKELY(x) (x)
 #define AFUT__UNLIKELY(x) (x)
+#define AFUT__NOINLINE
+#define AFUT__ALWAYS_INLINE inline
 #endif
 
 #ifdef __cplusplus
@@ -3855,7 +3861,10 @@ enum
   AFUT__FUTURE_ERROR_RETRIEVED = 1 << 0,
   AFUT__FUTURE_GATHER_MARK = 1 << 1, /* transient, while deduplicating */
   AFUT__FUTURE_YIELD_ARMED = 1 << 2,
-  AFUT__FUTURE_HANDLE = 1 << 3 /* a SLEEP that runs a callback: call_later */
+  AFUT__FUTURE_HANDLE = 1 << 3, /* a SLEEP that runs a callback: call_later */
+  /* Freeing it may unref others: a combinator, a task, a custom future,
+   * a value with a destroy notify (afut_future_unref's slow path). */
+  AFUT__FUTURE_MAY_HOLD = 1 << 4
 };
 
 /* AfutTask.task_flags */
@@ -3981,6 +3990,12 @@ struct AfutLoop
    * the step loop (afut__task_run_step). */
   unsigned inline_depth;
   AfutTask *inline_pending;
+  /* Frees in progress (afut__future_release), and the futures that wait
+   * for them to end. */
+  unsigned free_depth;
+  AfutFuture **free_later;
+  size_t n_free_later;
+  size_t free_later_cap;
   AfutFdFuture *fd_watches;
   size_t n_fd_watches;
 
@@ -3995,6 +4010,7 @@ static void afut__future_schedule_callbacks (AfutFuture *future);
 static bool afut__future_complete_error (AfutFuture *future, AfutError *error);
 static void afut__task_step (void *data);
 static void afut__task_run_step (AfutTask *task, bool resumed);
+static AFUT__NOINLINE void afut__task_run_chain (AfutTask *task);
 static void afut__task_wakeup (AfutFuture *future, void *data);
 static void afut__task_continue (AfutTask *task, AfutFuture *future,
                                  bool resumed);
@@ -5252,7 +5268,7 @@ afut_loop_unref (AfutLoop *loop)
       afut__loop_close (loop);
       loop->closing = false;
     }
-  if (loop->n_futures == 0)
+  if (loop->n_futures == 0 && loop->free_depth == 0)
     afut__loop_free_memory (loop);
 }
 
@@ -6097,6 +6113,9 @@ afut__future_init (AfutFuture *f, AfutLoop *loop, uint8_t kind)
   f->loop = loop;
   f->ref_count = 1;
   f->kind = kind;
+  if (kind != AFUT__KIND_PLAIN && kind != AFUT__KIND_SLEEP
+      && kind != AFUT__KIND_YIELD && kind != AFUT__KIND_FD)
+    f->flags = AFUT__FUTURE_MAY_HOLD;
   loop->n_futures++;
   return f;
 }
@@ -6157,70 +6176,78 @@ static void afut__gather_finalize (AfutGather *gather);
  * what it awaits, a value's destroy notify whatever it owns), which may
  * free those in turn: a chain of 10^6 nested futures would recurse 10^6
  * deep.  As CPython's trashcan does, frees nest only so deep; beyond,
- * the futures wait on a list, freed once the outermost free is done, so
- * the C stack stays bounded whatever the depth.  Shallow frees happen in
- * the order they always did. */
+ * the futures wait on a list of their loop's, freed once the outermost
+ * free is done, so the C stack stays bounded whatever the depth.  Shallow
+ * frees happen in the order they always did.  (The count is the loop's,
+ * not the thread's: no thread-local access on this path.  A future whose
+ * finalize frees another loop's counts there: still bounded.) */
 #define AFUT__FREE_DEPTH_MAX 64
 
-typedef struct
-{
-  unsigned depth;      /* frees in progress on this thread */
-  AfutFuture **later;  /* and the futures waiting for them */
-  size_t n_later;
-  size_t later_cap;
-} AfutFreeState;
-
-static AFUT__THREAD_LOCAL AfutFreeState afut__free_state;
-
 static void afut__future_free (AfutFuture *future);
+static AFUT__NOINLINE void afut__future_release (AfutFuture *future);
 
 void
 afut_future_unref (AfutFuture *future)
 {
-  AfutFreeState *fs;
   if (future == NULL)
     return;
   AFUT__RETURN_IF_FAIL (future->ref_count > 0);
   if (--future->ref_count > 0)
     return;
-
   /* A sleep or plain future without a value to destroy unrefs nothing
-   * when freed: no need to count (the common case, kept cheap). */
-  if ((future->kind == AFUT__KIND_PLAIN || future->kind == AFUT__KIND_SLEEP
-       || future->kind == AFUT__KIND_YIELD || future->kind == AFUT__KIND_FD)
-      && (future->state != AFUT_FUTURE_DONE
-          || future->value_type != AFUT_VALUE_POINTER
-          || future->u.value.destroy == NULL))
-    {
-      afut__future_free (future);
-      return;
-    }
+   * when freed (the common case, kept cheap). */
+  if (future->flags & AFUT__FUTURE_MAY_HOLD)
+    afut__future_release (future);
+  else
+    afut__future_free (future);
+}
 
-  fs = &afut__free_state;
-  if (AFUT__UNLIKELY (fs->depth >= AFUT__FREE_DEPTH_MAX))
+/* Frees the loop's memory once it is closed and unreferenced and its
+ * last future is gone, unless a free is in progress on it (which comes
+ * back here when done). */
+static inline void
+afut__loop_maybe_free_memory (AfutLoop *loop)
+{
+  if (loop->n_futures == 0 && loop->free_depth == 0 && loop->closed
+      && __atomic_load_n (&loop->ref_count, __ATOMIC_ACQUIRE) == 0)
+    afut__loop_free_memory (loop);
+}
+
+/* The last reference to a future that may hold others is gone. */
+static AFUT__NOINLINE void
+afut__future_release (AfutFuture *future)
+{
+  AfutLoop *loop = future->loop;
+  if (AFUT__UNLIKELY (loop->free_depth >= AFUT__FREE_DEPTH_MAX))
     {
-      if (fs->n_later == fs->later_cap)
+      /* Counted in n_futures until freed: the loop stays. */
+      if (loop->n_free_later == loop->free_later_cap)
         {
-          fs->later_cap = fs->later_cap ? fs->later_cap * 2 : 64;
-          fs->later = (AfutFuture **) afut__realloc (
-            fs->later, fs->later_cap * sizeof (AfutFuture *));
+          loop->free_later_cap
+            = loop->free_later_cap ? loop->free_later_cap * 2 : 64;
+          loop->free_later = (AfutFuture **) afut__realloc (
+            loop->free_later, loop->free_later_cap * sizeof (AfutFuture *));
         }
-      fs->later[fs->n_later++] = future;
+      loop->free_later[loop->n_free_later++] = future;
       return;
     }
-  fs->depth++;
+  loop->free_depth++;
   afut__future_free (future);
-  if (--fs->depth > 0 || AFUT__LIKELY (fs->n_later == 0))
+  if (--loop->free_depth > 0)
     return;
-  /* The outermost free: the deferred ones now, each nesting as deep
-   * again, deferring what lies deeper. */
-  fs->depth++;
-  while (fs->n_later > 0)
-    afut__future_free (fs->later[--fs->n_later]);
-  fs->depth--;
-  AFUT_FREE (fs->later);
-  fs->later = NULL;
-  fs->later_cap = 0;
+  if (AFUT__UNLIKELY (loop->n_free_later > 0))
+    {
+      /* The outermost free: the deferred ones now, each nesting as deep
+       * again, deferring what lies deeper. */
+      loop->free_depth++;
+      while (loop->n_free_later > 0)
+        afut__future_free (loop->free_later[--loop->n_free_later]);
+      loop->free_depth--;
+      AFUT_FREE (loop->free_later);
+      loop->free_later = NULL;
+      loop->free_later_cap = 0;
+    }
+  afut__loop_maybe_free_memory (loop);
 }
 
 static void
@@ -6274,9 +6301,8 @@ afut__future_free (AfutFuture *future)
     AFUT_FREE (future->callback_data);
 
   AFUT_FREE (future);
-  if (--loop->n_futures == 0 && loop->closed
-      && __atomic_load_n (&loop->ref_count, __ATOMIC_ACQUIRE) == 0)
-    afut__loop_free_memory (loop);
+  loop->n_futures--;
+  afut__loop_maybe_free_memory (loop);
 }
 
 AfutLoop *
@@ -6486,6 +6512,8 @@ afut_future_resolve_pointer (AfutFuture *future, void *pointer,
     }
   future->u.value.v.pointer = pointer;
   future->u.value.destroy = destroy;
+  if (destroy != NULL)
+    future->flags |= AFUT__FUTURE_MAY_HOLD;
   afut__future_complete_value (future, AFUT_VALUE_POINTER);
   return true;
 }
@@ -7358,7 +7386,7 @@ afut__future_hand_over (AfutFuture *future, bool resumed)
  * step next, at once: a coroutine whose first step an await of @task
  * deferred, or the task awaiting @task, an inline frame that has just
  * completed; NULL if none. */
-static AfutTask *
+static AFUT__ALWAYS_INLINE AfutTask *
 afut__task_run_one (AfutTask *task, bool resumed)
 {
   AfutLoop *loop = task->future.loop;
@@ -7446,20 +7474,28 @@ ended:
  * coroutine started deeper than AFUT__INLINE_DEPTH_MAX, so that the C
  * stack stays bounded however long the chain.  The caller holds a
  * reference on @task; the loop holds one on each task it goes on to. */
+static AFUT__NOINLINE void
+afut__task_run_chain (AfutTask *task)
+{
+  AfutTask *held = NULL;
+  do
+    {
+      task->future.ref_count++;
+      if (held != NULL)
+        afut_future_unref (&held->future);
+      held = task;
+      task = afut__task_run_one (task, false);
+    }
+  while (task != NULL);
+  afut_future_unref (&held->future);
+}
+
 static void
 afut__task_run_step (AfutTask *task, bool resumed)
 {
-  AfutTask *held = NULL, *next;
-  while ((next = afut__task_run_one (task, resumed)) != NULL)
-    {
-      next->future.ref_count++;
-      if (held != NULL)
-        afut_future_unref (&held->future);
-      held = task = next;
-      resumed = false;
-    }
-  if (held != NULL)
-    afut_future_unref (&held->future);
+  AfutTask *next = afut__task_run_one (task, resumed);
+  if (AFUT__UNLIKELY (next != NULL))
+    afut__task_run_chain (next);
 }
 
 static void
@@ -8865,7 +8901,7 @@ afut__task_must_cancel (AfutTask *task, const char *message)
  * cancel of the child it asked for returned, -1 on the first step.
  * Returns the result, or AFUT__CANCEL_DESCEND with *@child to cancel
  * first. */
-static int
+static AFUT__ALWAYS_INLINE int
 afut__cancel_step (AfutCancelFrame *f, const char *message, int below,
                    AfutFuture **child)
 {
@@ -8909,8 +8945,16 @@ afut__cancel_step (AfutCancelFrame *f, const char *message, int below,
             if ((frame->task_flags & AFUT__TASK_WAITING)
                 && frame->awaiting != NULL)
               {
-                *child = frame->awaiting;
-                return AFUT__CANCEL_DESCEND;
+                if (afut__cancel_is_chain (frame->awaiting))
+                  {
+                    *child = frame->awaiting;
+                    return AFUT__CANCEL_DESCEND;
+                  }
+                /* It waits on a leaf (a sleep, a plain future): the
+                 * common case, done here. */
+                if (!afut_future_cancel (frame->awaiting, message))
+                  afut__task_must_cancel (task, message);
+                return AFUT__CANCEL_TRUE;
               }
             /* Running, or its step is already scheduled: raise at the
              * point it next suspends or resumes. */
