@@ -694,14 +694,52 @@ AFUT_API AfutLoop *afut_loop_ref (AfutLoop *loop);
  * @loop: (transfer full): a loop
  *
  * Drops a reference.  The last one must be dropped on the loop's thread,
- * with the loop not running: it shuts the loop down as afut_run() does
- * (pending tasks are cancelled and run until they end, remaining
- * callbacks are run), then closes it.  Futures that outlive the loop keep
- * its memory until they go, but can no longer schedule anything.
+ * with the loop not running: unless afut_loop_close() closed the loop
+ * already, it closes it as that function does (pending tasks are
+ * cancelled and run until they end, remaining callbacks are run).
+ * Futures that outlive the loop keep its memory until they go, but can
+ * no longer schedule anything.
  *
  * Since: 0.1
  */
 AFUT_API void afut_loop_unref (AfutLoop *loop);
+
+/**
+ * afut_loop_close:
+ * @loop: a loop, not running
+ *
+ * asyncio's loop.close(), with asyncio.run()'s cleanup before it: cancels
+ * every pending task and runs the loop until they have ended (as
+ * afut_loop_shutdown()), cancels the timers and fd waits left, runs what
+ * is left in the ready queue, lets go of the backend (the GLib adapter's
+ * GSource), and marks the loop closed.  From then on every call that
+ * would schedule something on it is a reported error ("the loop is
+ * closed"), and futures of it that complete run no callbacks; its memory
+ * lives until the last reference to it and to its futures goes.  Closing
+ * a closed loop does nothing; closing a running loop (from one of its own
+ * callbacks, or while a run call is in progress) is refused, as asyncio's
+ * RuntimeError "Cannot close a running event loop".  Loop thread only.
+ *
+ * asyncio's close() drops pending tasks ("Task was destroyed but it is
+ * pending!"); in C their cleanup would never run and their memory would
+ * leak, so afut cancels them and lets them end first.
+ *
+ * Returns: true if @loop is closed on return, false if it was refused
+ * Since: 0.3
+ */
+AFUT_API bool afut_loop_close (AfutLoop *loop);
+
+/**
+ * afut_loop_is_closed:
+ * @loop: a loop
+ *
+ * asyncio's loop.is_closed().
+ *
+ * Returns: whether @loop has been closed (afut_loop_close(), afut_run(),
+ *   or its last unref)
+ * Since: 0.3
+ */
+AFUT_API bool afut_loop_is_closed (AfutLoop *loop);
 
 /**
  * afut_loop_get_running:
@@ -3672,22 +3710,79 @@ AFUT_API bool afut_queue_is_full (AfutQueue *queue);
  * @init: (nullable): initial contents of the struct
  * @name: (nullable): the main task's name
  *
- * asyncio.run(): creates a fresh loop (virtual clock with
- * AFUT_CLOCK=virtual in the environment), runs the main task to
- * completion, cancels what is left and runs it until it ends, then frees
- * the loop.  Calling it while a loop runs on this thread is a reported
- * error, not a hang.
+ * asyncio.run() for a program's main(): creates a fresh loop (virtual
+ * clock with AFUT_CLOCK=virtual in the environment), runs the main task
+ * to completion, then closes the loop as afut_loop_close() does (what is
+ * left is cancelled and run until it ends), even if someone still holds
+ * a reference to it.  The main task's error is printed after that
+ * cleanup, as an uncaught exception would be.  Calling it while a loop
+ * runs on this thread is a reported error, not a hang.  To read the main
+ * task's value or error, use afut_run_task().
  *
  * Not for bindings: their override's run() runs their own
  * coroutine as a task.
  *
  * Returns: 0 if the main task completed with a value; 1 if it failed or
- *   was cancelled (its error is printed on stderr, as an uncaught
- *   exception would be) or on misuse
+ *   was cancelled (its error is printed on stderr) or on misuse
  * Since: 0.1
  */
 AFUT_API int afut_run (AfutTaskFunc func, size_t struct_size,
                        const void *init, const char *name);
+
+/**
+ * afut_run_task:
+ * @func: the main task's step function
+ * @struct_size: size of its struct
+ * @init: (nullable): initial contents of the struct
+ * @name: (nullable): the main task's name
+ *
+ * asyncio.run() with its outcome: as afut_run(), but prints nothing and
+ * hands the main task back, done, after the loop's cleanup: its value is
+ * what main() returned (read it with afut_future_get_int() and the
+ * others), its error (afut_future_get_error()) what asyncio.run() would
+ * raise.  An error nobody reads is reported as never retrieved when the
+ * task is freed.  The loop is closed; the task outlives it.
+ *
+ * C only: the task's struct is C's (afut_run_future() binds).
+ *
+ * Returns: (transfer full) (nullable): the main task, done; %NULL on
+ *   misuse (reported)
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_run_task (AfutTaskFunc func, size_t struct_size,
+                                    const void *init, const char *name);
+
+/**
+ * AfutRunFunc:
+ * @loop: the loop afut_run_future() made; it is the thread-default loop
+ *   while this runs, so AFUT_CORO() and AFUT_SPAWN() use it
+ * @data: the user data given to afut_run_future()
+ *
+ * Makes afut_run_future()'s main future: `main()` in `asyncio.run(main())`.
+ *
+ * Returns: (transfer full) (nullable): a future of @loop: a coroutine
+ *   (started as the main task), a task or any other future
+ */
+typedef AfutFuture *(*AfutRunFunc) (AfutLoop *loop, void *data);
+
+/**
+ * afut_run_future:
+ * @func: (scope call): makes the main future on the new loop
+ * @data: (closure func): user data for @func
+ *
+ * asyncio.run(main()) for any future, the form bindings use: creates a
+ * fresh loop as afut_run() does, calls @func to make the main future on
+ * it, runs the loop until that future is done, closes the loop (what is
+ * left is cancelled and run until it ends), then hands the future back:
+ * its value, or its error, is what asyncio.run() returns or raises.
+ * Nothing is printed.
+ *
+ * Returns: (transfer full) (nullable): the main future, done; %NULL on
+ *   misuse, or when @func returned %NULL or a future of another loop
+ *   (reported)
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_run_future (AfutRunFunc func, void *data);
 
 /**
  * AFUT_RUN:
@@ -3704,6 +3799,26 @@ AFUT_API int afut_run (AfutTaskFunc func, size_t struct_size,
   afut_run ((func), sizeof (Type), AFUT__NO_INIT (Type), #func)
 #define AFUT__RUN_1(Type, func, ...)                                          \
   afut_run ((func), sizeof (Type), AFUT__INIT (Type, __VA_ARGS__), #func)
+
+/**
+ * AFUT_RUN_TASK:
+ * @Type: the main task's struct type
+ * @func: its step function
+ * @...: designated initializers of the struct's fields
+ *
+ * C only: afut_run_task() with a compound literal, `result =
+ * asyncio.run(main())`: `AfutFuture *main = AFUT_RUN_TASK (Main, amain);`
+ * then read main's value or error, and unref it.
+ *
+ * Returns: (transfer full) (nullable): the main task, done
+ * Since: 0.3
+ */
+#define AFUT_RUN_TASK(...)                                                    \
+  AFUT__CAT (AFUT__RUN_TASK_, AFUT__HAS_INIT (__VA_ARGS__)) (__VA_ARGS__)
+#define AFUT__RUN_TASK_0(Type, func)                                          \
+  afut_run_task ((func), sizeof (Type), NULL, #func)
+#define AFUT__RUN_TASK_1(Type, func, ...)                                     \
+  afut_run_task ((func), sizeof (Type), &(Type){ __VA_ARGS__ }, #func)
 
 #ifdef __cplusplus
 }
@@ -5270,6 +5385,37 @@ afut_loop_unref (AfutLoop *loop)
     }
   if (loop->n_futures == 0 && loop->free_depth == 0)
     afut__loop_free_memory (loop);
+}
+
+bool
+afut_loop_close (AfutLoop *loop)
+{
+  AFUT__RETURN_VAL_IF_FAIL (loop != NULL, false);
+  if (loop->closed)
+    return true;
+  if (loop->closing || loop->running || loop->in_wait)
+    {
+      afut__log (AFUT_LOG_CRITICAL,
+                 "%s: cannot close a running event loop (from its own "
+                 "callback, or while a run call is in progress)",
+                 __func__);
+      return false;
+    }
+  /* Its own reference: a callback run while closing may drop the
+   * caller's; the unref below then frees what is left. */
+  afut_loop_ref (loop);
+  loop->closing = true;
+  afut__loop_close (loop);
+  loop->closing = false;
+  afut_loop_unref (loop);
+  return true;
+}
+
+bool
+afut_loop_is_closed (AfutLoop *loop)
+{
+  AFUT__RETURN_VAL_IF_FAIL (loop != NULL, false);
+  return loop->closed;
 }
 
 static void
@@ -11714,13 +11860,87 @@ afut_queue_is_full (AfutQueue *queue)
 
 /* ---- run ---- */
 
+/* Makes a fresh loop for a run, or NULL (reported); @func names the
+ * caller. */
+static AfutLoop *
+afut__run_loop_new (const char *func)
+{
+  const char *clock_env;
+  if (afut__running_loop != NULL)
+    {
+      afut__log (AFUT_LOG_CRITICAL,
+                 "%s: cannot be called from a running event loop", func);
+      return NULL;
+    }
+  clock_env = getenv ("AFUT_CLOCK");
+  return AFUT_RUN_LOOP_NEW (clock_env != NULL
+                                && strcmp (clock_env, "virtual") == 0
+                              ? AFUT_LOOP_VIRTUAL_CLOCK
+                              : AFUT_LOOP_NONE);
+}
+
+/* asyncio.run()'s body: runs @main_future (transfer full) on @loop
+ * (transfer full) until it is done, then closes the loop, whoever else
+ * holds it, and hands @main_future back, done. */
+static AfutFuture *
+afut__run_main (AfutLoop *loop, AfutFuture *main_future)
+{
+  afut_loop_run_until_complete (loop, main_future);
+  afut_loop_close (loop);
+  afut_loop_unref (loop);
+  return main_future;
+}
+
+AfutFuture *
+afut_run_future (AfutRunFunc func, void *data)
+{
+  AfutLoop *loop;
+  AfutFuture *main_future;
+  AFUT__RETURN_VAL_IF_FAIL (func != NULL, NULL);
+  loop = afut__run_loop_new (__func__);
+  if (loop == NULL)
+    return NULL;
+  /* As asyncio.run (main ()) calls main () first: AFUT_CORO in @func
+   * finds the loop. */
+  afut_loop_push_thread_default (loop);
+  main_future = func (loop, data);
+  afut_loop_pop_thread_default (loop);
+  if (main_future == NULL || main_future->loop != loop)
+    {
+      afut__log (AFUT_LOG_CRITICAL, "%s: the main future is %s", __func__,
+                 main_future == NULL ? "NULL" : "of another loop");
+      if (main_future != NULL)
+        {
+          afut_future_cancel (main_future, NULL);
+          afut_future_unref (main_future);
+        }
+      afut_loop_close (loop);
+      afut_loop_unref (loop);
+      return NULL;
+    }
+  return afut__run_main (loop, main_future);
+}
+
+AfutFuture *
+afut_run_task (AfutTaskFunc func, size_t struct_size, const void *init,
+               const char *name)
+{
+  AfutLoop *loop;
+  AfutFuture *main_future;
+  AFUT__RETURN_VAL_IF_FAIL (func != NULL, NULL);
+  AFUT__RETURN_VAL_IF_FAIL (struct_size >= sizeof (AfutTask), NULL);
+  loop = afut__run_loop_new (__func__);
+  if (loop == NULL)
+    return NULL;
+  main_future = afut_task_new (loop, func, struct_size, init, name, NULL);
+  return afut__run_main (loop, main_future);
+}
+
 int
 afut_run (AfutTaskFunc func, size_t struct_size, const void *init,
           const char *name)
 {
-  AfutLoop *loop;
-  AfutFuture *main_task;
-  const char *clock_env;
+  AfutFuture *main_future;
   int status = 0;
 
   AFUT__RETURN_VAL_IF_FAIL (func != NULL, 1);
@@ -11731,28 +11951,24 @@ afut_run (AfutTaskFunc func, size_t struct_size, const void *init,
                  "afut_run: cannot be called from a running event loop");
       return 1;
     }
-  clock_env = getenv ("AFUT_CLOCK");
-  loop = AFUT_RUN_LOOP_NEW (clock_env != NULL
-                                && strcmp (clock_env, "virtual") == 0
-                              ? AFUT_LOOP_VIRTUAL_CLOCK
-                              : AFUT_LOOP_NONE);
-  if (loop == NULL)
+  main_future = afut_run_task (func, struct_size, init, name);
+  if (main_future == NULL)
     return 1;
-  main_task = afut_task_new (loop, func, struct_size, init, name, NULL);
-  afut_loop_run_until_complete (loop, main_task);
-  if (main_task->state != AFUT_FUTURE_DONE)
+  /* After the cleanup, as asyncio.run() raises main's error once the
+   * loop is closed. */
+  if (main_future->state != AFUT_FUTURE_DONE)
     {
-      const AfutError *e = afut_future_get_error (main_task);
+      const AfutError *e = afut_future_get_error (main_future);
       const char *domain = afut_quark_to_string (e->domain);
       fprintf (stderr, "afut: main task '%s' %s: %s:%d: %s\n",
-               afut__task_name ((AfutTask *) main_task),
-               main_task->state == AFUT_FUTURE_CANCELLED ? "was cancelled"
-                                                         : "failed",
+               afut__task_name ((AfutTask *) main_future),
+               main_future->state == AFUT_FUTURE_CANCELLED
+                 ? "was cancelled"
+                 : "failed",
                domain ? domain : "?", e->code, e->message);
       status = 1;
     }
-  afut_future_unref (main_task);
-  afut_loop_unref (loop);
+  afut_future_unref (main_future);
   return status;
 }
 

@@ -614,6 +614,65 @@ test_loop_closed_has_no_source (void)
   g_main_context_unref (ctx);
 }
 
+/* afut_loop_close() on the adapter: the source goes at once, though the
+ * caller still holds the loop; the context is still known. */
+static void
+test_loop_close_destroys_source (void)
+{
+  GMainContext *ctx = g_main_context_new ();
+  AfutLoop *loop = glib_loop_new (ctx, AFUT_LOOP_VIRTUAL_CLOCK);
+  GSource *source = g_source_ref (afut_glib_loop_get_source (loop));
+
+  g_assert_true (afut_loop_close (loop));
+  g_assert_true (afut_loop_is_closed (loop));
+  g_assert_true (g_source_is_destroyed (source));
+  g_assert_null (afut_glib_loop_get_source (loop));
+  g_assert_true (afut_glib_loop_get_context (loop) == ctx);
+  g_assert_false (g_main_context_pending (ctx));
+  afut_loop_unref (loop);
+  assert_no_reports ();
+  g_source_unref (source);
+  g_main_context_unref (ctx);
+}
+
+typedef struct
+{
+  AfutTask task;
+  AfutLoop **held;
+} HoldingMain;
+
+static void
+holding_main (AfutTask *task)
+{
+  HoldingMain *self = (HoldingMain *) task;
+  AFUT_BEGIN (task);
+  *self->held = afut_loop_ref (afut_loop_get_running ());
+  AFUT_AWAIT (task, afut_sleep (0));
+  AFUT_END (task);
+}
+
+/* afut_run() closes the GLib loop it made even while the main task's
+ * reference keeps it: no afut source is left on the context. */
+static void
+test_loop_afut_run_closes_held_loop (void)
+{
+  GMainContext *ctx = g_main_context_new ();
+  AfutLoop *held = NULL;
+  HoldingMain init = { .held = &held };
+
+  g_main_context_push_thread_default (ctx);
+  g_assert_cmpint (afut_run (holding_main, sizeof (HoldingMain), &init,
+                             "main"),
+                   ==, 0);
+  g_main_context_pop_thread_default (ctx);
+  g_assert_nonnull (held);
+  g_assert_true (afut_loop_is_closed (held));
+  g_assert_null (afut_glib_loop_get_source (held));
+  g_assert_false (g_main_context_pending (ctx));
+  afut_loop_unref (held);
+  g_main_context_unref (ctx);
+}
+
 /* afut_glib_loop_new (NULL) lives on the global default context, and
  * runs under g_main_loop_run(), quit from a task's done callback. */
 static void
@@ -4192,6 +4251,10 @@ main (int argc, char **argv)
                    test_loop_default_exception_handler_logs);
   g_test_add_func ("/glib/loop/closed-loop-has-no-source",
                    test_loop_closed_has_no_source);
+  g_test_add_func ("/glib/loop/close-destroys-source",
+                   test_loop_close_destroys_source);
+  g_test_add_func ("/glib/loop/afut-run-closes-held-loop",
+                   test_loop_afut_run_closes_held_loop);
   g_test_add_func ("/glib/loop/default-context/main-loop",
                    test_loop_default_context_main_loop);
   g_test_add_func ("/glib/loop/fresh-context/main-loop",

@@ -2989,7 +2989,10 @@ typedef struct
   gboolean saw_itself_current;
   char name[32];
   int64_t time_after_sleep;
-  AfutLoop **loop_out;
+  AfutLoop **loop_out;    /* takes a reference to the running loop there */
+  gboolean noisy_child;   /* spawn a child that writes to stderr when
+                           * cancelled */
+  int64_t return_int;     /* return it, if not 0 */
 } Main;
 
 /* Where a Main copies what it saw: afut_run frees the task. */
@@ -3001,6 +3004,18 @@ failing_child_step (AfutTask *task)
   AFUT_BEGIN (task);
   AFUT_THROW (task, afut_error_new_literal (test_domain (), 21,
                                             "child failed"));
+  AFUT_END (task);
+}
+
+/* Cancelled, it says so on stderr before re-raising: where an error
+ * printed by afut_run stands relative to the cleanup. */
+static void
+noisy_child_step (AfutTask *task)
+{
+  AFUT_BEGIN (task);
+  AFUT_AWAIT_TRY (task, afut_sleep (100.0));
+  fputs ("child cleanup\n", stderr);
+  AFUT_RERAISE (task);
   AFUT_END (task);
 }
 
@@ -3022,6 +3037,10 @@ main_step (AfutTask *task)
                                    .cleanup_seconds = 1.0));
   if (self->spawn_failing_child)
     afut_future_unref (AFUT_SPAWN (AfutTask, failing_child_step));
+  if (self->noisy_child)
+    afut_future_unref (AFUT_SPAWN (AfutTask, noisy_child_step));
+  if (self->loop_out != NULL)
+    *self->loop_out = afut_loop_ref (afut_loop_get_running ());
   if (self->sleep_seconds > 0)
     {
       AFUT_AWAIT (task, afut_sleep (self->sleep_seconds));
@@ -3036,6 +3055,8 @@ main_step (AfutTask *task)
       g_assert_true (afut_future_cancel (AFUT_FUTURE (task), "self"));
       AFUT_YIELD (task);
     }
+  if (self->return_int != 0)
+    AFUT_RETURN_INT (task, self->return_int);
   AFUT_END (task);
 }
 
@@ -3183,6 +3204,256 @@ test_run_reports_unretrieved_child_error (void)
   g_assert_cmpstr (reports.error_message, ==, "child failed");
   g_free (err);
   reports_clear (&reports);
+}
+
+/* asyncio.run() closes its loop even while the caller holds it (CPython
+ * 3.11.2, /usr/bin/python3):
+ *
+ *   loop_ref = None
+ *   async def child():
+ *       try: await asyncio.sleep(10)
+ *       except asyncio.CancelledError: print("child cancelled"); raise
+ *   async def main():
+ *       global loop_ref
+ *       loop_ref = asyncio.get_running_loop()
+ *       asyncio.create_task(child())
+ *       await asyncio.sleep(0.5)
+ *   asyncio.run(main())
+ *   print("closed:", loop_ref.is_closed())
+ *   loop_ref.run_until_complete(asyncio.sleep(0))
+ *
+ * prints "child cancelled", "closed: True", then RuntimeError: Event loop
+ * is closed. */
+static void
+test_run_closes_loop_held_by_caller (void)
+{
+  SleeperState st = { 0 };
+  AfutLoop *held = NULL;
+  Main init = { .leftover = &st, .sleep_seconds = 0.5, .loop_out = &held };
+  char *err;
+  int status = -1;
+
+  g_assert_true (g_setenv ("AFUT_CLOCK", "virtual", TRUE));
+  err = run_capturing_stderr (&init, "holding-main", &status);
+  g_unsetenv ("AFUT_CLOCK");
+  g_assert_cmpint (status, ==, 0);
+  g_assert_cmpstr (err, ==, "");
+  g_assert_nonnull (held);
+  /* The leftover child was cancelled and cleaned up before the return,
+   * and the loop is closed, though still referenced. */
+  g_assert_true (st.caught_cancel);
+  g_assert_true (st.cleaned);
+  g_assert_cmpuint (st.n_finalized, ==, 0); /* Sleeper's finalize unset */
+  g_assert_true (afut_loop_is_closed (held));
+  g_assert_cmpuint (afut_loop_get_n_tasks (held), ==, 0);
+  g_assert_null (afut_loop_get_running ());
+  /* Everything that would schedule on it says "closed". */
+  expect_log_begin (AFUT_LOG_CRITICAL, "the loop is closed");
+  g_assert_false (afut_loop_call_soon (held, trace_call_cb, NULL));
+  g_assert_false (afut_loop_iterate (held, false));
+  g_assert_null (afut_future_new (held));
+  g_assert_null (afut_task_new (held, main_step, sizeof (Main), NULL, "late",
+                                NULL));
+  g_assert_cmpuint (expect_log_end (), ==, 4);
+  g_assert_true (afut_loop_close (held)); /* closing twice: nothing */
+  afut_loop_unref (held);
+  g_free (err);
+}
+
+/* What asyncio.run() returns or raises, read after its cleanup. */
+static void
+test_run_task_returns_main (void)
+{
+  SleeperState st = { 0 };
+  Main ok = { .return_int = 42, .leftover = &st, .sleep_seconds = 0.5 };
+  Main bad = { .fail = TRUE };
+  AfutFuture *main_future;
+
+  g_assert_true (g_setenv ("AFUT_CLOCK", "virtual", TRUE));
+  main_future = afut_run_task (main_step, sizeof (Main), &ok, "valued-main");
+  g_assert_nonnull (main_future);
+  g_assert_cmpint (afut_future_get_state (main_future), ==, AFUT_FUTURE_DONE);
+  g_assert_cmpint (afut_future_get_int (main_future), ==, 42);
+  /* The cleanup came first: the loop is closed, the child cleaned up. */
+  g_assert_true (st.cleaned);
+  g_assert_true (afut_loop_is_closed (afut_future_get_loop (main_future)));
+  afut_future_unref (main_future);
+
+  main_future = afut_run_task (main_step, sizeof (Main), &bad, "bad-main");
+  g_assert_cmpint (afut_future_get_state (main_future), ==,
+                   AFUT_FUTURE_FAILED);
+  g_assert_cmpstr (afut_future_get_error (main_future)->message, ==,
+                   "main failed");
+  afut_future_unref (main_future);
+
+  /* The macro form. */
+  main_future = AFUT_RUN_TASK (Main, main_step, .return_int = 7);
+  g_assert_cmpint (afut_future_get_int (main_future), ==, 7);
+  afut_future_unref (main_future);
+  g_unsetenv ("AFUT_CLOCK");
+}
+
+typedef struct
+{
+  gboolean saw_thread_default;
+  int64_t value;
+  gboolean other_loop;
+} RunFutureData;
+
+/* asyncio.run (main ()): main () is called with the fresh loop the
+ * thread default, so AFUT_CORO finds it. */
+static AfutFuture *
+make_main (AfutLoop *loop, void *data)
+{
+  RunFutureData *d = (RunFutureData *) data;
+  d->saw_thread_default = afut_loop_get_thread_default () == loop;
+  if (d->other_loop)
+    {
+      AfutLoop *other = new_loop ();
+      AfutFuture *f = afut_future_new (other);
+      afut_loop_unref (other);
+      return f;
+    }
+  if (d->value == 0)
+    return NULL;
+  return AFUT_CORO (Main, main_step, .return_int = d->value);
+}
+
+static void
+test_run_future (void)
+{
+  RunFutureData d = { .value = 9 };
+  AfutFuture *f = afut_run_future (make_main, &d);
+
+  g_assert_true (d.saw_thread_default);
+  g_assert_null (afut_loop_get_thread_default ());
+  g_assert_cmpint (afut_future_get_int (f), ==, 9);
+  g_assert_true (afut_loop_is_closed (afut_future_get_loop (f)));
+  afut_future_unref (f);
+
+  /* No main future, or one of another loop: reported, nothing runs. */
+  d.value = 0;
+  expect_log_begin (AFUT_LOG_CRITICAL, "afut_run_future: the main future is NULL");
+  g_assert_null (afut_run_future (make_main, &d));
+  g_assert_cmpuint (expect_log_end (), ==, 1);
+  d.other_loop = TRUE;
+  expect_log_begin (AFUT_LOG_CRITICAL,
+                    "afut_run_future: the main future is of another loop");
+  g_assert_null (afut_run_future (make_main, &d));
+  g_assert_cmpuint (expect_log_end (), ==, 1);
+}
+
+/* asyncio.run() raises main's error once the loop is closed (CPython
+ * 3.11.2):
+ *
+ *   async def child():
+ *       try: await asyncio.sleep(10)
+ *       finally: print("child cleanup", file=sys.stderr)
+ *   async def main():
+ *       asyncio.create_task(child())
+ *       await asyncio.sleep(0)
+ *       raise ValueError("main failed")
+ *   asyncio.run(main())
+ *
+ * prints "child cleanup", then the traceback of ValueError. */
+static void
+test_run_error_printed_after_cleanup (void)
+{
+  Main init = { .fail = TRUE, .noisy_child = TRUE, .sleep_seconds = 0.5 };
+  char *err, *cleanup, *error;
+  int status = -1;
+
+  g_assert_true (g_setenv ("AFUT_CLOCK", "virtual", TRUE));
+  err = run_capturing_stderr (&init, "failing-main", &status);
+  g_unsetenv ("AFUT_CLOCK");
+  g_assert_cmpint (status, ==, 1);
+  cleanup = strstr (err, "child cleanup");
+  error = strstr (err, "main task 'failing-main' failed");
+  g_assert_nonnull (cleanup);
+  g_assert_nonnull (error);
+  g_assert_true (cleanup < error);
+  g_free (err);
+}
+
+/* ---- afut_loop_close ---- */
+
+typedef struct
+{
+  AfutLoop *loop;
+  gboolean closed;
+} CloseAttempt;
+
+static void
+close_from_callback (void *data)
+{
+  CloseAttempt *a = (CloseAttempt *) data;
+  a->closed = afut_loop_close (a->loop);
+}
+
+/* loop.close() refuses a running loop; closed, the loop stays readable
+ * (is_closed) until its last reference goes.  Unlike asyncio's close(),
+ * afut's cancels the pending tasks and lets them clean up first (a
+ * dropped C task would leak and never run its cleanup). */
+static void
+test_close_explicit (void)
+{
+  SleeperState st = { 0 };
+  AfutLoop *loop = new_loop ();
+  AfutFuture *sleeper = sleeper_new (loop, &st, 100.0, 1.0, "sleeper");
+  CloseAttempt attempt = { loop, TRUE };
+
+  g_assert_false (afut_loop_is_closed (loop));
+  afut_loop_iterate (loop, false); /* the sleeper starts */
+  g_assert_true (st.started);
+
+  expect_log_begin (AFUT_LOG_CRITICAL, "cannot close a running event loop");
+  g_assert_true (afut_loop_call_soon (loop, close_from_callback, &attempt));
+  afut_loop_iterate (loop, false);
+  g_assert_cmpuint (expect_log_end (), ==, 1);
+  g_assert_false (attempt.closed);
+  g_assert_false (afut_loop_is_closed (loop));
+
+  g_assert_true (afut_loop_close (loop));
+  g_assert_true (afut_loop_is_closed (loop));
+  g_assert_true (st.caught_cancel);
+  g_assert_true (st.cleaned);
+  g_assert_true (afut_future_is_cancelled (sleeper));
+  g_assert_cmpuint (st.n_finalized, ==, 0); /* we still hold it */
+  g_assert_true (afut_loop_close (loop));
+  expect_log_begin (AFUT_LOG_CRITICAL, "the loop is closed");
+  g_assert_false (afut_loop_run_until_complete (loop, sleeper));
+  g_assert_cmpuint (expect_log_end (), ==, 1);
+  afut_loop_unref (loop);
+  /* The task outlives its closed loop's last reference. */
+  g_assert_cmpuint (st.n_finalized, ==, 0);
+  afut_future_unref (sleeper);
+  g_assert_cmpuint (st.n_finalized, ==, 1);
+}
+
+static void
+drop_user_ref (void *data)
+{
+  AfutLoop **ref = (AfutLoop **) data;
+  afut_loop_unref (*ref);
+  *ref = NULL;
+}
+
+/* A callback run by the close drops the caller's last reference: the
+ * close finishes on its own and frees the loop after. */
+static void
+test_close_caller_ref_dropped_while_closing (void)
+{
+  AfutLoop *loop = new_loop ();
+  AfutLoop *user_ref = loop;
+  SleeperState st = { 0 };
+  AfutFuture *sleeper = sleeper_new (loop, &st, 100.0, 1.0, "sleeper");
+  afut_future_unref (sleeper);
+  afut_loop_iterate (loop, false);
+  g_assert_true (afut_loop_call_soon (loop, drop_user_ref, &user_ref));
+  g_assert_true (afut_loop_close (loop));
+  g_assert_null (user_ref);
+  g_assert_true (st.cleaned);
+  g_assert_cmpuint (st.n_finalized, ==, 1);
 }
 
 /* ---- the running loop and the current task ---- */
@@ -3382,6 +3653,15 @@ main (int argc, char **argv)
                    test_run_virtual_clock_from_environment);
   g_test_add_func ("/loop/run/cancels-leftover-tasks",
                    test_run_cancels_leftover_tasks);
+  g_test_add_func ("/loop/run/closes-loop-held-by-caller",
+                   test_run_closes_loop_held_by_caller);
+  g_test_add_func ("/loop/run/task-returns-main", test_run_task_returns_main);
+  g_test_add_func ("/loop/run/future", test_run_future);
+  g_test_add_func ("/loop/run/error-printed-after-cleanup",
+                   test_run_error_printed_after_cleanup);
+  g_test_add_func ("/loop/close/explicit", test_close_explicit);
+  g_test_add_func ("/loop/close/caller-ref-dropped-while-closing",
+                   test_close_caller_ref_dropped_while_closing);
   g_test_add_func ("/loop/run/reports-unretrieved-child-error",
                    test_run_reports_unretrieved_child_error);
 
