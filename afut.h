@@ -2061,6 +2061,23 @@ AFUT_API AfutFuture *afut_task_awaited (AfutTask *task);
 AFUT_API const AfutError *afut_task_caught (AfutTask *task);
 
 /**
+ * afut_task_clear_caught:
+ * @task: the running task
+ *
+ * Says the error afut_task_caught() holds is handled: the end of a
+ * Python `except` block that did not re-raise (`except CancelledError:
+ * pass`).  afut_task_caught() then returns %NULL, AFUT_RERAISE() has
+ * nothing to raise, and a scope exit finds nothing passing through it:
+ * afut_timeout_exit() after a handled cancellation raises nothing, as
+ * `async with timeout()` raises nothing when its block caught the
+ * cancellation and fell out of the `async with`.  Not needed after a
+ * catching await that succeeded: it caught nothing.
+ *
+ * Since: 0.3
+ */
+AFUT_API void afut_task_clear_caught (AfutTask *task);
+
+/**
  * afut_task_cancelling:
  * @task: a task
  *
@@ -2682,9 +2699,13 @@ AFUT_API bool afut_timeout_expired (const AfutTimeout *timeout);
  * afut_timeout_exit:
  * @timeout: the innermost open scope of the running task
  *
- * Leaves the scope.  If it expired and the task's caught error
- * (afut_task_caught()) is the cancellation it caused, that error becomes
- * %AFUT_ERROR_TIMEOUT.
+ * Leaves the scope.  The error leaving with the block is the task's
+ * caught one (afut_task_caught()), as `__aexit__` gets the exception the
+ * block raised: if the scope expired and that is the cancellation it
+ * caused, it becomes %AFUT_ERROR_TIMEOUT.  A block that handled the
+ * cancellation (`except CancelledError: pass`) says so first with
+ * afut_task_clear_caught(); then nothing is raised, though the scope
+ * still reports that it expired.
  *
  * Returns: true if the scope expired
  * Since: 0.2
@@ -7312,6 +7333,15 @@ afut_task_caught (AfutTask *task)
 {
   AFUT__RETURN_VAL_IF_FAIL (task != NULL, NULL);
   return task->caught;
+}
+
+void
+afut_task_clear_caught (AfutTask *task)
+{
+  AFUT__RETURN_IF_FAIL (task != NULL);
+  AFUT__RETURN_IF_FAIL (task->future.kind == AFUT__KIND_TASK);
+  afut_error_free (task->caught);
+  task->caught = NULL;
 }
 
 /* Ends the task: value or error already stored by the caller. */

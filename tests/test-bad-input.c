@@ -646,6 +646,12 @@ loop_call_exception_handler_null_message (void)
 }
 
 static void
+task_clear_caught_null (void)
+{
+  afut_task_clear_caught (NULL);
+}
+
+static void
 loop_wakeup_null (void)
 {
   afut_loop_wakeup (NULL);
@@ -4356,6 +4362,8 @@ static const BadInputCase cases[] = {
     CRIT ("afut_loop_call_exception_handler: assertion 'context != NULL' failed")),
   CASE ("/bad-input/loop/call-exception-handler-null-message", loop_call_exception_handler_null_message, 1,
     CRIT ("afut_loop_call_exception_handler: assertion 'context->message != NULL' failed")),
+  CASE ("/bad-input/task/clear-caught-null", task_clear_caught_null, 1,
+    CRIT ("afut_task_clear_caught: assertion 'task != NULL' failed")),
   CASE ("/bad-input/loop/wakeup-null", loop_wakeup_null, 1,
     CRIT ("afut_loop_wakeup: assertion 'loop != NULL' failed")),
   CASE ("/bad-input/loop/fd-ready-null-loop", loop_fd_ready_null_loop, 1,

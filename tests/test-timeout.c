@@ -1272,6 +1272,57 @@ test_scope_try_exit_converts (void)
 }
 
 static void
+scope_handled (AfutTask *task)
+{
+  Scoped *self = (Scoped *) task;
+  AFUT_BEGIN (task);
+  afut_timeout_enter (task, &self->timeout, 1);
+  AFUT_AWAIT_TRY (task, afut_sleep (10));
+  tev ("body:caught:%s:%u", error_name (afut_task_caught (task)),
+       afut_task_cancelling (task));
+  afut_task_clear_caught (task); /* except CancelledError: pass */
+  self->expired = afut_timeout_exit (&self->timeout);
+  tev ("body:exit:%d:%s:%u", self->expired,
+       error_name (afut_task_caught (task)), afut_task_cancelling (task));
+  AFUT_RETURN_INT (task, 3);
+  AFUT_END (task);
+}
+
+/* A block that handles the expiry's cancellation and falls out of the
+ * `async with` leaves it with nothing raised. */
+static void
+test_scope_handled_cancel_raises_nothing (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutFuture *t = SCOPED (loop, scope_handled);
+
+  run_until (loop, t);
+  log_outcome ("main", t);
+  /* Python reference (CPython 3.11.2, /usr/bin/python3):
+   *
+   *   async def body():
+   *       me = asyncio.current_task()
+   *       async with asyncio.timeout(1) as cm:
+   *           try:
+   *               await asyncio.sleep(10)
+   *           except asyncio.CancelledError:
+   *               ev(f"body:caught:cancelled:{me.cancelling()}")
+   *       ev(f"body:exit:{int(cm.expired())}:none:{me.cancelling()}")
+   *       return 3
+   *   async def main():
+   *       await waiter("main", asyncio.create_task(body()))
+   *   run(main)
+   *
+   * prints: body:caught:cancelled:1@1 body:exit:1:none:0@1 main:got:3@1
+   */
+  assert_events ("body:caught:cancelled:1@1 body:exit:1:none:0@1 "
+                 "main:got:3@1");
+  assert_int (t, 3);
+  afut_future_unref (t);
+  loop_free (loop);
+}
+
+static void
 scope_cleanup (AfutTask *task)
 {
   Scoped *self = (Scoped *) task;
@@ -2517,6 +2568,8 @@ main (int argc, char **argv)
                    test_wait_for_pointer_lent);
   g_test_add_func ("/timeout/wait-for/starts-coroutine",
                    test_wait_for_starts_coroutine);
+  g_test_add_func ("/timeout/scope/handled-cancel-raises-nothing",
+                   test_scope_handled_cancel_raises_nothing);
   g_test_add_func ("/timeout/scope/plain-await-expires",
                    test_scope_plain_await_expires);
   g_test_add_func ("/timeout/scope/try-exit-converts",
