@@ -1281,6 +1281,16 @@ struct AfutFuture
       AfutDestroyNotify destroy;
     } value;
     AfutError *error;
+    /* A failed future whose error is an AFUT_ERROR_GROUP it took from
+     * another (a task that awaited a task group's exit, a gather of such
+     * a task): error is u.error, group the future whose sub-errors they
+     * are (a reference), or NULL.  A pending task keeps there the one of
+     * the error it caught (afut_task_caught()). */
+    struct
+    {
+      AfutError *error;
+      AfutFuture *group;
+    } failure;
     struct
     {
       uint64_t seq;
@@ -2900,9 +2910,15 @@ AFUT_API size_t afut_future_get_n_sub_errors (AfutFuture *future);
  * @index: below afut_future_get_n_sub_errors()
  *
  * One of the errors grouped: ExceptionGroup.exceptions[index].  Reading
- * them retrieves the group.  Only the future that made the group has
- * them: a task that awaited it and failed with it carries its message,
- * which lists them all.
+ * them retrieves the group.  The future that made the group (a task
+ * group's exit, an afut_any()) has them, and so does every future that
+ * failed with that error by taking it from another: a task whose body
+ * ended inside the group's block, a task that awaited one of those (with
+ * AFUT_AWAIT(), or caught and AFUT_RERAISE()d), a gather, shield,
+ * wait_for or race of one, as Python's exception object travels with its
+ * `exceptions`.  A group error made by hand (afut_error_new()), or
+ * thrown as a copy with AFUT_THROW(), has none.  A sub-error that is
+ * itself a group has no sub-errors of its own here.
  *
  * Returns: (transfer none) (nullable): the error, %NULL past the end
  * Since: 0.2
@@ -2923,7 +2939,8 @@ AFUT_API const AfutError *afut_future_get_sub_error (AfutFuture *future,
  * to fail cancels the other children and @task itself (so the await it is
  * suspended at raises), and the group ends with %AFUT_ERROR_GROUP
  * holding every child's error (and @task's own, if one ended the
- * block); read them with afut_future_get_sub_error() on the exit future.
+ * block); read them with afut_future_get_sub_error() on the exit future,
+ * or on @task when the group's error ended it.
  * A cancellation of @task from outside cancels the children and stays a
  * plain cancellation.  If @task ends inside the block (an await raised,
  * or it returned), the group exits then: its children are cancelled on
@@ -4144,6 +4161,11 @@ static AFUT__THREAD_LOCAL AfutLoop *afut__running_loop;
 
 static void afut__future_schedule_callbacks (AfutFuture *future);
 static bool afut__future_complete_error (AfutFuture *future, AfutError *error);
+static bool afut__future_complete_error_from (AfutFuture *future,
+                                              AfutError *error,
+                                              AfutFuture *group);
+static AfutFuture *afut__group_owner (AfutFuture *future);
+static inline bool afut__is_group_error (const AfutError *error);
 static void afut__task_step (void *data);
 static void afut__task_run_step (AfutTask *task, bool resumed);
 static AFUT__NOINLINE void afut__task_run_chain (AfutTask *task);
@@ -4187,7 +4209,34 @@ afut__is_frame_of (const AfutFuture *future, AfutTask *task)
 static void afut__task_schedule_step (AfutTask *task);
 static bool afut__cancel_chain (AfutFuture *future, const char *message);
 static bool afut__cancel_leaf (AfutFuture *future, const char *message);
-static void afut__task_finish (AfutTask *task, AfutError *error);
+static void afut__task_finish (AfutTask *task, AfutError *error,
+                               AfutFuture *group);
+static void afut__task_throw_from (AfutTask *task, AfutError *error,
+                                   AfutFuture *group);
+
+static inline bool
+afut__is_group_error (const AfutError *error)
+{
+  return error != NULL && error->domain == AFUT_ERROR
+         && error->code == AFUT_ERROR_GROUP;
+}
+
+/* A pending task keeps, where a failed future keeps the owner of its
+ * group error's sub-errors (u.failure.group), the owner of its caught
+ * error's: AFUT_RERAISE hands them on.  Not while the task holds a
+ * returned pointer, whose destroy notify is there. */
+static AfutFuture *
+afut__task_take_caught_group (AfutTask *task)
+{
+  AfutFuture *group = NULL;
+  if (task->future.state == AFUT_FUTURE_PENDING
+      && task->future.value_type != AFUT_VALUE_POINTER)
+    {
+      group = task->future.u.failure.group;
+      task->future.u.failure.group = NULL;
+    }
+  return group;
+}
 static void afut__yield_arm (AfutFuture *future);
 static bool afut__combinator_cancel (AfutFuture *future, const char *message);
 static void afut__combinator_finalize (AfutFuture *future);
@@ -6456,6 +6505,11 @@ afut__future_free (AfutFuture *future)
     }
 
   if (future->state == AFUT_FUTURE_FAILED
+      && afut__is_group_error (future->u.error)
+      && future->kind != AFUT__KIND_GROUP
+      && afut__group_owner (future) != future)
+    afut_future_unref (future->u.failure.group);
+  if (future->state == AFUT_FUTURE_FAILED
       || future->state == AFUT_FUTURE_CANCELLED)
     afut_error_free (future->u.error);
   else if (future->state == AFUT_FUTURE_DONE
@@ -6627,8 +6681,12 @@ afut__future_complete_value (AfutFuture *future, AfutValueType type)
   afut__future_schedule_callbacks (future);
 }
 
+/* Completes @future with @error; an AFUT_ERROR_GROUP @error taken from
+ * another future keeps @group (transfer none), the future that owns its
+ * sub-errors (afut__group_owner()), so that they stay reachable. */
 static bool
-afut__future_complete_error (AfutFuture *future, AfutError *error)
+afut__future_complete_error_from (AfutFuture *future, AfutError *error,
+                                  AfutFuture *group)
 {
   if (future->state != AFUT_FUTURE_PENDING)
     {
@@ -6638,18 +6696,32 @@ afut__future_complete_error (AfutFuture *future, AfutError *error)
   future->u.error = error;
   future->state = afut_error_is_cancelled (error) ? AFUT_FUTURE_CANCELLED
                                                   : AFUT_FUTURE_FAILED;
+  if (afut__is_group_error (error))
+    future->u.failure.group
+      = group != NULL && group != future ? afut_future_ref (group) : NULL;
   afut__future_schedule_callbacks (future);
   return true;
 }
 
 /* asyncio's set_exception() with a CancelledError: the future fails with
- * the cancellation, and is not cancelled itself. */
+ * the cancellation, and is not cancelled itself.  @group as in
+ * afut__future_complete_error_from(). */
 static void
-afut__future_complete_failed (AfutFuture *future, AfutError *error)
+afut__future_complete_failed (AfutFuture *future, AfutError *error,
+                              AfutFuture *group)
 {
   future->u.error = error;
   future->state = AFUT_FUTURE_FAILED;
+  if (afut__is_group_error (error))
+    future->u.failure.group
+      = group != NULL && group != future ? afut_future_ref (group) : NULL;
   afut__future_schedule_callbacks (future);
+}
+
+static bool
+afut__future_complete_error (AfutFuture *future, AfutError *error)
+{
+  return afut__future_complete_error_from (future, error, NULL);
 }
 
 bool
@@ -7267,6 +7339,7 @@ afut__task_finalize (AfutTask *task)
                afut__task_name (task));
   if (task->finalize != NULL)
     task->finalize (task);
+  afut_future_unref (afut__task_take_caught_group (task));
   afut_future_unref (task->awaiting);
   afut_error_free (task->raised);
   afut_error_free (task->caught);
@@ -7340,6 +7413,7 @@ afut_task_clear_caught (AfutTask *task)
 {
   AFUT__RETURN_IF_FAIL (task != NULL);
   AFUT__RETURN_IF_FAIL (task->future.kind == AFUT__KIND_TASK);
+  afut_future_unref (afut__task_take_caught_group (task));
   afut_error_free (task->caught);
   task->caught = NULL;
 }
@@ -7399,7 +7473,7 @@ afut__task_return_none (AfutTask *task)
   if (!afut__task_may_return (task, __func__))
     return;
   task->future.value_type = AFUT_VALUE_NONE;
-  afut__task_finish (task, NULL);
+  afut__task_finish (task, NULL, NULL);
 }
 
 void
@@ -7415,10 +7489,11 @@ afut__task_return_pointer (AfutTask *task, void *pointer,
         destroy (pointer);
       return;
     }
+  afut_future_unref (afut__task_take_caught_group (task));
   task->future.u.value.v.pointer = pointer;
   task->future.u.value.destroy = destroy;
   task->future.value_type = AFUT_VALUE_POINTER;
-  afut__task_finish (task, NULL);
+  afut__task_finish (task, NULL, NULL);
 }
 
 void
@@ -7429,7 +7504,7 @@ afut__task_return_int (AfutTask *task, int64_t value)
     return;
   task->future.u.value.v.v_int = value;
   task->future.value_type = AFUT_VALUE_INT;
-  afut__task_finish (task, NULL);
+  afut__task_finish (task, NULL, NULL);
 }
 
 void
@@ -7440,11 +7515,13 @@ afut__task_return_double (AfutTask *task, double value)
     return;
   task->future.u.value.v.v_double = value;
   task->future.value_type = AFUT_VALUE_DOUBLE;
-  afut__task_finish (task, NULL);
+  afut__task_finish (task, NULL, NULL);
 }
 
-void
-afut__task_throw (AfutTask *task, AfutError *error)
+/* AFUT_THROW, and the raising of an error taken from @group's (transfer
+ * none) group failure, so that the task hands its sub-errors on. */
+static void
+afut__task_throw_from (AfutTask *task, AfutError *error, AfutFuture *group)
 {
   if (task == NULL)
     {
@@ -7466,7 +7543,13 @@ afut__task_throw (AfutTask *task, AfutError *error)
       error = afut_error_new_literal (AFUT_ERROR, AFUT_ERROR_INVALID_ARGUMENT,
                                       "AFUT_THROW given a NULL error");
     }
-  afut__task_finish (task, error);
+  afut__task_finish (task, error, group);
+}
+
+void
+afut__task_throw (AfutTask *task, AfutError *error)
+{
+  afut__task_throw_from (task, error, NULL);
 }
 
 void
@@ -7485,8 +7568,12 @@ afut__task_reraise (AfutTask *task)
     }
   else
     {
+      AfutFuture *group = afut__task_take_caught_group (task);
       e = task->caught;
       task->caught = NULL;
+      afut__task_throw_from (task, e, group);
+      afut_future_unref (group);
+      return;
     }
   afut__task_throw (task, e);
 }
@@ -7828,13 +7915,24 @@ afut__task_resume (AfutTask *task, int catching)
   task->raised = NULL;
   if (catching)
     {
+      afut_future_unref (afut__task_take_caught_group (task));
       afut_error_free (task->caught);
       task->caught = e;
+      /* A group error raised comes from the awaited future. */
+      if (afut__is_group_error (e)
+          && task->future.value_type != AFUT_VALUE_POINTER)
+        {
+          AfutFuture *group = afut__group_owner (task->awaiting);
+          task->future.u.failure.group
+            = group != NULL ? afut_future_ref (group) : NULL;
+        }
       return 0;
     }
   if (e == NULL)
     return 0;
-  afut__task_throw (task, e);
+  afut__task_throw_from (
+    task, e, afut__is_group_error (e) ? afut__group_owner (task->awaiting)
+                                      : NULL);
   return 1;
 }
 
@@ -7961,9 +8059,12 @@ afut__gather_child_done (AfutFuture *child, void *data)
        * cancellation, and is not cancel-requested).  Only a gather that
        * was cancelled itself ends cancelled (DESIGN.md rules 6 and 7). */
       if (g->cancel_requested)
-        afut__future_complete_error (outer, afut_error_copy (child->u.error));
+        afut__future_complete_error_from (outer,
+                                          afut_error_copy (child->u.error),
+                                          afut__group_owner (child));
       else
-        afut__future_complete_failed (outer, afut_error_copy (child->u.error));
+        afut__future_complete_failed (outer, afut_error_copy (child->u.error),
+                                      afut__group_owner (child));
     }
   else if (g->n_finished == g->n_unique)
     {
@@ -8236,7 +8337,8 @@ afut__future_mirror (AfutFuture *dst, AfutFuture *src)
   else
     {
       src->flags |= AFUT__FUTURE_ERROR_RETRIEVED;
-      afut__future_complete_error (dst, afut_error_copy (src->u.error));
+      afut__future_complete_error_from (dst, afut_error_copy (src->u.error),
+                                        afut__group_owner (src));
     }
 }
 
@@ -9273,32 +9375,49 @@ struct AfutGroupLink
   size_t index;
 };
 
+/* The future that owns the sub-errors of @future's AFUT_ERROR_GROUP
+ * failure: itself for a task group's exit and an afut_any(), which made
+ * the group; the one a task, gather, shield, wait_for or race took the
+ * error from otherwise; NULL if none (no group error, or one made with
+ * afut_error_new()). */
+static AfutFuture *
+afut__group_owner (AfutFuture *future)
+{
+  if (future == NULL || future->state != AFUT_FUTURE_FAILED
+      || !afut__is_group_error (future->u.error))
+    return NULL;
+  if (future->kind == AFUT__KIND_GROUP
+      || (future->kind == AFUT__KIND_RACE
+          && ((AfutMulti *) future)->mode == AFUT__MULTI_ANY))
+    return future;
+  return future->u.failure.group;
+}
+
 size_t
 afut_future_get_n_sub_errors (AfutFuture *future)
 {
+  AfutFuture *owner;
   AFUT__RETURN_VAL_IF_FAIL (future != NULL, 0);
-  if (future->state != AFUT_FUTURE_FAILED
-      || !afut_error_matches (future->u.error, AFUT_ERROR, AFUT_ERROR_GROUP))
+  owner = afut__group_owner (future);
+  if (owner == NULL)
     return 0;
-  if (future->kind == AFUT__KIND_RACE)
-    return ((AfutMulti *) future)->n_sub_errors;
-  if (future->kind == AFUT__KIND_GROUP)
-    return ((AfutTaskGroup *) future)->n_errors;
-  return 0;
+  if (owner->kind == AFUT__KIND_RACE)
+    return ((AfutMulti *) owner)->n_sub_errors;
+  return ((AfutTaskGroup *) owner)->n_errors;
 }
 
 const AfutError *
 afut_future_get_sub_error (AfutFuture *future, size_t index)
 {
-  size_t n;
+  AfutFuture *owner;
   AFUT__RETURN_VAL_IF_FAIL (future != NULL, NULL);
-  n = afut_future_get_n_sub_errors (future);
-  if (index >= n)
+  if (index >= afut_future_get_n_sub_errors (future))
     return NULL;
   future->flags |= AFUT__FUTURE_ERROR_RETRIEVED;
-  if (future->kind == AFUT__KIND_RACE)
-    return ((AfutMulti *) future)->sub_errors[index];
-  return ((AfutTaskGroup *) future)->errors[index];
+  owner = afut__group_owner (future);
+  if (owner->kind == AFUT__KIND_RACE)
+    return ((AfutMulti *) owner)->sub_errors[index];
+  return ((AfutTaskGroup *) owner)->errors[index];
 }
 
 /* ---- scopes: timeouts and task groups ---- */
@@ -9815,10 +9934,11 @@ afut_task_group_get_n_children (AfutTaskGroup *group)
 }
 
 /* The parent's block ended with *@error (NULL: normally).  True when the
- * group is done, its outcome folded into *@error; false when the parent
- * must wait for the children. */
+ * group is done, its outcome folded into *@error (and *@group, the owner
+ * of its sub-errors: a reference); false when the parent must wait for
+ * the children. */
 static bool
-afut__group_leave (AfutTaskGroup *g, AfutError **error)
+afut__group_leave (AfutTaskGroup *g, AfutError **error, AfutFuture **group)
 {
   if (!g->exiting)
     {
@@ -9845,6 +9965,8 @@ afut__group_leave (AfutTaskGroup *g, AfutError **error)
       g->future.flags |= AFUT__FUTURE_ERROR_RETRIEVED;
       afut_error_free (*error);
       *error = afut_error_copy (g->future.u.error);
+      afut_future_unref (*group);
+      *group = afut_future_ref (&g->future);
     }
   afut_future_unref (&g->future);
   return true;
@@ -9854,10 +9976,15 @@ afut__group_leave (AfutTaskGroup *g, AfutError **error)
 
 /* Completes @task with @error, or with the value stored in its future's
  * value fields when @error is NULL, after leaving every scope still
- * open; a task group may make it wait for its children first. */
+ * open; a task group may make it wait for its children first.  @group
+ * (transfer none): the owner of @error's sub-errors if it is a group
+ * error taken from another future. */
 static void
-afut__task_finish (AfutTask *task, AfutError *error)
+afut__task_finish (AfutTask *task, AfutError *error, AfutFuture *group_in)
 {
+  AfutFuture *group = group_in != NULL ? afut_future_ref (group_in) : NULL;
+  /* What the body caught is behind it. */
+  afut_future_unref (afut__task_take_caught_group (task));
   while (task->scopes != NULL)
     {
       AfutScope *scope = task->scopes;
@@ -9871,10 +9998,12 @@ afut__task_finish (AfutTask *task, AfutError *error)
       /* Unless an exit already waits (the block ends when it does),
        * leave the group; it may have to wait for the children. */
       if (!(g->exiting && g->future.state == AFUT_FUTURE_PENDING)
-          && afut__group_leave (g, &error))
+          && afut__group_leave (g, &error, &group))
         continue;
       /* Wait for the children, as `async with` does, holding the
-       * outcome. */
+       * outcome (the group's error replaces it if it is an error: its
+       * sub-errors need no owner kept). */
+      afut_future_unref (group);
       if (error != NULL)
         {
           task->task_flags |= AFUT__TASK_STASHED_ERROR;
@@ -9898,11 +10027,12 @@ afut__task_finish (AfutTask *task, AfutError *error)
       if (task->future.value_type == AFUT_VALUE_POINTER
           && task->future.u.value.destroy != NULL)
         task->future.u.value.destroy (task->future.u.value.v.pointer);
-      afut__future_complete_error (&task->future, error);
+      afut__future_complete_error_from (&task->future, error, group);
     }
   else
     afut__future_complete_value (&task->future,
                                  (AfutValueType) task->future.value_type);
+  afut_future_unref (group);
   afut__task_done (task);
 }
 
@@ -9943,11 +10073,15 @@ afut__task_resume_unwind (AfutTask *task)
           && task->future.u.value.destroy != NULL)
         task->future.u.value.destroy (task->future.u.value.v.pointer);
       task->future.value_type = AFUT_VALUE_NONE;
+      task->future.u.value.destroy = NULL;
       error = afut__cancelled_error (root->c.cancel_message);
     }
   task->awaiting = NULL;
+  /* The group owns the sub-errors of the error it failed with. */
+  afut__task_finish (task, error,
+                     g->future.state == AFUT_FUTURE_FAILED ? &g->future
+                                                           : NULL);
   afut_future_unref (&g->future);
-  afut__task_finish (task, error);
 }
 
 /* ---- diagnostics ---- */

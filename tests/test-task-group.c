@@ -784,7 +784,111 @@ test_group_body_raises (void)
   assert_events ("a:start@0 f:start@0 f:fail@1 a:cancelled@1 a:cleaned@2 "
                  "parent:failed@2 main:group@2");
   assert_group_error (afut_future_get_error (p), MESSAGES ("body-error"));
+  /* eg.exceptions: the task that failed with the group has them. */
+  {
+    char *subs = sub_errors (p);
+    g_assert_cmpstr (subs, ==, "body-error");
+    g_free (subs);
+  }
   assert_idle (loop);
+  afut_future_unref (p);
+  loop_free (loop);
+}
+
+/* ---- sub-errors reach whoever fails with the group error ---- */
+
+typedef struct
+{
+  AfutTask task;
+  AfutFuture *inner; /* awaited */
+  bool catch_then_reraise;
+} Relay;
+
+/* async def outer(): await body() -- or, caught, cleaned up and
+ * re-raised. */
+static void
+relay (AfutTask *task)
+{
+  Relay *self = (Relay *) task;
+  AFUT_BEGIN (task);
+  if (!self->catch_then_reraise)
+    AFUT_AWAIT (task, self->inner);
+  else
+    {
+      AFUT_AWAIT_TRY (task, self->inner);
+      AFUT_AWAIT (task, afut_sleep (1)); /* cleanup awaits something else */
+      AFUT_RERAISE (task);
+    }
+  AFUT_END (task);
+}
+
+static void
+group_fails_inside (AfutTask *task)
+{
+  Parent *self = (Parent *) task;
+  AFUT_BEGIN (task);
+  self->group = afut_task_group_new (task);
+  SPAWN_IN (self->group, .label = "f", .delay = 1, .fail = "one");
+  SPAWN_IN (self->group, .label = "g", .delay = 1, .fail = "two");
+  AFUT_AWAIT (task, afut_sleep (10));
+  AFUT_AWAIT (task, afut_task_group_exit (self->group));
+  AFUT_END (task);
+}
+
+static void
+assert_sub_errors (AfutFuture *future, const char *expected)
+{
+  char *subs = sub_errors (future);
+  g_assert_cmpstr (subs, ==, expected);
+  g_free (subs);
+}
+
+static void
+test_group_sub_errors_reach_awaiters (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutFuture *p = parent_new (loop, group_fails_inside);
+  AfutFuture *outer, *caught_outer, *gathered;
+
+  outer = TASK (loop, Relay, relay, "outer",
+                .inner = afut_future_ref (p));
+  caught_outer = TASK (loop, Relay, relay, "caught-outer",
+                       .inner = afut_future_ref (p),
+                       .catch_then_reraise = true);
+  gathered = afut_gather_v (&outer, 1);
+  run_until (loop, gathered);
+  run_until (loop, caught_outer);
+  /* Python reference (the task's exception is the group; whoever
+   * awaited it raises the same object):
+   *
+   *   async def body():
+   *       async with asyncio.TaskGroup() as g:
+   *           g.create_task(worker("f", 1, fail="one"))
+   *           g.create_task(worker("g", 1, fail="two"))
+   *           await asyncio.sleep(10)
+   *   async def outer(t): await t
+   *   async def main():
+   *       t = asyncio.create_task(body())
+   *       o = asyncio.create_task(outer(t))
+   *       try:
+   *           await asyncio.gather(o)
+   *       except ExceptionGroup as eg:
+   *           ev(",".join(e.args[0] for e in eg.exceptions))
+   *           ev(",".join(e.args[0] for e in t.exception().exceptions))
+   *   run(main)
+   *
+   * prints: f:start@0 g:start@0 f:fail@1 g:fail@1 one,two@1 one,two@1
+   */
+  assert_sub_errors (p, "one,two");
+  assert_sub_errors (outer, "one,two");
+  assert_sub_errors (gathered, "one,two");
+  assert_sub_errors (caught_outer, "one,two");
+  /* Each carries the error itself too, listing them. */
+  assert_group_error (afut_future_get_error (gathered), MESSAGES ("one", "two"));
+  afut_future_unref (gathered);
+  afut_future_unref (outer);
+  afut_future_unref (caught_outer);
+  /* The group's exit future outlives its parent while they need it. */
   afut_future_unref (p);
   loop_free (loop);
 }
@@ -1273,6 +1377,8 @@ main (int argc, char **argv)
                    test_group_parent_cancelled_in_exit);
   g_test_add_func ("/task-group/body-raises", test_group_body_raises);
   g_test_add_func ("/task-group/body-returns", test_group_body_returns);
+  g_test_add_func ("/task-group/sub-errors/reach-awaiters",
+                   test_group_sub_errors_reach_awaiters);
   g_test_add_func ("/task-group/body-returns-child-fails",
                    test_group_body_returns_child_fails);
   g_test_add_func ("/task-group/spawn-while-aborting",

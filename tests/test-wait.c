@@ -1470,6 +1470,53 @@ test_sub_errors_of_others (void)
   assert_failed (f, "plain");
   afut_future_unref (f);
   afut_future_unref (g);
+  /* A group error made by hand has none to hand out either. */
+  f = afut_future_new (loop);
+  afut_future_fail (f, afut_error_new_literal (AFUT_ERROR, AFUT_ERROR_GROUP,
+                                               "by hand"));
+  g_assert_cmpuint (afut_future_get_n_sub_errors (f), ==, 0);
+  g_assert_null (afut_future_get_sub_error (f, 0));
+  g_assert_nonnull (afut_future_get_error (f));
+  afut_future_unref (f);
+  loop_free (loop);
+}
+
+/* A future that fails with another's group error hands out the same
+ * sub-errors (in Python, the same ExceptionGroup object travels), even
+ * once the future that made the group is gone. */
+static void
+test_sub_errors_through_combinators (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutFuture *a = SPAWN_ON (loop, .label = "a", .delay = 1, .fail = "ea");
+  AfutFuture *b = SPAWN_ON (loop, .label = "b", .delay = 2, .fail = "eb");
+  AfutFuture *y = afut_any (a, b, NULL);
+  AfutFuture *shield = afut_shield (afut_future_ref (y));
+  AfutFuture *wait_for = afut_wait_for (afut_future_ref (y), 10);
+  AfutFuture *race = afut_race (afut_future_ref (y), NULL);
+  AfutFuture *all[3] = { shield, wait_for, race };
+  AfutFuture *gathered = afut_gather_v (all, 3);
+  size_t i;
+
+  run_until (loop, gathered);
+  drain (loop);
+  assert_events ("a:start@0 b:start@0 a:fail@1 b:fail@2");
+  afut_future_unref (y);
+  for (i = 0; i < 3; i++)
+    {
+      g_assert_cmpuint (afut_future_get_n_sub_errors (all[i]), ==, 2);
+      assert_error (afut_future_get_sub_error (all[i], 0), TEST_ERROR, 7,
+                    "ea");
+      assert_error (afut_future_get_sub_error (all[i], 1), TEST_ERROR, 7,
+                    "eb");
+      g_assert_null (afut_future_get_sub_error (all[i], 2));
+    }
+  /* The gather failed with its first child's error: the same group. */
+  g_assert_cmpuint (afut_future_get_n_sub_errors (gathered), ==, 2);
+  assert_error (afut_future_get_sub_error (gathered, 1), TEST_ERROR, 7, "eb");
+  afut_future_unref (gathered);
+  for (i = 0; i < 3; i++)
+    afut_future_unref (all[i]);
   loop_free (loop);
 }
 
@@ -1548,6 +1595,8 @@ main (int argc, char **argv)
   g_test_add_func ("/any/failed-inputs-not-reported",
                    test_any_failed_inputs_not_reported);
   g_test_add_func ("/any/sub-errors-of-others", test_sub_errors_of_others);
+  g_test_add_func ("/any/sub-errors-through-combinators",
+                   test_sub_errors_through_combinators);
 
   status = g_test_run ();
   afut_set_log_func (NULL, NULL);
