@@ -2940,7 +2940,9 @@ AFUT_API const AfutError *afut_future_get_sub_error (AfutFuture *future,
  * suspended at raises), and the group ends with %AFUT_ERROR_GROUP
  * holding every child's error (and @task's own, if one ended the
  * block); read them with afut_future_get_sub_error() on the exit future,
- * or on @task when the group's error ended it.
+ * or on @task when the group's error ended it.  For a block that raises
+ * and handles the group in the same task, see
+ * afut_task_group_exit_with_error().
  * A cancellation of @task from outside cancels the children and stays a
  * plain cancellation.  If @task ends inside the block (an await raised,
  * or it returned), the group exits then: its children are cancelled on
@@ -2986,6 +2988,32 @@ AFUT_API AfutFuture *afut_task_group_spawn (AfutTaskGroup *group,
  * Since: 0.2
  */
 AFUT_API AfutFuture *afut_task_group_exit (AfutTaskGroup *group);
+
+/**
+ * afut_task_group_exit_with_error:
+ * @group: the innermost open task group of the running task
+ * @error: (transfer full) (nullable): the error the block ends with,
+ *   %NULL for none
+ *
+ * The end of an `async with` block that raises: `__aexit__` with the
+ * block's exception, which afut_task_group_exit() never gets (an
+ * AFUT_THROW ends the task, so nothing in it could catch the group's
+ * error).  The children are cancelled (as a failing child would have
+ * them) and waited for; then the exit future fails with
+ * %AFUT_ERROR_GROUP holding the children's errors and @error last, as
+ * TaskGroup does, whose sub-errors afut_future_get_sub_error() reads on
+ * the awaited exit future.  Await it with AFUT_AWAIT_TRY() to handle the
+ * group in the same task (`except* E:` around the `async with`).  A
+ * cancellation for @error ends the group cancelled unless it was the
+ * group's own (a child failed): re-raising a caught cancellation is
+ * `afut_error_copy (afut_task_caught (task))`.  %NULL is
+ * afut_task_group_exit().
+ *
+ * Returns: (transfer full): the future to await, as afut_task_group_exit()
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_task_group_exit_with_error (AfutTaskGroup *group,
+                                                      AfutError *error);
 
 /**
  * afut_task_group_get_n_children:
@@ -9907,23 +9935,62 @@ afut_task_group_spawn (AfutTaskGroup *group, AfutFuture *future)
   return future;
 }
 
-AfutFuture *
-afut_task_group_exit (AfutTaskGroup *group)
+static AfutFuture *
+afut__group_exit (AfutTaskGroup *group, AfutError *error, const char *func)
 {
-  AFUT__RETURN_VAL_IF_FAIL (group != NULL, NULL);
+  if (group == NULL)
+    {
+      afut__log (AFUT_LOG_CRITICAL, "%s: assertion 'group != NULL' failed",
+                 func);
+      afut_error_free (error);
+      return NULL;
+    }
   if (group->future.state != AFUT_FUTURE_PENDING || group->exiting)
     {
       afut__log (AFUT_LOG_CRITICAL, "%s: the task group was exited already",
-                 __func__);
+                 func);
+      afut_error_free (error);
       return NULL;
     }
-  if (!afut__scope_check_innermost (&group->scope, __func__))
-    return NULL;
+  if (!afut__scope_check_innermost (&group->scope, func))
+    {
+      afut_error_free (error);
+      return NULL;
+    }
   afut_future_ref (&group->future);
   group->exiting = true;
+  /* __aexit__ (et, exc): what the task's end inside the block does
+   * (afut__group_leave), except that the task goes on to await it. */
+  if (error != NULL)
+    {
+      if (afut_error_is_cancelled (error))
+        {
+          afut__group_set_cancel (group, error->message);
+          afut_error_free (error);
+        }
+      else
+        {
+          afut_error_free (group->body_error);
+          group->body_error = error;
+        }
+      if (!group->aborting)
+        afut__group_abort (group);
+    }
   if (group->n_children == 0)
     afut__group_finish (group);
   return &group->future;
+}
+
+AfutFuture *
+afut_task_group_exit (AfutTaskGroup *group)
+{
+  return afut__group_exit (group, NULL, __func__);
+}
+
+AfutFuture *
+afut_task_group_exit_with_error (AfutTaskGroup *group, AfutError *error)
+{
+  return afut__group_exit (group, error, __func__);
 }
 
 size_t

@@ -795,6 +795,191 @@ test_group_body_raises (void)
   loop_free (loop);
 }
 
+/* ---- the block raises, and the task handles the group ---- */
+
+static void
+group_exit_with_error (AfutTask *task)
+{
+  Parent *self = (Parent *) task;
+  AFUT_BEGIN (task);
+  self->group = afut_task_group_new (task);
+  SPAWN_IN (self->group, .label = "a", .delay = 5);
+  AFUT_AWAIT_TRY (task, afut_sleep (1));
+  /* raise KeyError ("body"): __aexit__ gets it. */
+  AFUT_AWAIT_TRY (task, afut_task_group_exit_with_error (
+                          self->group, afut_error_new_literal (
+                                         TEST_ERROR, 1, "body")));
+  {
+    char *subs = sub_errors (afut_task_awaited (task));
+    tev ("parent:caught:%s:%s", error_name (afut_task_caught (task)), subs);
+    g_free (subs);
+  }
+  afut_task_clear_caught (task); /* except* KeyError: handled */
+  tev ("parent:goes-on");
+  AFUT_RETURN_INT (task, 7);
+  AFUT_END (task);
+}
+
+static void
+test_group_exit_with_error (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutFuture *p = parent_new (loop, group_exit_with_error);
+
+  run_until (loop, p);
+  log_outcome ("main", p);
+  /* Python reference:
+   *
+   *   async def parent():
+   *       try:
+   *           async with asyncio.TaskGroup() as g:
+   *               g.create_task(worker("a", 5))
+   *               await asyncio.sleep(1)
+   *               raise KeyError("body")
+   *       except* KeyError as eg:
+   *           ev(f"parent:caught:group:"
+   *              + ",".join(e.args[0] for e in eg.exceptions))
+   *       ev("parent:goes-on")
+   *       return 7
+   *   async def main():
+   *       await waiter("main", asyncio.create_task(parent()))
+   *   run(main)
+   *
+   * prints: a:start@0 a:cancelled@1 parent:caught:group:body@1
+   *   parent:goes-on@1 main:got:7@1
+   */
+  assert_events ("a:start@0 a:cancelled@1 parent:caught:group:body@1 "
+                 "parent:goes-on@1 main:got:7@1");
+  assert_int (p, 7);
+  assert_idle (loop);
+  afut_future_unref (p);
+  loop_free (loop);
+}
+
+static void
+group_exit_with_error_after_child (AfutTask *task)
+{
+  Parent *self = (Parent *) task;
+  AFUT_BEGIN (task);
+  self->group = afut_task_group_new (task);
+  SPAWN_IN (self->group, .label = "f", .delay = 1, .fail = "child-1");
+  SPAWN_IN (self->group, .label = "a", .delay = 5);
+  AFUT_AWAIT_TRY (task, afut_sleep (2));
+  tev ("parent:body:%s", error_name (afut_task_caught (task)));
+  /* except CancelledError: raise KeyError ("body") */
+  AFUT_AWAIT_TRY (task, afut_task_group_exit_with_error (
+                          self->group, afut_error_new_literal (
+                                         TEST_ERROR, 1, "body")));
+  {
+    char *subs = sub_errors (afut_task_awaited (task));
+    tev ("parent:caught:%s:%s", error_name (afut_task_caught (task)), subs);
+    g_free (subs);
+  }
+  AFUT_RERAISE (task);
+  AFUT_END (task);
+}
+
+/* The children's errors come first, the body's last; the re-raised
+ * group keeps them (eg.exceptions of the task's exception). */
+static void
+test_group_exit_with_error_after_child (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutFuture *p = parent_new (loop, group_exit_with_error_after_child);
+  char *subs;
+
+  run_until (loop, p);
+  log_outcome ("main", p);
+  /* Python reference:
+   *
+   *   async def parent():
+   *       try:
+   *           async with asyncio.TaskGroup() as g:
+   *               g.create_task(worker("f", 1, fail="child-1"))
+   *               g.create_task(worker("a", 5))
+   *               try:
+   *                   await asyncio.sleep(2)
+   *               except asyncio.CancelledError:
+   *                   ev("parent:body:cancelled")
+   *                   raise KeyError("body")
+   *       except* (KeyError, ValueError) as eg:
+   *           ev(f"parent:caught:group:"
+   *              + ",".join(e.args[0] for e in eg.exceptions))
+   *           raise
+   *   async def main():
+   *       p = asyncio.create_task(parent())
+   *       try:
+   *           await p
+   *       except ExceptionGroup:
+   *           ev("main:group")
+   *   run(main)
+   *
+   * prints: f:start@0 a:start@0 f:fail@1 a:cancelled@1
+   *   parent:body:cancelled@1 parent:caught:group:child-1,body@1
+   *   main:group@1
+   */
+  assert_events ("f:start@0 a:start@0 f:fail@1 a:cancelled@1 "
+                 "parent:body:cancelled@1 parent:caught:group:child-1,body@1 "
+                 "main:group@1");
+  subs = sub_errors (p);
+  g_assert_cmpstr (subs, ==, "child-1,body");
+  g_free (subs);
+  assert_idle (loop);
+  afut_future_unref (p);
+  loop_free (loop);
+}
+
+static void
+group_exit_with_cancel (AfutTask *task)
+{
+  Parent *self = (Parent *) task;
+  AFUT_BEGIN (task);
+  self->group = afut_task_group_new (task);
+  SPAWN_IN (self->group, .label = "f", .delay = 1, .fail = "child-1");
+  AFUT_AWAIT_TRY (task, afut_sleep (2));
+  /* except CancelledError: raise -- the group's own cancellation: the
+   * group's error replaces it, the cancel request taken back. */
+  AFUT_AWAIT_TRY (task, afut_task_group_exit_with_error (
+                          self->group,
+                          afut_error_copy (afut_task_caught (task))));
+  tev ("parent:caught:%s:%u", error_name (afut_task_caught (task)),
+       afut_task_cancelling (task));
+  AFUT_END (task);
+}
+
+static void
+test_group_exit_with_cancel (void)
+{
+  AfutLoop *loop = loop_new ();
+  AfutFuture *p = parent_new (loop, group_exit_with_cancel);
+
+  run_until (loop, p);
+  log_outcome ("main", p);
+  /* Python reference:
+   *
+   *   async def parent():
+   *       me = asyncio.current_task()
+   *       try:
+   *           async with asyncio.TaskGroup() as g:
+   *               g.create_task(worker("f", 1, fail="child-1"))
+   *               try:
+   *                   await asyncio.sleep(2)
+   *               except asyncio.CancelledError:
+   *                   raise
+   *       except* ValueError:
+   *           ev(f"parent:caught:group:{me.cancelling()}")
+   *   async def main():
+   *       await waiter("main", asyncio.create_task(parent()))
+   *   run(main)
+   *
+   * prints: f:start@0 f:fail@1 parent:caught:group:0@1 main:ok@1
+   */
+  assert_events ("f:start@0 f:fail@1 parent:caught:group:0@1 main:ok@1");
+  assert_idle (loop);
+  afut_future_unref (p);
+  loop_free (loop);
+}
+
 /* ---- sub-errors reach whoever fails with the group error ---- */
 
 typedef struct
@@ -1377,6 +1562,12 @@ main (int argc, char **argv)
                    test_group_parent_cancelled_in_exit);
   g_test_add_func ("/task-group/body-raises", test_group_body_raises);
   g_test_add_func ("/task-group/body-returns", test_group_body_returns);
+  g_test_add_func ("/task-group/exit-with-error/body",
+                   test_group_exit_with_error);
+  g_test_add_func ("/task-group/exit-with-error/after-child-failure",
+                   test_group_exit_with_error_after_child);
+  g_test_add_func ("/task-group/exit-with-error/own-cancellation",
+                   test_group_exit_with_cancel);
   g_test_add_func ("/task-group/sub-errors/reach-awaiters",
                    test_group_sub_errors_reach_awaiters);
   g_test_add_func ("/task-group/body-returns-child-fails",
