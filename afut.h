@@ -3796,7 +3796,7 @@ AFUT_API int afut_run (AfutTaskFunc func, size_t struct_size,
                        const void *init, const char *name);
 
 /**
- * afut_run_task:
+ * afut_run_task: (skip)
  * @func: the main task's step function
  * @struct_size: size of its struct
  * @init: (nullable): initial contents of the struct
@@ -3833,8 +3833,9 @@ typedef AfutFuture *(*AfutRunFunc) (AfutLoop *loop, void *data);
 
 /**
  * afut_run_future:
- * @func: (scope call): makes the main future on the new loop
- * @data: (closure func): user data for @func
+ * @func: (scope call) (closure data): makes the main future on the new
+ *   loop
+ * @data: user data for @func
  *
  * asyncio.run(main()) for any future, the form bindings use: creates a
  * fresh loop as afut_run() does, calls @func to make the main future on
@@ -3882,9 +3883,9 @@ AFUT_API AfutFuture *afut_run_future (AfutRunFunc func, void *data);
 #define AFUT_RUN_TASK(...)                                                    \
   AFUT__CAT (AFUT__RUN_TASK_, AFUT__HAS_INIT (__VA_ARGS__)) (__VA_ARGS__)
 #define AFUT__RUN_TASK_0(Type, func)                                          \
-  afut_run_task ((func), sizeof (Type), NULL, #func)
+  afut_run_task ((func), sizeof (Type), AFUT__NO_INIT (Type), #func)
 #define AFUT__RUN_TASK_1(Type, func, ...)                                     \
-  afut_run_task ((func), sizeof (Type), &(Type){ __VA_ARGS__ }, #func)
+  afut_run_task ((func), sizeof (Type), AFUT__INIT (Type, __VA_ARGS__), #func)
 
 #ifdef __cplusplus
 }
