@@ -117,5 +117,17 @@ main ()
 #endif
   if (status != 0)
     std::fprintf (stderr, "compile-cxx: the main task failed\n");
+  // result = asyncio.run(main()): the main task back, done.
+#if __cplusplus >= 202002L
+  AfutFuture *main_task = AFUT_RUN_TASK (Main, amain, .expected = expected);
+#else
+  AfutFuture *main_task = AFUT_RUN_TASK (Main, amain, {}, expected);
+#endif
+  if (afut_future_get_state (main_task) != AFUT_FUTURE_DONE)
+    {
+      std::fprintf (stderr, "compile-cxx: AFUT_RUN_TASK's main failed\n");
+      status = 1;
+    }
+  afut_future_unref (main_task);
   return status;
 }
