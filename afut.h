@@ -1390,7 +1390,9 @@ AFUT_API AfutFuture *afut_future_ref (AfutFuture *future);
  * Drops a reference; %NULL is ignored.  When the last one goes, the value
  * is destroyed, and a failed future whose error nobody retrieved is
  * reported to the loop's exception handler (asyncio's "exception was never
- * retrieved").
+ * retrieved").  Loop thread only, until the loop is closed: from then on
+ * the reference count is atomic and a reference may be dropped on any
+ * thread (where the future is then freed).
  *
  * Since: 0.1
  */
@@ -1552,8 +1554,16 @@ AFUT_API bool afut_future_cancel (AfutFuture *future, const char *message);
  * done by the time this arrives (cancelled meanwhile) stays as it is, and
  * a value or error sent with the _threadsafe calls is dropped, silently.
  *
- * Returns: false if the loop is closed (reported): the reference then
- *   stays the caller's; a value or error sent is freed
+ * A loop closed meanwhile (the call fails): the call still consumes the
+ * reference, dropping it on the calling thread.  That is safe: once its
+ * loop is closed, a future's reference count is atomic and it may be
+ * released from any thread.  If it was the last reference, the future is
+ * freed there, running its value's destroy notify, a task's finalize and
+ * the exception handler's "never retrieved" on that thread, as Python
+ * frees an object on the thread that drops it.
+ *
+ * Returns: false if the loop is closed (reported): the reference and a
+ *   value or error sent are dropped here, on the calling thread
  * Since: 0.1
  */
 AFUT_API bool afut_future_resolve_threadsafe (AfutFuture *future);
@@ -1568,8 +1578,9 @@ AFUT_API bool afut_future_resolve_threadsafe (AfutFuture *future);
  *
  * Not for bindings: they call afut_future_resolve_value_threadsafe().
  *
- * Returns: false if the loop is closed (reported): the reference then
- *   stays the caller's; a value or error sent is freed
+ * Returns: false if the loop is closed (reported): the reference and a
+ *   value or error sent are dropped here, on the calling thread (see
+ *   afut_future_resolve_threadsafe())
  * Since: 0.1
  */
 AFUT_API bool afut_future_resolve_pointer_threadsafe (AfutFuture *future,
@@ -1583,8 +1594,9 @@ AFUT_API bool afut_future_resolve_pointer_threadsafe (AfutFuture *future,
  *
  * As afut_future_resolve_threadsafe(), with an integer value.
  *
- * Returns: false if the loop is closed (reported): the reference then
- *   stays the caller's; a value or error sent is freed
+ * Returns: false if the loop is closed (reported): the reference and a
+ *   value or error sent are dropped here, on the calling thread (see
+ *   afut_future_resolve_threadsafe())
  * Since: 0.1
  */
 AFUT_API bool afut_future_resolve_int_threadsafe (AfutFuture *future,
@@ -1597,8 +1609,9 @@ AFUT_API bool afut_future_resolve_int_threadsafe (AfutFuture *future,
  *
  * As afut_future_resolve_threadsafe(), failing @future with @error.
  *
- * Returns: false if the loop is closed (reported): the reference then
- *   stays the caller's; a value or error sent is freed
+ * Returns: false if the loop is closed (reported): the reference and a
+ *   value or error sent are dropped here, on the calling thread (see
+ *   afut_future_resolve_threadsafe())
  * Since: 0.1
  */
 AFUT_API bool afut_future_fail_threadsafe (AfutFuture *future,
@@ -1612,8 +1625,9 @@ AFUT_API bool afut_future_fail_threadsafe (AfutFuture *future,
  * As afut_future_cancel(), from any thread: the cancel happens on the
  * loop's thread (a future done by then stays as it is).
  *
- * Returns: false if the loop is closed (reported): the reference then
- *   stays the caller's; a value or error sent is freed
+ * Returns: false if the loop is closed (reported): the reference and a
+ *   value or error sent are dropped here, on the calling thread (see
+ *   afut_future_resolve_threadsafe())
  * Since: 0.1
  */
 AFUT_API bool afut_future_cancel_threadsafe (AfutFuture *future,
@@ -4172,12 +4186,6 @@ struct AfutLoop
    * the step loop (afut__task_run_step). */
   unsigned inline_depth;
   AfutTask *inline_pending;
-  /* Frees in progress (afut__future_release), and the futures that wait
-   * for them to end. */
-  unsigned free_depth;
-  AfutFuture **free_later;
-  size_t n_free_later;
-  size_t free_later_cap;
   AfutFdFuture *fd_watches;
   size_t n_fd_watches;
 
@@ -5472,18 +5480,21 @@ afut_loop_unref (AfutLoop *loop)
   AFUT__RETURN_IF_FAIL (loop != NULL);
   if (__atomic_fetch_sub (&loop->ref_count, 1, __ATOMIC_ACQ_REL) != 1)
     return;
-  /* Closing runs the loop, which takes and drops references of its own:
-   * only the unref that started the close goes on. */
-  if (loop->closing)
-    return;
-  if (!loop->closed)
+  /* Closed, the count includes the futures left (see afut__loop_close):
+   * this was the last of them all. */
+  if (__atomic_load_n (&loop->closed, __ATOMIC_ACQUIRE))
     {
-      loop->closing = true;
-      afut__loop_close (loop);
-      loop->closing = false;
+      afut__loop_free_memory (loop);
+      return;
     }
-  if (loop->n_futures == 0 && loop->free_depth == 0)
-    afut__loop_free_memory (loop);
+  /* The last reference to an open loop closes it.  The close runs the
+   * loop, which takes and drops references: it holds one of its own,
+   * dropped at the end. */
+  __atomic_store_n (&loop->ref_count, 1, __ATOMIC_RELAXED);
+  loop->closing = true;
+  afut__loop_close (loop);
+  loop->closing = false;
+  afut_loop_unref (loop);
 }
 
 bool
@@ -6219,10 +6230,15 @@ afut__loop_cancel_leftovers (AfutLoop *loop)
     }
 }
 
+static void afut__remote_complete (void *data);
+static void afut__remote_drop (void *data);
+
 static void
 afut__loop_close (AfutLoop *loop)
 {
   unsigned rounds;
+  AfutReadyEntry *late;
+  size_t i, n_late, n_dropped = 0;
   AFUT_ASSERT (!loop->running);
   /* Freed from a callback of another loop: that loop is set aside on
    * this thread while this one shuts down, as a nested run would be. */
@@ -6260,14 +6276,37 @@ afut__loop_close (AfutLoop *loop)
   afut__running_loop = outer;
 
   pthread_mutex_lock (&loop->inbox_lock);
-  loop->closed = true;
-  if (loop->inbox_len > 0)
+  /* From here on each future the loop still has holds a reference to it
+   * (they counted in n_futures until now), and futures' reference counts
+   * are atomic: a thread whose _threadsafe call finds the loop closed
+   * drops its reference where it is, and the last of the loop's
+   * references and its futures' frees its memory, on whatever thread. */
+  __atomic_add_fetch (&loop->ref_count, (int) loop->n_futures,
+                      __ATOMIC_RELAXED);
+  loop->n_futures = 0;
+  __atomic_store_n (&loop->closed, true, __ATOMIC_RELEASE);
+  late = loop->inbox;
+  n_late = loop->inbox_len;
+  loop->inbox = NULL;
+  loop->inbox_len = 0;
+  loop->inbox_cap = 0;
+  pthread_mutex_unlock (&loop->inbox_lock);
+  /* Posted after the last drain: a completion from a thread lets go of
+   * its future and value; anything else is dropped, as asyncio's close()
+   * drops its ready callbacks. */
+  for (i = 0; i < n_late; i++)
+    {
+      if (late[i].func == afut__remote_complete)
+        afut__remote_drop (late[i].data);
+      else
+        n_dropped++;
+    }
+  AFUT_FREE (late);
+  if (n_dropped > 0)
     afut__log (AFUT_LOG_WARNING,
                "loop closed with %zu call_soon_threadsafe callbacks that "
                "never ran",
-               loop->inbox_len);
-  loop->inbox_len = 0;
-  pthread_mutex_unlock (&loop->inbox_lock);
+               n_dropped);
 }
 
 /* ---- exception handler ---- */
@@ -6361,7 +6400,10 @@ afut__future_init (AfutFuture *f, AfutLoop *loop, uint8_t kind)
   if (kind != AFUT__KIND_PLAIN && kind != AFUT__KIND_SLEEP
       && kind != AFUT__KIND_YIELD && kind != AFUT__KIND_FD)
     f->flags = AFUT__FUTURE_MAY_HOLD;
-  loop->n_futures++;
+  if (AFUT__UNLIKELY (loop->closed))
+    afut_loop_ref (loop); /* see afut__loop_close */
+  else
+    loop->n_futures++;
   return f;
 }
 
@@ -6392,12 +6434,26 @@ afut_future_new_custom (AfutLoop *loop, const AfutFutureFuncs *funcs,
   return &custom->future;
 }
 
+/* Once its loop is closed a future may be released from any thread
+ * (a _threadsafe call that finds the loop closed drops its reference
+ * where it is): its reference count is atomic from then on. */
+static inline bool
+afut__future_shared (AfutFuture *future)
+{
+  return AFUT__UNLIKELY (
+    __atomic_load_n (&future->loop->closed, __ATOMIC_ACQUIRE));
+}
+
 AfutFuture *
 afut_future_ref (AfutFuture *future)
 {
   AFUT__RETURN_VAL_IF_FAIL (future != NULL, NULL);
-  AFUT__RETURN_VAL_IF_FAIL (future->ref_count > 0, NULL);
-  future->ref_count++;
+  AFUT__RETURN_VAL_IF_FAIL (
+    __atomic_load_n (&future->ref_count, __ATOMIC_RELAXED) > 0, NULL);
+  if (afut__future_shared (future))
+    __atomic_fetch_add (&future->ref_count, 1, __ATOMIC_RELAXED);
+  else
+    future->ref_count++;
   return future;
 }
 
@@ -6436,8 +6492,14 @@ afut_future_unref (AfutFuture *future)
 {
   if (future == NULL)
     return;
-  AFUT__RETURN_IF_FAIL (future->ref_count > 0);
-  if (--future->ref_count > 0)
+  AFUT__RETURN_IF_FAIL (
+    __atomic_load_n (&future->ref_count, __ATOMIC_RELAXED) > 0);
+  if (afut__future_shared (future))
+    {
+      if (__atomic_sub_fetch (&future->ref_count, 1, __ATOMIC_ACQ_REL) > 0)
+        return;
+    }
+  else if (--future->ref_count > 0)
     return;
   /* A sleep or plain future without a value to destroy unrefs nothing
    * when freed (the common case, kept cheap). */
@@ -6447,52 +6509,50 @@ afut_future_unref (AfutFuture *future)
     afut__future_free (future);
 }
 
-/* Frees the loop's memory once it is closed and unreferenced and its
- * last future is gone, unless a free is in progress on it (which comes
- * back here when done). */
-static inline void
-afut__loop_maybe_free_memory (AfutLoop *loop)
-{
-  if (loop->n_futures == 0 && loop->free_depth == 0 && loop->closed
-      && __atomic_load_n (&loop->ref_count, __ATOMIC_ACQUIRE) == 0)
-    afut__loop_free_memory (loop);
-}
+/* Frees that nest in frees (a future dropping the last reference to
+ * another) stop at AFUT__FREE_DEPTH_MAX on each thread, and the deeper
+ * ones wait in a list for the outermost free to take them: freeing a
+ * chain of 10^6 futures takes a bounded C stack.  Per thread, not per
+ * loop: a closed loop's futures may be freed on any thread, and what
+ * waits in the list keeps its own loop alive (counted in n_futures, or
+ * holding a reference once the loop is closed). */
+static AFUT__THREAD_LOCAL unsigned afut__free_depth;
+static AFUT__THREAD_LOCAL AfutFuture **afut__free_later;
+static AFUT__THREAD_LOCAL size_t afut__n_free_later;
+static AFUT__THREAD_LOCAL size_t afut__free_later_cap;
 
 /* The last reference to a future that may hold others is gone. */
 static AFUT__NOINLINE void
 afut__future_release (AfutFuture *future)
 {
-  AfutLoop *loop = future->loop;
-  if (AFUT__UNLIKELY (loop->free_depth >= AFUT__FREE_DEPTH_MAX))
+  if (AFUT__UNLIKELY (afut__free_depth >= AFUT__FREE_DEPTH_MAX))
     {
-      /* Counted in n_futures until freed: the loop stays. */
-      if (loop->n_free_later == loop->free_later_cap)
+      if (afut__n_free_later == afut__free_later_cap)
         {
-          loop->free_later_cap
-            = loop->free_later_cap ? loop->free_later_cap * 2 : 64;
-          loop->free_later = (AfutFuture **) afut__realloc (
-            loop->free_later, loop->free_later_cap * sizeof (AfutFuture *));
+          afut__free_later_cap
+            = afut__free_later_cap ? afut__free_later_cap * 2 : 64;
+          afut__free_later = (AfutFuture **) afut__realloc (
+            afut__free_later, afut__free_later_cap * sizeof (AfutFuture *));
         }
-      loop->free_later[loop->n_free_later++] = future;
+      afut__free_later[afut__n_free_later++] = future;
       return;
     }
-  loop->free_depth++;
+  afut__free_depth++;
   afut__future_free (future);
-  if (--loop->free_depth > 0)
+  if (--afut__free_depth > 0)
     return;
-  if (AFUT__UNLIKELY (loop->n_free_later > 0))
+  if (AFUT__UNLIKELY (afut__n_free_later > 0))
     {
       /* The outermost free: the deferred ones now, each nesting as deep
        * again, deferring what lies deeper. */
-      loop->free_depth++;
-      while (loop->n_free_later > 0)
-        afut__future_free (loop->free_later[--loop->n_free_later]);
-      loop->free_depth--;
-      AFUT_FREE (loop->free_later);
-      loop->free_later = NULL;
-      loop->free_later_cap = 0;
+      afut__free_depth++;
+      while (afut__n_free_later > 0)
+        afut__future_free (afut__free_later[--afut__n_free_later]);
+      afut__free_depth--;
+      AFUT_FREE (afut__free_later);
+      afut__free_later = NULL;
+      afut__free_later_cap = 0;
     }
-  afut__loop_maybe_free_memory (loop);
 }
 
 static void
@@ -6551,8 +6611,10 @@ afut__future_free (AfutFuture *future)
     AFUT_FREE (future->callback_data);
 
   AFUT_FREE (future);
-  loop->n_futures--;
-  afut__loop_maybe_free_memory (loop);
+  if (AFUT__UNLIKELY (__atomic_load_n (&loop->closed, __ATOMIC_ACQUIRE)))
+    afut_loop_unref (loop); /* its reference to the closed loop */
+  else
+    loop->n_futures--;
 }
 
 AfutLoop *
@@ -6946,19 +7008,29 @@ afut__remote_complete (void *data)
   AFUT_FREE (rc);
 }
 
+/* Lets go of a completion that will not run: its value, error, and the
+ * reference it carries. */
+static void
+afut__remote_drop (void *data)
+{
+  AfutRemoteCompletion *rc = (AfutRemoteCompletion *) data;
+  if (rc->destroy != NULL)
+    rc->destroy (rc->pointer);
+  afut_error_free (rc->error);
+  AFUT_FREE (rc->message);
+  afut_future_unref (rc->future);
+  AFUT_FREE (rc);
+}
+
 static bool
 afut__remote_post (AfutRemoteCompletion *rc, const char *func)
 {
   if (afut__loop_post (rc->future->loop, afut__remote_complete, rc))
     return true;
-  /* The loop is closed: nothing may touch the future from here (its
-   * reference count belongs to the loop's thread), so it is left. */
+  /* The loop is closed: the reference is dropped here, as a closed
+   * loop's futures allow on any thread (afut__loop_close). */
   afut__log (AFUT_LOG_CRITICAL, "%s: the loop is closed", func);
-  if (rc->destroy != NULL)
-    rc->destroy (rc->pointer);
-  afut_error_free (rc->error);
-  AFUT_FREE (rc->message);
-  AFUT_FREE (rc);
+  afut__remote_drop (rc);
   return false;
 }
 

@@ -1533,6 +1533,126 @@ test_threadsafe_wakeup_from_thread (void)
   afut_loop_unref (w.loop);
 }
 
+/* ---- a _threadsafe call that finds the loop closed ---- */
+
+static GThread *freed_on;
+static gint n_freed; /* atomic */
+
+static void
+count_free_finalize (AfutFuture *future)
+{
+  (void) future;
+  freed_on = g_thread_self ();
+  g_atomic_int_inc (&n_freed);
+}
+
+static const AfutFutureFuncs counted_funcs = { NULL, count_free_finalize };
+
+typedef struct
+{
+  AfutFuture *future; /* the thread's reference, given up by its call */
+  guint n_destroyed;
+  gint go;            /* atomic: start signal */
+  gboolean result;
+  GThread *thread;
+} LateCompleter;
+
+static void
+late_value_destroy (void *data)
+{
+  ((LateCompleter *) data)->n_destroyed++;
+}
+
+static gpointer
+late_completer_thread (gpointer data)
+{
+  LateCompleter *lc = (LateCompleter *) data;
+  lc->thread = g_thread_self ();
+  while (!g_atomic_int_get (&lc->go))
+    ;
+  lc->result = afut_future_resolve_pointer_threadsafe (lc->future, lc,
+                                                       late_value_destroy);
+  return NULL;
+}
+
+/* A worker's completion arrives after the loop closed: the call fails,
+ * and consumes the reference it was given, on the worker's thread (the
+ * worker may not unref on the loop's behalf otherwise, and leaking was
+ * its only move).  The future, the last thing holding the closed loop,
+ * is freed there, and the loop's memory with it. */
+static void
+test_threadsafe_closed_loop_drops_reference (void)
+{
+  FakeBackend fb;
+  AfutLoop *loop = new_fake_loop (&fb, 0, AFUT_LOOP_VIRTUAL_CLOCK);
+  LateCompleter lc = { 0 };
+  GThread *thread;
+
+  freed_on = NULL;
+  g_atomic_int_set (&n_freed, 0);
+  lc.future = afut_future_new_custom (loop, &counted_funcs,
+                                      sizeof (AfutCustomFuture));
+  thread = g_thread_new ("late", late_completer_thread, &lc);
+  g_assert_true (afut_loop_close (loop));
+  afut_loop_unref (loop);
+  g_assert_cmpuint (fb.n_frees, ==, 0); /* the future keeps the memory */
+
+  expect_log_begin (AFUT_LOG_CRITICAL, "the loop is closed");
+  g_atomic_int_set (&lc.go, 1);
+  g_thread_join (thread);
+  g_assert_cmpuint (expect_log_end (), ==, 1);
+  g_assert_false (lc.result);
+  g_assert_cmpuint (lc.n_destroyed, ==, 1);  /* the value sent */
+  g_assert_cmpint (g_atomic_int_get (&n_freed), ==, 1);
+  g_assert_true (freed_on == lc.thread);     /* freed on the worker */
+  g_assert_cmpuint (fb.n_frees, ==, 1);      /* and the loop with it */
+}
+
+static gpointer
+late_canceller_thread (gpointer data)
+{
+  LateCompleter *lc = (LateCompleter *) data;
+  while (!g_atomic_int_get (&lc->go))
+    ;
+  lc->result = afut_future_cancel_threadsafe (lc->future, "late");
+  return NULL;
+}
+
+/* The loop's thread drops its own reference to the same future while
+ * the worker's failing call drops the worker's: once the loop is closed
+ * the count is atomic, so the future is freed once, by whichever drops
+ * last (ThreadSanitizer checks the race in the tsan suite). */
+static void
+test_threadsafe_closed_loop_concurrent_drops (void)
+{
+  guint i, n = 200;
+
+  expect_log_begin (AFUT_LOG_CRITICAL, "the loop is closed");
+  g_atomic_int_set (&n_freed, 0);
+  for (i = 0; i < n; i++)
+    {
+      FakeBackend fb;
+      AfutLoop *loop = new_fake_loop (&fb, 0, AFUT_LOOP_VIRTUAL_CLOCK);
+      LateCompleter lc = { 0 };
+      AfutFuture *mine;
+      GThread *thread;
+
+      lc.future = afut_future_new_custom (loop, &counted_funcs,
+                                          sizeof (AfutCustomFuture));
+      mine = afut_future_ref (lc.future);
+      thread = g_thread_new ("late", late_canceller_thread, &lc);
+      afut_loop_close (loop);
+      afut_loop_unref (loop);
+      g_atomic_int_set (&lc.go, 1);
+      afut_future_unref (mine);
+      g_thread_join (thread);
+      g_assert_false (lc.result);
+      g_assert_cmpint (g_atomic_int_get (&n_freed), ==, (gint) i + 1);
+      g_assert_cmpuint (fb.n_frees, ==, 1);
+    }
+  g_assert_cmpuint (expect_log_end (), ==, n);
+}
+
 /* asyncio's call_soon_threadsafe is call_soon plus a wakeup: called on
  * the loop's own thread it takes its place in the one FIFO ready queue
  * (BaseEventLoop.call_soon_threadsafe appends to the same _ready deque).
@@ -3729,6 +3849,10 @@ main (int argc, char **argv)
                    test_backend_fd_cancel_after_ready_in_same_batch);
   g_test_add_func ("/loop/backend/wakeup", test_backend_wakeup);
 
+  g_test_add_func ("/loop/threadsafe/closed-loop-drops-reference",
+                   test_threadsafe_closed_loop_drops_reference);
+  g_test_add_func ("/loop/threadsafe/closed-loop-concurrent-drops",
+                   test_threadsafe_closed_loop_concurrent_drops);
   g_test_add_func ("/loop/threadsafe/from-several-threads",
                    test_threadsafe_from_several_threads);
   g_test_add_func ("/loop/threadsafe/wakes-blocked-loop",
