@@ -3987,6 +3987,36 @@ group_exit_null (void)
   g_assert_null (afut_task_group_exit (NULL));
 }
 
+/* The error given is freed (valgrind and ASan check). */
+static void
+group_exit_with_error_null (void)
+{
+  g_assert_null (afut_task_group_exit_with_error (
+    NULL, afut_error_new_literal (AFUT_ERROR, AFUT_ERROR_FAILED, "body")));
+}
+
+static void
+step_group_exit_with_error_twice (AfutTask *task)
+{
+  Scoped *self = (Scoped *) task;
+  AFUT_BEGIN (task);
+  self->group = afut_task_group_new (task);
+  afut_task_group_spawn (self->group, AFUT_CORO (AfutTask, step_return_42));
+  self->exit = afut_task_group_exit (self->group);
+  g_assert_null (afut_task_group_exit_with_error (
+    self->group, afut_error_new_literal (AFUT_ERROR, AFUT_ERROR_FAILED,
+                                         "late")));
+  AFUT_AWAIT (task, self->exit);
+  AFUT_RETURN_INT (task, 42);
+  AFUT_END (task);
+}
+
+static void
+group_exit_with_error_twice (void)
+{
+  run_scoped (step_group_exit_with_error_twice, 1.0);
+}
+
 /* The exit waits for the child: a second exit is refused. */
 static void
 step_group_exit_twice_while_waiting (AfutTask *task)
@@ -4870,6 +4900,10 @@ static const BadInputCase cases[] = {
     CRIT ("afut_task_group_spawn: the task group belongs to another loop than the future"), "*never*"),
   CASE ("/bad-input/task-group/exit-null", group_exit_null, 1,
     CRIT ("afut_task_group_exit: assertion 'group != NULL' failed")),
+  CASE ("/bad-input/task-group/exit-with-error-null", group_exit_with_error_null, 1,
+    CRIT ("afut_task_group_exit_with_error: assertion 'group != NULL' failed")),
+  CASE ("/bad-input/task-group/exit-with-error-twice", group_exit_with_error_twice, 1,
+    CRIT ("afut_task_group_exit_with_error: the task group was exited already")),
   CASE ("/bad-input/task-group/exit-twice-while-waiting", group_exit_twice_while_waiting, 1,
     CRIT ("afut_task_group_exit: the task group was exited already")),
   CASE ("/bad-input/task-group/exit-twice-after-finish", group_exit_twice_after_finish, 1,
