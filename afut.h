@@ -6477,11 +6477,9 @@ static void afut__gather_finalize (AfutGather *gather);
  * what it awaits, a value's destroy notify whatever it owns), which may
  * free those in turn: a chain of 10^6 nested futures would recurse 10^6
  * deep.  As CPython's trashcan does, frees nest only so deep; beyond,
- * the futures wait on a list of their loop's, freed once the outermost
- * free is done, so the C stack stays bounded whatever the depth.  Shallow
- * frees happen in the order they always did.  (The count is the loop's,
- * not the thread's: no thread-local access on this path.  A future whose
- * finalize frees another loop's counts there: still bounded.) */
+ * the futures wait on a list, freed once the outermost free is done, so
+ * the C stack stays bounded whatever the depth.  Shallow frees happen in
+ * the order they always did. */
 #define AFUT__FREE_DEPTH_MAX 64
 
 static void afut__future_free (AfutFuture *future);
@@ -6509,13 +6507,10 @@ afut_future_unref (AfutFuture *future)
     afut__future_free (future);
 }
 
-/* Frees that nest in frees (a future dropping the last reference to
- * another) stop at AFUT__FREE_DEPTH_MAX on each thread, and the deeper
- * ones wait in a list for the outermost free to take them: freeing a
- * chain of 10^6 futures takes a bounded C stack.  Per thread, not per
- * loop: a closed loop's futures may be freed on any thread, and what
- * waits in the list keeps its own loop alive (counted in n_futures, or
- * holding a reference once the loop is closed). */
+/* The depth and the list are the thread's, not the loop's: a closed
+ * loop's futures may be freed on any thread, and what waits in the list
+ * keeps its own loop alive (counted in n_futures, or holding a reference
+ * once the loop is closed), so a loop is never freed under a free. */
 static AFUT__THREAD_LOCAL unsigned afut__free_depth;
 static AFUT__THREAD_LOCAL AfutFuture **afut__free_later;
 static AFUT__THREAD_LOCAL size_t afut__n_free_later;
