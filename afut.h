@@ -93,10 +93,28 @@
  *   {}, "Pasta")`.  A task struct must be trivially copyable and standard
  *   layout (afut copies it and never runs its destructor; the AfutTask is
  *   at its start): a static_assert says so.
- *   - Everything afut does with a loop happens on the loop's thread.  The
- *     only functions callable from other threads are the ones named
- *     *_threadsafe and afut_loop_ref()/afut_loop_unref() (not the last
- *     unref).
+ *
+ * THREADS
+ *   Everything afut does with a loop happens on the loop's thread.  The
+ *   functions callable from any thread are the ones named *_threadsafe,
+ *   afut_loop_wakeup(), afut_loop_ref() and afut_loop_unref() (but for
+ *   the last unref, see below), afut_loop_new(), the thread-default stack
+ *   (it is per thread) and the error and quark functions.  Every other
+ *   function that takes a loop, a future, a task or a sync primitive is
+ *   loop-only: called from another thread it does nothing but report a
+ *   critical naming itself and the call to use instead (asyncio's debug
+ *   mode raises RuntimeError there).
+ *
+ *   The loop's thread is the thread that made it, until another thread
+ *   runs it: afut_loop_run_until_complete(), afut_loop_iterate(),
+ *   afut_loop_shutdown(), afut_loop_dispatch() (so a GLib loop's GSource
+ *   dispatched by an iteration of its main context) and the last
+ *   afut_loop_unref() make the calling thread the loop's thread, from
+ *   then on, unless another thread is inside one of those calls (that is
+ *   reported).  So a loop made on one thread and handed to another that
+ *   runs it belongs to that other thread from its first run.  Once the
+ *   loop is closed, what is left of it (futures that outlive it) may be
+ *   released from any thread.
  *
  * OWNERSHIP
  *   Futures are reference counted.  Functions document (transfer full) or
@@ -693,12 +711,14 @@ AFUT_API AfutLoop *afut_loop_ref (AfutLoop *loop);
  * afut_loop_unref:
  * @loop: (transfer full): a loop
  *
- * Drops a reference.  The last one must be dropped on the loop's thread,
- * with the loop not running: unless afut_loop_close() closed the loop
- * already, it closes it as that function does (pending tasks are
- * cancelled and run until they end, remaining callbacks are run).
- * Futures that outlive the loop keep its memory until they go, but can
- * no longer schedule anything.
+ * Drops a reference, from any thread.  Unless afut_loop_close() closed
+ * the loop already, the last one closes it as that function does (pending
+ * tasks are cancelled and run until they end, remaining callbacks are
+ * run).  That runs the loop, as afut_loop_run_until_complete() would: on
+ * the calling thread, which becomes the loop's, unless another thread
+ * runs the loop right then; that is reported, and the close is left to
+ * the loop's thread.  Futures that outlive the loop keep its memory until
+ * they go, but can no longer schedule anything.
  *
  * Since: 0.1
  */
@@ -4145,6 +4165,10 @@ typedef struct
 struct AfutLoop
 {
   int ref_count; /* atomic */
+  /* atomic: the loop's thread (afut__thread_id ()), with AFUT__OWNER_IN_RUN
+   * set while that thread is inside a run call or a dispatch */
+  uintptr_t owner;
+  unsigned run_depth; /* run calls of the owner, nested */
   uint32_t n_futures;
   unsigned flags;
   bool closed;
@@ -4195,6 +4219,17 @@ struct AfutLoop
 };
 
 static AFUT__THREAD_LOCAL AfutLoop *afut__running_loop;
+
+/* A thread's identity: the address of a thread-local, computed without a
+ * call or a syscall (an int's, so the low bit is free). */
+static AFUT__THREAD_LOCAL int afut__thread_token;
+#define AFUT__OWNER_IN_RUN ((uintptr_t) 1)
+
+static inline uintptr_t
+afut__thread_id (void)
+{
+  return (uintptr_t) &afut__thread_token;
+}
 
 static void afut__future_schedule_callbacks (AfutFuture *future);
 static bool afut__future_complete_error (AfutFuture *future, AfutError *error);
@@ -4378,6 +4413,54 @@ afut__log (AfutLogLevel level, const char *format, ...)
   AFUT__CHECK_OR_RETURN (func, expr, #expr, )
 #define AFUT__RETURN_VAL_IF_FAIL(expr, val)                                   \
   AFUT__CHECK_OR_RETURN (__func__, expr, #expr, (val))
+
+/* ---- the loop's thread ---- */
+
+static inline bool
+afut__on_loop_thread (AfutLoop *loop)
+{
+  return (__atomic_load_n (&loop->owner, __ATOMIC_RELAXED)
+          & ~AFUT__OWNER_IN_RUN)
+         == afut__thread_id ();
+}
+
+/* Off the hot path: false, with a critical naming @func and what to call
+ * instead, unless the loop is closed (then nobody runs it any more, and
+ * its leftovers may go from any thread). */
+static bool
+afut__wrong_thread (AfutLoop *loop, const char *func, const char *instead)
+{
+  if (__atomic_load_n (&loop->closed, __ATOMIC_ACQUIRE))
+    return true;
+  if (instead != NULL)
+    afut__log (AFUT_LOG_CRITICAL,
+               "%s: called from a thread that is not the loop's; use %s "
+               "instead",
+               func, instead);
+  else
+    afut__log (AFUT_LOG_CRITICAL,
+               "%s: called from a thread that is not the loop's; call it on "
+               "the loop's thread (afut_loop_call_soon_threadsafe() gets "
+               "there)",
+               func);
+  return false;
+}
+
+/* The first line of every loop-only entry point, after its NULL checks:
+ * returns @val, reporting, when called from another thread than @loop's.
+ * @instead: the call to use there (a _threadsafe one), or NULL.  On the
+ * right thread it costs a load and a compare. */
+#define AFUT__RETURN_IF_WRONG_THREAD(loop, instead, val)                      \
+  AFUT__RETURN_IF_WRONG_THREAD_IN (__func__, loop, instead, val)
+/* The _IN form names @func, the public function a private helper serves. */
+#define AFUT__RETURN_IF_WRONG_THREAD_IN(func, loop, instead, val)             \
+  do                                                                          \
+    {                                                                         \
+      if (AFUT__UNLIKELY (!afut__on_loop_thread (loop))                       \
+          && !afut__wrong_thread ((loop), (func), (instead)))                 \
+        return val;                                                           \
+    }                                                                         \
+  while (0)
 
 /* ---- memory ---- */
 
@@ -5439,6 +5522,7 @@ afut_loop_new_with_backend (const AfutBackend *backend, void *backend_data,
   loop = (AfutLoop *) afut__alloc (sizeof (AfutLoop));
   memset (loop, 0, sizeof *loop);
   loop->ref_count = 1;
+  loop->owner = afut__thread_id ();
   loop->flags = flags;
   loop->backend = backend;
   loop->backend_data = backend_data;
@@ -5474,6 +5558,11 @@ afut_loop_ref (AfutLoop *loop)
   return loop;
 }
 
+static bool afut__loop_post (AfutLoop *loop, AfutCallback func, void *data);
+static void afut__loop_unref_posted (void *data);
+static bool afut__loop_claim (AfutLoop *loop, const char *func);
+static void afut__loop_unclaim (AfutLoop *loop);
+
 void
 afut_loop_unref (AfutLoop *loop)
 {
@@ -5487,13 +5576,23 @@ afut_loop_unref (AfutLoop *loop)
       afut__loop_free_memory (loop);
       return;
     }
-  /* The last reference to an open loop closes it.  The close runs the
-   * loop, which takes and drops references: it holds one of its own,
+  /* The last reference to an open loop closes it.  Closing runs the loop:
+   * on this thread, if no other thread is in it; else the reference goes
+   * back and the close is posted to the loop's thread, where the run's
+   * own reference is the last. */
+  if (!afut__loop_claim (loop, __func__))
+    {
+      __atomic_store_n (&loop->ref_count, 1, __ATOMIC_RELEASE);
+      afut__loop_post (loop, afut__loop_unref_posted, loop);
+      return;
+    }
+  /* The close takes and drops references: it holds one of its own,
    * dropped at the end. */
   __atomic_store_n (&loop->ref_count, 1, __ATOMIC_RELAXED);
   loop->closing = true;
   afut__loop_close (loop);
   loop->closing = false;
+  afut__loop_unclaim (loop);
   afut_loop_unref (loop);
 }
 
@@ -5501,14 +5600,17 @@ bool
 afut_loop_close (AfutLoop *loop)
 {
   AFUT__RETURN_VAL_IF_FAIL (loop != NULL, false);
-  if (loop->closed)
+  if (__atomic_load_n (&loop->closed, __ATOMIC_ACQUIRE))
     return true;
+  if (!afut__loop_claim (loop, __func__))
+    return false;
   if (loop->closing || loop->running || loop->in_wait)
     {
       afut__log (AFUT_LOG_CRITICAL,
                  "%s: cannot close a running event loop (from its own "
                  "callback, or while a run call is in progress)",
                  __func__);
+      afut__loop_unclaim (loop);
       return false;
     }
   /* Its own reference: a callback run while closing may drop the
@@ -5517,6 +5619,7 @@ afut_loop_close (AfutLoop *loop)
   loop->closing = true;
   afut__loop_close (loop);
   loop->closing = false;
+  afut__loop_unclaim (loop);
   afut_loop_unref (loop);
   return true;
 }
@@ -5525,7 +5628,13 @@ bool
 afut_loop_is_closed (AfutLoop *loop)
 {
   AFUT__RETURN_VAL_IF_FAIL (loop != NULL, false);
-  return loop->closed;
+  return __atomic_load_n (&loop->closed, __ATOMIC_ACQUIRE);
+}
+
+static void
+afut__loop_unref_posted (void *data)
+{
+  afut_loop_unref ((AfutLoop *) data);
 }
 
 static void
@@ -5605,6 +5714,8 @@ afut__resolve_loop (AfutLoop *loop, const char *func)
       afut__log (AFUT_LOG_CRITICAL, "%s: the loop is closed", func);
       loop = NULL;
     }
+  else if (!afut__on_loop_thread (loop) && !afut__wrong_thread (loop, func, NULL))
+    loop = NULL;
   return loop;
 }
 
@@ -5614,6 +5725,7 @@ int64_t
 afut_loop_time_ns (AfutLoop *loop)
 {
   AFUT__RETURN_VAL_IF_FAIL (loop != NULL, 0);
+  AFUT__RETURN_IF_WRONG_THREAD (loop, NULL, 0);
   if (loop->flags & AFUT_LOOP_VIRTUAL_CLOCK)
     return loop->virtual_now;
   return loop->backend->now (loop->backend_data);
@@ -5623,6 +5735,7 @@ double
 afut_loop_time (AfutLoop *loop)
 {
   AFUT__RETURN_VAL_IF_FAIL (loop != NULL, 0.0);
+  AFUT__RETURN_IF_WRONG_THREAD (loop, NULL, 0.0);
   return (double) afut_loop_time_ns (loop) / 1e9;
 }
 
@@ -5709,6 +5822,7 @@ afut_loop_call_soon (AfutLoop *loop, AfutCallback func, void *data)
 {
   AFUT__RETURN_VAL_IF_FAIL (loop != NULL, false);
   AFUT__RETURN_VAL_IF_FAIL (func != NULL, false);
+  AFUT__RETURN_IF_WRONG_THREAD (loop, "afut_loop_call_soon_threadsafe()", false);
   if (loop->closed)
     {
       afut__log (AFUT_LOG_CRITICAL, "afut_loop_call_soon: the loop is closed");
@@ -5990,24 +6104,60 @@ afut__loop_iterate_unlocked (AfutLoop *loop, bool may_block)
   afut__loop_process (loop);
 }
 
+/* A run call, a dispatch or the last unref starts on this thread: the
+ * loop becomes this thread's (see THREADS at the top), unless another
+ * thread is inside one.  Paired with afut__loop_unclaim(). */
+static bool
+afut__loop_claim (AfutLoop *loop, const char *func)
+{
+  uintptr_t me = afut__thread_id ();
+  uintptr_t owner = __atomic_load_n (&loop->owner, __ATOMIC_ACQUIRE);
+  if ((owner & ~AFUT__OWNER_IN_RUN) == me)
+    {
+      if (loop->run_depth++ == 0)
+        __atomic_store_n (&loop->owner, me | AFUT__OWNER_IN_RUN,
+                          __ATOMIC_RELAXED);
+      return true;
+    }
+  do
+    if (owner & AFUT__OWNER_IN_RUN)
+      {
+        afut__log (AFUT_LOG_CRITICAL,
+                   "%s: called from a thread that is not the loop's: the "
+                   "loop runs on another thread",
+                   func);
+        return false;
+      }
+  while (!__atomic_compare_exchange_n (&loop->owner, &owner,
+                                       me | AFUT__OWNER_IN_RUN, false,
+                                       __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
+  loop->run_depth = 1;
+  return true;
+}
+
+static void
+afut__loop_unclaim (AfutLoop *loop)
+{
+  if (--loop->run_depth == 0)
+    __atomic_store_n (&loop->owner, afut__thread_id (), __ATOMIC_RELEASE);
+}
+
 static bool
 afut__loop_enter (AfutLoop *loop, const char *func, bool dispatching)
 {
+  const char *problem = NULL;
+  if (!afut__loop_claim (loop, func))
+    return false;
   if (loop->closed)
+    problem = "the loop is closed";
+  else if (loop->running || (loop->in_wait && !dispatching))
+    problem = "the loop is already running (nested run)";
+  else if (afut__running_loop != NULL)
+    problem = "another loop is running on this thread";
+  if (problem != NULL)
     {
-      afut__log (AFUT_LOG_CRITICAL, "%s: the loop is closed", func);
-      return false;
-    }
-  if (loop->running || (loop->in_wait && !dispatching))
-    {
-      afut__log (AFUT_LOG_CRITICAL,
-                 "%s: the loop is already running (nested run)", func);
-      return false;
-    }
-  if (afut__running_loop != NULL)
-    {
-      afut__log (AFUT_LOG_CRITICAL,
-                 "%s: another loop is running on this thread", func);
+      afut__log (AFUT_LOG_CRITICAL, "%s: %s", func, problem);
+      afut__loop_unclaim (loop);
       return false;
     }
   loop->running = true;
@@ -6020,6 +6170,7 @@ afut__loop_leave (AfutLoop *loop)
 {
   loop->running = false;
   afut__running_loop = NULL;
+  afut__loop_unclaim (loop);
 }
 
 bool
@@ -6027,6 +6178,19 @@ afut_loop_prepare (AfutLoop *loop, int64_t *timeout_ns)
 {
   int64_t timeout = -1;
   AFUT__RETURN_VAL_IF_FAIL (loop != NULL, false);
+  /* Asked by whatever drives the loop (a GSource's prepare on the thread
+   * iterating its context): that thread takes the loop over, as a run
+   * call would. */
+  if (!afut__on_loop_thread (loop))
+    {
+      if (!afut__loop_claim (loop, __func__))
+        {
+          if (timeout_ns != NULL)
+            *timeout_ns = -1;
+          return false;
+        }
+      afut__loop_unclaim (loop);
+    }
   if (!loop->closed && !loop->running)
     timeout = afut__loop_timeout (loop, true);
   if (timeout_ns != NULL)
@@ -6096,6 +6260,7 @@ void
 afut_loop_hold (AfutLoop *loop)
 {
   AFUT__RETURN_IF_FAIL (loop != NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (loop, NULL, );
   loop->n_holds++;
 }
 
@@ -6103,6 +6268,7 @@ void
 afut_loop_release (AfutLoop *loop)
 {
   AFUT__RETURN_IF_FAIL (loop != NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (loop, NULL, );
   AFUT__RETURN_IF_FAIL (loop->n_holds > 0);
   loop->n_holds--;
 }
@@ -6111,6 +6277,7 @@ size_t
 afut_loop_get_n_tasks (AfutLoop *loop)
 {
   AFUT__RETURN_VAL_IF_FAIL (loop != NULL, 0);
+  AFUT__RETURN_IF_WRONG_THREAD (loop, NULL, 0);
   return loop->n_tasks;
 }
 
@@ -6298,6 +6465,8 @@ afut__loop_close (AfutLoop *loop)
     {
       if (late[i].func == afut__remote_complete)
         afut__remote_drop (late[i].data);
+      else if (late[i].func == afut__loop_unref_posted)
+        late[i].func (late[i].data); /* a reference, not work: let go */
       else
         n_dropped++;
     }
@@ -6329,6 +6498,7 @@ afut_loop_set_exception_handler (AfutLoop *loop, AfutExceptionHandler handler,
                                  void *data)
 {
   AFUT__RETURN_IF_FAIL (loop != NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (loop, NULL, );
   afut__loop_drop_exception_handler (loop);
   loop->exception_handler = handler;
   loop->exception_handler_data = data;
@@ -6453,7 +6623,10 @@ afut_future_ref (AfutFuture *future)
   if (afut__future_shared (future))
     __atomic_fetch_add (&future->ref_count, 1, __ATOMIC_RELAXED);
   else
-    future->ref_count++;
+    {
+      AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, NULL);
+      future->ref_count++;
+    }
   return future;
 }
 
@@ -6497,7 +6670,12 @@ afut_future_unref (AfutFuture *future)
       if (__atomic_sub_fetch (&future->ref_count, 1, __ATOMIC_ACQ_REL) > 0)
         return;
     }
-  else if (--future->ref_count > 0)
+  else
+    {
+      AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, );
+      if (--future->ref_count > 0)
+        return;
+    }
     return;
   /* A sleep or plain future without a value to destroy unrefs nothing
    * when freed (the common case, kept cheap). */
@@ -6623,6 +6801,7 @@ AfutFutureState
 afut_future_get_state (AfutFuture *future)
 {
   AFUT__RETURN_VAL_IF_FAIL (future != NULL, AFUT_FUTURE_PENDING);
+  AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, AFUT_FUTURE_PENDING);
   return (AfutFutureState) future->state;
 }
 
@@ -6630,6 +6809,7 @@ bool
 afut_future_is_done (AfutFuture *future)
 {
   AFUT__RETURN_VAL_IF_FAIL (future != NULL, false);
+  AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, false);
   return future->state != AFUT_FUTURE_PENDING;
 }
 
@@ -6637,6 +6817,7 @@ bool
 afut_future_is_cancelled (AfutFuture *future)
 {
   AFUT__RETURN_VAL_IF_FAIL (future != NULL, false);
+  AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, false);
   return future->state == AFUT_FUTURE_CANCELLED;
 }
 
@@ -6814,6 +6995,7 @@ bool
 afut_future_resolve (AfutFuture *future)
 {
   AFUT__RETURN_VAL_IF_FAIL (future != NULL, false);
+  AFUT__RETURN_IF_WRONG_THREAD (future->loop, "afut_future_resolve_threadsafe()", false);
   if (!afut__future_check_settable (future, __func__)
       || !afut__future_check_pending (future, __func__))
     return false;
@@ -6825,6 +7007,10 @@ bool
 afut_future_resolve_pointer (AfutFuture *future, void *pointer,
                              AfutDestroyNotify destroy)
 {
+  if (future != NULL)
+    AFUT__RETURN_IF_WRONG_THREAD (future->loop,
+                                  "afut_future_resolve_pointer_threadsafe()",
+                                  false);
   if (future == NULL || !afut__future_check_settable (future, __func__)
       || !afut__future_check_pending (future, __func__))
     {
@@ -6847,6 +7033,7 @@ bool
 afut_future_resolve_int (AfutFuture *future, int64_t value)
 {
   AFUT__RETURN_VAL_IF_FAIL (future != NULL, false);
+  AFUT__RETURN_IF_WRONG_THREAD (future->loop, "afut_future_resolve_int_threadsafe()", false);
   if (!afut__future_check_settable (future, __func__)
       || !afut__future_check_pending (future, __func__))
     return false;
@@ -6859,6 +7046,7 @@ bool
 afut_future_resolve_double (AfutFuture *future, double value)
 {
   AFUT__RETURN_VAL_IF_FAIL (future != NULL, false);
+  AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, false);
   if (!afut__future_check_settable (future, __func__)
       || !afut__future_check_pending (future, __func__))
     return false;
@@ -6870,6 +7058,9 @@ afut_future_resolve_double (AfutFuture *future, double value)
 bool
 afut_future_fail (AfutFuture *future, AfutError *error)
 {
+  if (future != NULL)
+    AFUT__RETURN_IF_WRONG_THREAD (future->loop, "afut_future_fail_threadsafe()",
+                                  false);
   if (future == NULL || error == NULL
       || !afut__future_check_settable (future, __func__)
       || !afut__future_check_pending (future, __func__))
@@ -6897,6 +7088,7 @@ bool
 afut_future_cancel (AfutFuture *future, const char *message)
 {
   AFUT__RETURN_VAL_IF_FAIL (future != NULL, false);
+  AFUT__RETURN_IF_WRONG_THREAD (future->loop, "afut_future_cancel_threadsafe()", false);
   if (future->state != AFUT_FUTURE_PENDING)
     {
       /* Future.cancel() and Task.cancel() clear _log_traceback first. */
@@ -7142,6 +7334,7 @@ AfutValueType
 afut_future_get_value_type (AfutFuture *future)
 {
   AFUT__RETURN_VAL_IF_FAIL (future != NULL, AFUT_VALUE_NONE);
+  AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, AFUT_VALUE_NONE);
   if (future->state != AFUT_FUTURE_DONE)
     {
       afut__future_check_value (future, AFUT_VALUE_NONE, __func__);
@@ -7154,6 +7347,7 @@ void *
 afut_future_get_pointer (AfutFuture *future)
 {
   AFUT__RETURN_VAL_IF_FAIL (future != NULL, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, NULL);
   if (!afut__future_check_value (future, AFUT_VALUE_POINTER, __func__))
     return NULL;
   return future->u.value.v.pointer;
@@ -7163,6 +7357,7 @@ int64_t
 afut_future_get_int (AfutFuture *future)
 {
   AFUT__RETURN_VAL_IF_FAIL (future != NULL, 0);
+  AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, 0);
   if (!afut__future_check_value (future, AFUT_VALUE_INT, __func__))
     return 0;
   return future->u.value.v.v_int;
@@ -7172,6 +7367,7 @@ double
 afut_future_get_double (AfutFuture *future)
 {
   AFUT__RETURN_VAL_IF_FAIL (future != NULL, 0.0);
+  AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, 0.0);
   if (!afut__future_check_value (future, AFUT_VALUE_DOUBLE, __func__))
     return 0.0;
   return future->u.value.v.v_double;
@@ -7181,6 +7377,7 @@ const AfutError *
 afut_future_get_error (AfutFuture *future)
 {
   AFUT__RETURN_VAL_IF_FAIL (future != NULL, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, NULL);
   if (future->state == AFUT_FUTURE_PENDING)
     {
       afut__log (AFUT_LOG_CRITICAL,
@@ -7214,6 +7411,7 @@ afut_future_add_done_callback (AfutFuture *future, AfutFutureCallback callback,
 {
   AFUT__RETURN_IF_FAIL (future != NULL);
   AFUT__RETURN_IF_FAIL (callback != NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, );
   if (future->loop->closed)
     {
       afut__log (AFUT_LOG_CRITICAL,
@@ -7280,6 +7478,7 @@ afut_future_remove_done_callback (AfutFuture *future,
   size_t removed = 0;
   AFUT__RETURN_VAL_IF_FAIL (future != NULL, 0);
   AFUT__RETURN_VAL_IF_FAIL (callback != NULL, 0);
+  AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, 0);
   if (future->state != AFUT_FUTURE_PENDING)
     return 0;
   if (future->callback == afut__callbacks_array_marker)
@@ -7414,6 +7613,7 @@ AfutFuture *
 afut_task_start (AfutFuture *future)
 {
   AFUT__RETURN_VAL_IF_FAIL (future != NULL, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, NULL);
   if (afut__is_lazy (future) && future->state == AFUT_FUTURE_PENDING)
     {
       if (future->loop->closed)
@@ -7450,6 +7650,7 @@ afut_future_get_task (AfutFuture *future)
 {
   AFUT__RETURN_VAL_IF_FAIL (future != NULL, NULL);
   AFUT__RETURN_VAL_IF_FAIL (future->kind == AFUT__KIND_TASK, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, NULL);
   return (AfutTask *) future;
 }
 
@@ -7458,6 +7659,7 @@ afut_task_set_finalize (AfutTask *task, AfutTaskFinalize finalize)
 {
   AFUT__RETURN_IF_FAIL (task != NULL);
   AFUT__RETURN_IF_FAIL (task->future.kind == AFUT__KIND_TASK);
+  AFUT__RETURN_IF_WRONG_THREAD (task->future.loop, NULL, );
   task->finalize = finalize;
 }
 
@@ -7465,6 +7667,7 @@ const char *
 afut_task_get_name (AfutTask *task)
 {
   AFUT__RETURN_VAL_IF_FAIL (task != NULL, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (task->future.loop, NULL, NULL);
   return afut__task_name (task);
 }
 
@@ -7473,6 +7676,7 @@ afut_task_set_name (AfutTask *task, const char *name)
 {
   AFUT__RETURN_IF_FAIL (task != NULL);
   AFUT__RETURN_IF_FAIL (name != NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (task->future.loop, NULL, );
   if (task->task_flags & AFUT__TASK_NAME_OWNED)
     AFUT_FREE ((char *) task->name);
   task->name = afut__strdup (name);
@@ -7482,6 +7686,8 @@ afut_task_set_name (AfutTask *task, const char *name)
 AfutTask *
 afut_task_get_current (AfutLoop *loop)
 {
+  if (loop != NULL)
+    AFUT__RETURN_IF_WRONG_THREAD (loop, NULL, NULL);
   if (loop == NULL)
     loop = afut__running_loop;
   /* An inline frame's step runs as part of its root task. */
@@ -7494,6 +7700,7 @@ AfutFuture *
 afut_task_awaited (AfutTask *task)
 {
   AFUT__RETURN_VAL_IF_FAIL (task != NULL, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (task->future.loop, NULL, NULL);
   return task->awaiting;
 }
 
@@ -7501,6 +7708,7 @@ const AfutError *
 afut_task_caught (AfutTask *task)
 {
   AFUT__RETURN_VAL_IF_FAIL (task != NULL, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (task->future.loop, NULL, NULL);
   return task->caught;
 }
 
@@ -8099,6 +8307,7 @@ afut_loop_sleep (AfutLoop *loop, double seconds)
   AfutFuture *f;
   AFUT__RETURN_VAL_IF_FAIL (loop != NULL, NULL);
   AFUT__RETURN_VAL_IF_FAIL (seconds == seconds, NULL); /* not NaN */
+  AFUT__RETURN_IF_WRONG_THREAD (loop, NULL, NULL);
   if (loop->closed)
     {
       afut__log (AFUT_LOG_CRITICAL, "%s: the loop is closed", __func__);
@@ -8186,7 +8395,8 @@ afut__gather_child_done (AfutFuture *child, void *data)
 
 /* Takes one reference per item (the caller's). */
 static AfutFuture *
-afut__gather_new (AfutFuture **items, size_t n, bool return_exceptions)
+afut__gather_new (AfutFuture **items, size_t n, bool return_exceptions,
+                  const char *caller)
 {
   AfutLoop *loop = NULL;
   AfutGather *g;
@@ -8210,6 +8420,8 @@ afut__gather_new (AfutFuture **items, size_t n, bool return_exceptions)
           goto bad;
         }
     }
+  if (loop != NULL) /* the children are left alone: they are not this thread's */
+    AFUT__RETURN_IF_WRONG_THREAD_IN (caller, loop, NULL, NULL);
   if (loop == NULL)
     loop = afut__resolve_loop (NULL, "afut_gather");
   else if (loop->closed)
@@ -8259,7 +8471,8 @@ bad:
 }
 
 static AfutFuture *
-afut__gather_valist (AfutFuture *first, va_list args, bool return_exceptions)
+afut__gather_valist (AfutFuture *first, va_list args, bool return_exceptions,
+                     const char *caller)
 {
   AfutFuture *stack_items[16];
   AfutFuture **items = stack_items;
@@ -8281,7 +8494,7 @@ afut__gather_valist (AfutFuture *first, va_list args, bool return_exceptions)
         }
       items[n++] = f;
     }
-  result = afut__gather_new (items, n, return_exceptions);
+  result = afut__gather_new (items, n, return_exceptions, caller);
   if (items != stack_items)
     AFUT_FREE (items);
   return result;
@@ -8293,7 +8506,7 @@ AfutFuture *
   va_list args;
   AfutFuture *result;
   va_start (args, first);
-  result = afut__gather_valist (first, args, false);
+  result = afut__gather_valist (first, args, false, __func__);
   va_end (args);
   return result;
 }
@@ -8304,7 +8517,7 @@ AfutFuture *
   va_list args;
   AfutFuture *result;
   va_start (args, first);
-  result = afut__gather_valist (first, args, true);
+  result = afut__gather_valist (first, args, true, __func__);
   va_end (args);
   return result;
 }
@@ -8319,10 +8532,12 @@ afut__gather_array (AfutFuture *const *futures, size_t n,
   AFUT__RETURN_VAL_IF_FAIL_IN (caller, futures != NULL || n == 0, NULL);
   for (i = 0; i < n; i++)
     AFUT__RETURN_VAL_IF_FAIL_IN (caller, futures[i] != NULL, NULL);
+  if (n > 0)
+    AFUT__RETURN_IF_WRONG_THREAD_IN (caller, futures[0]->loop, NULL, NULL);
   items = (AfutFuture **) afut__alloc ((n ? n : 1) * sizeof *items);
   for (i = 0; i < n; i++)
     items[i] = afut_future_ref (futures[i]);
-  result = afut__gather_new (items, n, return_exceptions);
+  result = afut__gather_new (items, n, return_exceptions, caller);
   AFUT_FREE (items);
   return result;
 }
@@ -8344,6 +8559,7 @@ afut_gather_get_n_items (AfutFuture *gather)
 {
   AFUT__RETURN_VAL_IF_FAIL (gather != NULL, 0);
   AFUT__RETURN_VAL_IF_FAIL (gather->kind == AFUT__KIND_GATHER, 0);
+  AFUT__RETURN_IF_WRONG_THREAD (gather->loop, NULL, 0);
   return ((AfutGather *) gather)->n_items;
 }
 
@@ -8353,6 +8569,7 @@ afut_gather_get_item (AfutFuture *gather, size_t index)
   AfutGather *g;
   AFUT__RETURN_VAL_IF_FAIL (gather != NULL, NULL);
   AFUT__RETURN_VAL_IF_FAIL (gather->kind == AFUT__KIND_GATHER, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (gather->loop, NULL, NULL);
   g = (AfutGather *) gather;
   AFUT__RETURN_VAL_IF_FAIL (index < g->n_items, NULL);
   return g->items[index];
@@ -8381,6 +8598,7 @@ afut__call_checked (AfutLoop *loop, double t, bool absolute, AfutCallback func,
 {
   AFUT__RETURN_VAL_IF_FAIL_IN (caller, loop != NULL, NULL);
   AFUT__RETURN_VAL_IF_FAIL_IN (caller, func != NULL, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD_IN (caller, loop, NULL, NULL);
   if (loop->closed)
     {
       afut__log (AFUT_LOG_CRITICAL, "%s: the loop is closed", caller);
@@ -8572,6 +8790,7 @@ afut_shield (AfutFuture *future)
 {
   AfutShield *s;
   AFUT__RETURN_VAL_IF_FAIL (future != NULL, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, NULL);
   if (future->state == AFUT_FUTURE_PENDING && future->loop->closed)
     {
       afut__log (AFUT_LOG_CRITICAL, "%s: the loop is closed", __func__);
@@ -8640,6 +8859,7 @@ afut_wait_for (AfutFuture *future, double timeout)
 {
   AfutWaitFor *w;
   AFUT__RETURN_VAL_IF_FAIL (future != NULL, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, NULL);
   if (timeout != timeout)
     {
       afut__log (AFUT_LOG_CRITICAL, "%s: the timeout is NaN", __func__);
@@ -8749,6 +8969,8 @@ afut__multi_new (AfutFuture **futures, size_t n, uint8_t kind, uint8_t mode,
           goto bad;
         }
     }
+  if (loop != NULL) /* the inputs are left alone: they are not this thread's */
+    AFUT__RETURN_IF_WRONG_THREAD_IN (caller, loop, NULL, NULL);
   if (loop == NULL)
     loop = afut__resolve_loop (NULL, caller);
   else if (loop->closed)
@@ -8797,6 +9019,8 @@ afut__multi_new_array (AfutFuture *const *futures, size_t n, uint8_t kind,
   AFUT__RETURN_VAL_IF_FAIL_IN (caller, futures != NULL || n == 0, NULL);
   for (i = 0; i < n; i++)
     AFUT__RETURN_VAL_IF_FAIL_IN (caller, futures[i] != NULL, NULL);
+  if (n > 0)
+    AFUT__RETURN_IF_WRONG_THREAD_IN (caller, futures[0]->loop, NULL, NULL);
   refs = (AfutFuture **) afut__alloc ((n ? n : 1) * sizeof *refs);
   for (i = 0; i < n; i++)
     refs[i] = afut_future_ref (futures[i]);
@@ -8881,6 +9105,7 @@ afut__wait_partitioned (AfutFuture *wait, const char *caller)
   size_t i;
   AFUT__RETURN_VAL_IF_FAIL_IN (caller, wait != NULL, NULL);
   AFUT__RETURN_VAL_IF_FAIL_IN (caller, wait->kind == AFUT__KIND_WAIT, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD_IN (caller, wait->loop, NULL, NULL);
   AFUT__RETURN_VAL_IF_FAIL_IN (caller, wait->state != AFUT_FUTURE_PENDING,
                                NULL);
   if (!m->partitioned)
@@ -9015,6 +9240,7 @@ afut_as_completed_next (AfutFuture *iterator)
   AfutFuture *next;
   AFUT__RETURN_VAL_IF_FAIL (iterator != NULL, NULL);
   AFUT__RETURN_VAL_IF_FAIL (iterator->kind == AFUT__KIND_AS_COMPLETED, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (iterator->loop, NULL, NULL);
   if (iterator->loop->closed)
     {
       afut__log (AFUT_LOG_CRITICAL, "%s: the loop is closed", __func__);
@@ -9494,6 +9720,7 @@ afut_future_get_n_sub_errors (AfutFuture *future)
 {
   AfutFuture *owner;
   AFUT__RETURN_VAL_IF_FAIL (future != NULL, 0);
+  AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, 0);
   owner = afut__group_owner (future);
   if (owner == NULL)
     return 0;
@@ -9507,6 +9734,7 @@ afut_future_get_sub_error (AfutFuture *future, size_t index)
 {
   AfutFuture *owner;
   AFUT__RETURN_VAL_IF_FAIL (future != NULL, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, NULL);
   if (index >= afut_future_get_n_sub_errors (future))
     return NULL;
   future->flags |= AFUT__FUTURE_ERROR_RETRIEVED;
@@ -9536,6 +9764,7 @@ enum
 static bool
 afut__task_check_current (AfutTask *task, const char *func)
 {
+  AFUT__RETURN_IF_WRONG_THREAD_IN (func, task->future.loop, NULL, false);
   if (AFUT__LIKELY (task->future.kind == AFUT__KIND_TASK
                     && (task->task_flags & AFUT__TASK_RUNNING)
                     && task->future.loop->current_task == task))
@@ -9642,6 +9871,7 @@ afut_timeout_enter (AfutTask *task, AfutTimeout *timeout, double delay)
       afut__timeout_enter (task, timeout, 0, __func__);
       return;
     }
+  AFUT__RETURN_IF_WRONG_THREAD (task->future.loop, NULL, );
   afut__timeout_enter (task, timeout,
                        afut__deadline_after (task->future.loop, delay),
                        __func__);
@@ -9659,6 +9889,8 @@ afut_timeout_reschedule (AfutTimeout *timeout, double when)
 {
   AFUT__RETURN_IF_FAIL (timeout != NULL);
   AFUT__RETURN_IF_FAIL (when == when);
+  if (timeout->scope.task != NULL) /* entered once */
+    AFUT__RETURN_IF_WRONG_THREAD (timeout->scope.task->future.loop, NULL, );
   if (timeout->scope.state != AFUT__TIMEOUT_ENTERED)
     {
       afut__log (AFUT_LOG_CRITICAL,
@@ -9718,6 +9950,8 @@ static bool
 afut__scope_check_innermost (AfutScope *scope, const char *func)
 {
   AfutTask *task = scope->task;
+  if (task != NULL)
+    AFUT__RETURN_IF_WRONG_THREAD_IN (func, task->future.loop, NULL, false);
   if (task == NULL || task->scopes != scope)
     {
       afut__log (AFUT_LOG_CRITICAL,
@@ -9972,6 +10206,7 @@ afut_task_group_spawn (AfutTaskGroup *group, AfutFuture *future)
                  __func__);
       return NULL;
     }
+  AFUT__RETURN_IF_WRONG_THREAD (group->future.loop, NULL, NULL);
   if (group->future.state != AFUT_FUTURE_PENDING)
     refusal = "is finished";
   else if (group->aborting)
@@ -10010,6 +10245,12 @@ afut__group_exit (AfutTaskGroup *group, AfutError *error, const char *func)
     {
       afut__log (AFUT_LOG_CRITICAL, "%s: assertion 'group != NULL' failed",
                  func);
+      afut_error_free (error);
+      return NULL;
+    }
+  if (AFUT__UNLIKELY (!afut__on_loop_thread (group->future.loop))
+      && !afut__wrong_thread (group->future.loop, func, NULL))
+    {
       afut_error_free (error);
       return NULL;
     }
@@ -10065,6 +10306,7 @@ size_t
 afut_task_group_get_n_children (AfutTaskGroup *group)
 {
   AFUT__RETURN_VAL_IF_FAIL (group != NULL, 0);
+  AFUT__RETURN_IF_WRONG_THREAD (group->future.loop, NULL, 0);
   return group->n_children;
 }
 
@@ -10226,6 +10468,7 @@ afut_task_cancelling (AfutTask *task)
 {
   AFUT__RETURN_VAL_IF_FAIL (task != NULL, 0);
   AFUT__RETURN_VAL_IF_FAIL (task->future.kind == AFUT__KIND_TASK, 0);
+  AFUT__RETURN_IF_WRONG_THREAD (task->future.loop, NULL, 0);
   return afut__task_root (task)->n_cancels;
 }
 
@@ -10234,6 +10477,7 @@ afut_task_uncancel (AfutTask *task)
 {
   AFUT__RETURN_VAL_IF_FAIL (task != NULL, 0);
   AFUT__RETURN_VAL_IF_FAIL (task->future.kind == AFUT__KIND_TASK, 0);
+  AFUT__RETURN_IF_WRONG_THREAD (task->future.loop, NULL, 0);
   task = afut__task_root (task);
   if (task->n_cancels > 0)
     task->n_cancels--;
@@ -10321,6 +10565,7 @@ afut_task_describe (AfutTask *task, char *buffer, size_t size)
   AFUT__RETURN_VAL_IF_FAIL (task != NULL, 0);
   AFUT__RETURN_VAL_IF_FAIL (task->future.kind == AFUT__KIND_TASK, 0);
   AFUT__RETURN_VAL_IF_FAIL (buffer != NULL || size == 0, 0);
+  AFUT__RETURN_IF_WRONG_THREAD (task->future.loop, NULL, 0);
   what[0] = '\0';
   if (task->future.state != AFUT_FUTURE_PENDING)
     state = afut_future_state_to_string ((AfutFutureState) task->future.state);
@@ -10374,6 +10619,7 @@ afut_loop_foreach_task (AfutLoop *loop, AfutTaskForeachFunc func, void *data)
   size_t i, n;
   AFUT__RETURN_IF_FAIL (loop != NULL);
   AFUT__RETURN_IF_FAIL (func != NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (loop, NULL, );
   snapshot = afut__loop_ref_tasks (loop, &n);
   if (snapshot == NULL)
     return;
@@ -10399,6 +10645,7 @@ void
 afut_loop_print_tasks (AfutLoop *loop, FILE *stream)
 {
   AFUT__RETURN_IF_FAIL (loop != NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (loop, NULL, );
   afut_loop_foreach_task (loop, afut__print_task,
                           stream != NULL ? stream : stderr);
 }
@@ -10461,6 +10708,7 @@ afut_future_steal_pointer (AfutFuture *future)
   void *pointer;
   AfutFuture *f;
   AFUT__RETURN_VAL_IF_FAIL (future != NULL, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, NULL);
   if (!afut__future_check_value (future, AFUT_VALUE_POINTER, __func__))
     return NULL;
   pointer = future->u.value.v.pointer;
@@ -10526,6 +10774,7 @@ afut_loop_fd_ready (AfutLoop *loop, AfutFdWatch *watch, unsigned revents)
   AfutFdFuture *fdf;
   AFUT__RETURN_IF_FAIL (loop != NULL);
   AFUT__RETURN_IF_FAIL (watch != NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (loop, NULL, );
   fdf = (AfutFdFuture *) (void *) ((char *) watch
                                    - offsetof (AfutFdFuture, watch));
   if (!fdf->watching)
@@ -10547,6 +10796,7 @@ afut_loop_fd_wait (AfutLoop *loop, int fd, unsigned events)
                               == 0,
                             NULL);
   AFUT__RETURN_VAL_IF_FAIL (loop->backend->watch_fd != NULL, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (loop, NULL, NULL);
   if (loop->closed)
     {
       afut__log (AFUT_LOG_CRITICAL, "%s: the loop is closed", __func__);
@@ -10854,6 +11104,7 @@ afut_event_ref (AfutEvent *event)
 {
   AFUT__RETURN_VAL_IF_FAIL (event != NULL, NULL);
   AFUT__RETURN_VAL_IF_FAIL (event->ref_count > 0, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (event->loop, NULL, NULL);
   event->ref_count++;
   return event;
 }
@@ -10864,6 +11115,7 @@ afut_event_unref (AfutEvent *event)
   if (event == NULL)
     return;
   AFUT__RETURN_IF_FAIL (event->ref_count > 0);
+  AFUT__RETURN_IF_WRONG_THREAD (event->loop, NULL, );
   if (--event->ref_count > 0)
     return;
   /* Every waiter's coroutine holds a reference. */
@@ -10877,6 +11129,7 @@ afut_event_set (AfutEvent *event)
 {
   AfutSyncWaiter *w;
   AFUT__RETURN_IF_FAIL (event != NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (event->loop, NULL, );
   if (event->value)
     return;
   event->value = true;
@@ -10889,6 +11142,7 @@ void
 afut_event_clear (AfutEvent *event)
 {
   AFUT__RETURN_IF_FAIL (event != NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (event->loop, NULL, );
   event->value = false;
 }
 
@@ -10896,6 +11150,7 @@ bool
 afut_event_is_set (AfutEvent *event)
 {
   AFUT__RETURN_VAL_IF_FAIL (event != NULL, false);
+  AFUT__RETURN_IF_WRONG_THREAD (event->loop, NULL, false);
   return event->value;
 }
 
@@ -10937,6 +11192,7 @@ afut_event_wait (AfutEvent *event)
   AfutEventWait init;
   AfutFuture *coro;
   AFUT__RETURN_VAL_IF_FAIL (event != NULL, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (event->loop, NULL, NULL);
   memset (&init, 0, sizeof init);
   init.event = event;
   coro = afut_coro_new (event->loop, afut__event_wait_step,
@@ -10985,6 +11241,7 @@ afut_lock_ref (AfutLock *lock)
 {
   AFUT__RETURN_VAL_IF_FAIL (lock != NULL, NULL);
   AFUT__RETURN_VAL_IF_FAIL (lock->ref_count > 0, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (lock->loop, NULL, NULL);
   lock->ref_count++;
   return lock;
 }
@@ -10995,6 +11252,7 @@ afut_lock_unref (AfutLock *lock)
   if (lock == NULL)
     return;
   AFUT__RETURN_IF_FAIL (lock->ref_count > 0);
+  AFUT__RETURN_IF_WRONG_THREAD (lock->loop, NULL, );
   if (--lock->ref_count > 0)
     return;
   AFUT_ASSERT (lock->waiters.head == NULL);
@@ -11077,6 +11335,7 @@ afut_lock_acquire (AfutLock *lock)
   AfutLockAcquire init;
   AfutFuture *coro;
   AFUT__RETURN_VAL_IF_FAIL (lock != NULL, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (lock->loop, NULL, NULL);
   memset (&init, 0, sizeof init);
   init.lock = lock;
   coro = afut_coro_new (lock->loop, afut__lock_acquire_step,
@@ -11091,6 +11350,7 @@ bool
 afut_lock_release (AfutLock *lock)
 {
   AFUT__RETURN_VAL_IF_FAIL (lock != NULL, false);
+  AFUT__RETURN_IF_WRONG_THREAD (lock->loop, NULL, false);
   if (!lock->locked)
     {
       afut__log (AFUT_LOG_CRITICAL, "%s: the lock is not acquired",
@@ -11106,6 +11366,7 @@ bool
 afut_lock_is_locked (AfutLock *lock)
 {
   AFUT__RETURN_VAL_IF_FAIL (lock != NULL, false);
+  AFUT__RETURN_IF_WRONG_THREAD (lock->loop, NULL, false);
   return lock->locked;
 }
 
@@ -11165,6 +11426,7 @@ afut_semaphore_ref (AfutSemaphore *semaphore)
 {
   AFUT__RETURN_VAL_IF_FAIL (semaphore != NULL, NULL);
   AFUT__RETURN_VAL_IF_FAIL (semaphore->ref_count > 0, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (semaphore->loop, NULL, NULL);
   semaphore->ref_count++;
   return semaphore;
 }
@@ -11175,6 +11437,7 @@ afut_semaphore_unref (AfutSemaphore *semaphore)
   if (semaphore == NULL)
     return;
   AFUT__RETURN_IF_FAIL (semaphore->ref_count > 0);
+  AFUT__RETURN_IF_WRONG_THREAD (semaphore->loop, NULL, );
   if (--semaphore->ref_count > 0)
     return;
   AFUT_ASSERT (semaphore->waiters.head == NULL);
@@ -11271,6 +11534,7 @@ afut_semaphore_acquire (AfutSemaphore *semaphore)
   AfutSemaphoreAcquire init;
   AfutFuture *coro;
   AFUT__RETURN_VAL_IF_FAIL (semaphore != NULL, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (semaphore->loop, NULL, NULL);
   memset (&init, 0, sizeof init);
   init.semaphore = semaphore;
   coro = afut_coro_new (semaphore->loop, afut__semaphore_acquire_step,
@@ -11285,6 +11549,7 @@ bool
 afut_semaphore_release (AfutSemaphore *semaphore)
 {
   AFUT__RETURN_VAL_IF_FAIL (semaphore != NULL, false);
+  AFUT__RETURN_IF_WRONG_THREAD (semaphore->loop, NULL, false);
   if (semaphore->bounded && semaphore->value >= semaphore->bound)
     {
       afut__log (AFUT_LOG_CRITICAL,
@@ -11306,6 +11571,7 @@ bool
 afut_semaphore_is_locked (AfutSemaphore *semaphore)
 {
   AFUT__RETURN_VAL_IF_FAIL (semaphore != NULL, false);
+  AFUT__RETURN_IF_WRONG_THREAD (semaphore->loop, NULL, false);
   return afut__semaphore_locked (semaphore);
 }
 
@@ -11313,6 +11579,7 @@ unsigned
 afut_semaphore_get_value (AfutSemaphore *semaphore)
 {
   AFUT__RETURN_VAL_IF_FAIL (semaphore != NULL, 0);
+  AFUT__RETURN_IF_WRONG_THREAD (semaphore->loop, NULL, 0);
   return semaphore->value;
 }
 
@@ -11372,6 +11639,7 @@ afut_condition_ref (AfutCondition *condition)
 {
   AFUT__RETURN_VAL_IF_FAIL (condition != NULL, NULL);
   AFUT__RETURN_VAL_IF_FAIL (condition->ref_count > 0, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (condition->loop, NULL, NULL);
   condition->ref_count++;
   return condition;
 }
@@ -11382,6 +11650,7 @@ afut_condition_unref (AfutCondition *condition)
   if (condition == NULL)
     return;
   AFUT__RETURN_IF_FAIL (condition->ref_count > 0);
+  AFUT__RETURN_IF_WRONG_THREAD (condition->loop, NULL, );
   if (--condition->ref_count > 0)
     return;
   AFUT_ASSERT (condition->waiters.head == NULL);
@@ -11394,6 +11663,7 @@ AfutFuture *
 afut_condition_acquire (AfutCondition *condition)
 {
   AFUT__RETURN_VAL_IF_FAIL (condition != NULL, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (condition->loop, NULL, NULL);
   return afut_lock_acquire (condition->lock);
 }
 
@@ -11401,6 +11671,7 @@ bool
 afut_condition_release (AfutCondition *condition)
 {
   AFUT__RETURN_VAL_IF_FAIL (condition != NULL, false);
+  AFUT__RETURN_IF_WRONG_THREAD (condition->loop, NULL, false);
   return afut_lock_release (condition->lock);
 }
 
@@ -11408,6 +11679,7 @@ bool
 afut_condition_is_locked (AfutCondition *condition)
 {
   AFUT__RETURN_VAL_IF_FAIL (condition != NULL, false);
+  AFUT__RETURN_IF_WRONG_THREAD (condition->loop, NULL, false);
   return condition->lock->locked;
 }
 
@@ -11529,6 +11801,7 @@ afut_condition_wait (AfutCondition *condition)
   AfutConditionWait init;
   AfutFuture *coro;
   AFUT__RETURN_VAL_IF_FAIL (condition != NULL, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (condition->loop, NULL, NULL);
   memset (&init, 0, sizeof init);
   init.condition = condition;
   coro = afut_coro_new (condition->loop, afut__condition_wait_step,
@@ -11573,6 +11846,7 @@ afut_condition_wait_for (AfutCondition *condition,
   AfutFuture *coro;
   AFUT__RETURN_VAL_IF_FAIL (condition != NULL, NULL);
   AFUT__RETURN_VAL_IF_FAIL (predicate != NULL, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (condition->loop, NULL, NULL);
   memset (&init, 0, sizeof init);
   init.condition = condition;
   init.predicate = predicate;
@@ -11603,6 +11877,7 @@ bool
 afut_condition_notify (AfutCondition *condition, unsigned n)
 {
   AFUT__RETURN_VAL_IF_FAIL (condition != NULL, false);
+  AFUT__RETURN_IF_WRONG_THREAD (condition->loop, NULL, false);
   return afut__condition_notify (condition, n, __func__);
 }
 
@@ -11610,6 +11885,7 @@ bool
 afut_condition_notify_all (AfutCondition *condition)
 {
   AFUT__RETURN_VAL_IF_FAIL (condition != NULL, false);
+  AFUT__RETURN_IF_WRONG_THREAD (condition->loop, NULL, false);
   return afut__condition_notify (condition, SIZE_MAX, __func__);
 }
 
@@ -11873,6 +12149,7 @@ afut_queue_ref (AfutQueue *queue)
 {
   AFUT__RETURN_VAL_IF_FAIL (queue != NULL, NULL);
   AFUT__RETURN_VAL_IF_FAIL (queue->ref_count > 0, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (queue->loop, NULL, NULL);
   queue->ref_count++;
   return queue;
 }
@@ -11883,6 +12160,7 @@ afut_queue_unref (AfutQueue *queue)
   if (queue == NULL)
     return;
   AFUT__RETURN_IF_FAIL (queue->ref_count > 0);
+  AFUT__RETURN_IF_WRONG_THREAD (queue->loop, NULL, );
   if (--queue->ref_count > 0)
     return;
   AFUT_ASSERT (queue->getters.head == NULL && queue->putters.head == NULL);
@@ -11973,6 +12251,7 @@ afut_queue_put (AfutQueue *queue, void *item)
   AfutQueuePut init;
   AfutFuture *coro;
   AFUT__RETURN_VAL_IF_FAIL (queue != NULL, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (queue->loop, NULL, NULL);
   memset (&init, 0, sizeof init);
   init.queue = queue;
   init.item = item;
@@ -11993,6 +12272,7 @@ bool
 afut_queue_put_nowait (AfutQueue *queue, void *item)
 {
   AFUT__RETURN_VAL_IF_FAIL (queue != NULL, false);
+  AFUT__RETURN_IF_WRONG_THREAD (queue->loop, NULL, false);
   if (!afut__queue_check_not_comparing (queue, __func__)
       || afut__queue_full (queue))
     return false;
@@ -12058,6 +12338,7 @@ afut_queue_get (AfutQueue *queue)
   AfutQueueGet init;
   AfutFuture *coro;
   AFUT__RETURN_VAL_IF_FAIL (queue != NULL, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (queue->loop, NULL, NULL);
   memset (&init, 0, sizeof init);
   init.queue = queue;
   coro = afut_coro_new (queue->loop, afut__queue_get_step, sizeof init,
@@ -12072,6 +12353,7 @@ afut_queue_get_nowait (AfutQueue *queue, void **item)
 {
   AFUT__RETURN_VAL_IF_FAIL (queue != NULL, false);
   AFUT__RETURN_VAL_IF_FAIL (item != NULL, false);
+  AFUT__RETURN_IF_WRONG_THREAD (queue->loop, NULL, false);
   if (!afut__queue_check_not_comparing (queue, __func__) || queue->len == 0)
     return false;
   *item = afut__queue_take_item (queue);
@@ -12082,6 +12364,7 @@ bool
 afut_queue_task_done (AfutQueue *queue)
 {
   AFUT__RETURN_VAL_IF_FAIL (queue != NULL, false);
+  AFUT__RETURN_IF_WRONG_THREAD (queue->loop, NULL, false);
   if (queue->n_unfinished == 0)
     {
       afut__log (AFUT_LOG_CRITICAL, "%s: called too many times", __func__);
@@ -12119,6 +12402,7 @@ afut_queue_join (AfutQueue *queue)
   AfutQueueJoin init;
   AfutFuture *coro;
   AFUT__RETURN_VAL_IF_FAIL (queue != NULL, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (queue->loop, NULL, NULL);
   memset (&init, 0, sizeof init);
   init.queue = queue;
   coro = afut_coro_new (queue->loop, afut__queue_join_step, sizeof init,
@@ -12132,6 +12416,7 @@ size_t
 afut_queue_get_size (AfutQueue *queue)
 {
   AFUT__RETURN_VAL_IF_FAIL (queue != NULL, 0);
+  AFUT__RETURN_IF_WRONG_THREAD (queue->loop, NULL, 0);
   return queue->len;
 }
 
@@ -12139,6 +12424,7 @@ size_t
 afut_queue_get_maxsize (AfutQueue *queue)
 {
   AFUT__RETURN_VAL_IF_FAIL (queue != NULL, 0);
+  AFUT__RETURN_IF_WRONG_THREAD (queue->loop, NULL, 0);
   return queue->maxsize;
 }
 
@@ -12146,6 +12432,7 @@ bool
 afut_queue_is_empty (AfutQueue *queue)
 {
   AFUT__RETURN_VAL_IF_FAIL (queue != NULL, true);
+  AFUT__RETURN_IF_WRONG_THREAD (queue->loop, NULL, true);
   return queue->len == 0;
 }
 
@@ -12153,6 +12440,7 @@ bool
 afut_queue_is_full (AfutQueue *queue)
 {
   AFUT__RETURN_VAL_IF_FAIL (queue != NULL, false);
+  AFUT__RETURN_IF_WRONG_THREAD (queue->loop, NULL, false);
   return afut__queue_full (queue);
 }
 

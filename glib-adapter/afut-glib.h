@@ -1084,13 +1084,18 @@ GSource *
 afut_glib_loop_get_source (AfutLoop *loop)
 {
   AfutGlibBackend *b = afut_glib__backend_of (loop, G_STRFUNC);
+  if (b != NULL)
+    AFUT__RETURN_IF_WRONG_THREAD (loop, NULL, NULL);
   return b != NULL && b->source != NULL ? &b->source->source : NULL;
 }
 
 void
 afut_glib_loop_set_priority (AfutLoop *loop, int priority)
 {
-  GSource *source = afut_glib_loop_get_source (loop);
+  GSource *source;
+  g_return_if_fail (afut_glib__backend_of (loop, G_STRFUNC) != NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (loop, NULL, );
+  source = afut_glib_loop_get_source (loop);
   g_return_if_fail (source != NULL);
   g_source_set_priority (source, priority);
 }
@@ -1098,7 +1103,10 @@ afut_glib_loop_set_priority (AfutLoop *loop, int priority)
 void
 afut_glib_loop_set_budget (AfutLoop *loop, int64_t budget_ns)
 {
-  GSource *source = afut_glib_loop_get_source (loop);
+  GSource *source;
+  g_return_if_fail (afut_glib__backend_of (loop, G_STRFUNC) != NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (loop, NULL, );
+  source = afut_glib_loop_get_source (loop);
   g_return_if_fail (source != NULL);
   g_return_if_fail (budget_ns >= 0);
   ((AfutGlibSource *) source)->budget_ns = budget_ns;
@@ -1126,6 +1134,7 @@ afut_glib_future_propagate (AfutFuture *future, GError **error)
   const AfutError *e;
   g_return_val_if_fail (future != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+  AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, FALSE);
   g_return_val_if_fail (afut_future_is_done (future), FALSE);
   e = afut_future_get_error (future);
   if (e == NULL)
@@ -1262,9 +1271,12 @@ afut_gio__cast (AfutFuture *future)
 AfutFuture *
 afut_gio_future_new (AfutLoop *loop)
 {
-  AfutFuture *future = afut_future_new_custom (loop, &afut_gio__funcs,
-                                               sizeof (AfutGioFuture));
+  AfutFuture *future;
   AfutGioFuture *g;
+  if (loop != NULL)
+    AFUT__RETURN_IF_WRONG_THREAD (loop, NULL, NULL);
+  future = afut_future_new_custom (loop, &afut_gio__funcs,
+                                   sizeof (AfutGioFuture));
   if (future == NULL)
     return NULL;
   g = (AfutGioFuture *) future;
@@ -1282,6 +1294,7 @@ afut_glib_future_get_cancellable (AfutFuture *future)
   GCancellable *cancellable;
 
   g_return_val_if_fail (future != NULL, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, NULL);
   if (afut_gio__cast (future) != NULL)
     return afut_gio__cast (future)->cancellable;
   b = afut_glib__backend_of (afut_future_get_loop (future), G_STRFUNC);
@@ -1314,6 +1327,7 @@ afut_glib_future_link_cancellable (AfutFuture *future,
   AfutGlibBackend *b;
   g_return_if_fail (future != NULL);
   g_return_if_fail (G_IS_CANCELLABLE (cancellable));
+  AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, );
   b = afut_glib__backend_of (afut_future_get_loop (future), G_STRFUNC);
   g_return_if_fail (b != NULL);
   if (afut_future_is_done (future))
@@ -1335,6 +1349,7 @@ afut_gio_ready (GObject *source_object, GAsyncResult *result, gpointer future)
   (void) source_object;
   g_return_if_fail (f != NULL);
   g_return_if_fail (G_IS_ASYNC_RESULT (result));
+  AFUT__RETURN_IF_WRONG_THREAD (f->loop, NULL, );
   g = afut_gio__cast (f);
   if (afut_future_is_done (f))
     ;
@@ -1379,6 +1394,7 @@ afut_glib_future_to_task (AfutFuture *future, gpointer source_object,
   GTask *task;
   g_return_if_fail (future != NULL);
   g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+  AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, );
   task = g_task_new (source_object, cancellable, callback, user_data);
   g_task_set_source_tag (task, (gpointer) &afut_glib__task_tag);
   g_task_set_check_cancellable (task, FALSE);
@@ -1478,6 +1494,8 @@ afut_to_thread (AfutLoop *loop, AfutThreadFunc func, gpointer data,
   AfutFuture *future;
   AfutGlibJob *job;
   g_return_val_if_fail (func != NULL, NULL);
+  if (loop != NULL)
+    AFUT__RETURN_IF_WRONG_THREAD (loop, NULL, NULL);
   future = afut_future_new (loop);
   if (future == NULL)
     return NULL;
