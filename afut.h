@@ -6555,6 +6555,7 @@ afut_loop_call_exception_handler (AfutLoop *loop,
   AFUT__RETURN_IF_FAIL (loop != NULL);
   AFUT__RETURN_IF_FAIL (context != NULL);
   AFUT__RETURN_IF_FAIL (context->message != NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (loop, NULL, );
   afut__report (loop, context->message, context->error, context->task_name);
 }
 

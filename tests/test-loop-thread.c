@@ -385,6 +385,7 @@ typedef struct
   int fds[2];
   char buffer[8];
   void *item;
+  AfutExceptionContext context;
 } Fixture;
 
 typedef struct
@@ -412,6 +413,8 @@ E (afut_loop_release, afut_loop_release (x->loop))
 E (afut_loop_get_n_tasks, afut_loop_get_n_tasks (x->loop))
 E (afut_loop_set_exception_handler,
    afut_loop_set_exception_handler (x->loop, NULL, NULL))
+E (afut_loop_call_exception_handler,
+   afut_loop_call_exception_handler (x->loop, &x->context))
 E (afut_loop_fd_ready, afut_loop_fd_ready (x->loop, &x->watch, AFUT_IO_IN))
 E (afut_loop_call_later, afut_future_unref (afut_loop_call_later (
                            x->loop, 1.0, nop_call, NULL)))
@@ -568,6 +571,7 @@ static const Entry entries[] = {
   ROW (afut_loop_release),
   ROW (afut_loop_get_n_tasks),
   ROW (afut_loop_set_exception_handler),
+  ROW (afut_loop_call_exception_handler),
   ROW (afut_loop_fd_ready),
   ROW (afut_loop_call_later),
   ROW (afut_loop_call_at),
@@ -715,6 +719,7 @@ fixture_init (Fixture *x)
   g_assert_no_errno (pipe (x->fds));
   x->watch.fd = x->fds[0];
   x->watch.events = AFUT_IO_IN;
+  x->context.message = "from a worker";
   x->pending = afut_future_new (x->loop);
   x->done = afut_future_new (x->loop);
   afut_future_resolve_pointer (x->done, x, NULL);
