@@ -12620,6 +12620,9 @@ afut_loop_call_soon_full (AfutLoop *loop, AfutCallback func, void *data,
         destroy (data);
       AFUT__RETURN_VAL_IF_FAIL (func != NULL, false);
     }
+  AFUT__RETURN_VAL_IF_FAIL (loop != NULL, false);
+  AFUT__RETURN_IF_WRONG_THREAD (loop, "afut_loop_call_soon_threadsafe()",
+                                false);
   c = afut__full_call_new (func, data, destroy);
   if (!afut_loop_call_soon (loop, afut__full_call_run_once, c))
     {
@@ -12631,7 +12634,7 @@ afut_loop_call_soon_full (AfutLoop *loop, AfutCallback func, void *data,
 
 static AfutFuture *
 afut__call_full (AfutLoop *loop, double t, bool absolute, AfutCallback func,
-                 void *data, AfutDestroyNotify destroy)
+                 void *data, AfutDestroyNotify destroy, const char *caller)
 {
   AfutFullCall *c;
   AfutFuture *handle;
@@ -12639,8 +12642,10 @@ afut__call_full (AfutLoop *loop, double t, bool absolute, AfutCallback func,
     {
       if (destroy != NULL)
         destroy (data);
-      AFUT__RETURN_VAL_IF_FAIL (func != NULL, NULL);
+      AFUT__RETURN_VAL_IF_FAIL_IN (caller, func != NULL, NULL);
     }
+  AFUT__RETURN_VAL_IF_FAIL_IN (caller, loop != NULL, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD_IN (caller, loop, NULL, NULL);
   c = afut__full_call_new (func, data, destroy);
   handle = absolute ? afut_loop_call_at (loop, t, afut__full_call_run, c)
                     : afut_loop_call_later (loop, t, afut__full_call_run, c);
@@ -12657,14 +12662,14 @@ AfutFuture *
 afut_loop_call_later_full (AfutLoop *loop, double delay, AfutCallback func,
                            void *data, AfutDestroyNotify destroy)
 {
-  return afut__call_full (loop, delay, false, func, data, destroy);
+  return afut__call_full (loop, delay, false, func, data, destroy, __func__);
 }
 
 AfutFuture *
 afut_loop_call_at_full (AfutLoop *loop, double when, AfutCallback func,
                         void *data, AfutDestroyNotify destroy)
 {
-  return afut__call_full (loop, when, true, func, data, destroy);
+  return afut__call_full (loop, when, true, func, data, destroy, __func__);
 }
 
 

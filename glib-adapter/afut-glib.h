@@ -1683,6 +1683,9 @@ gboolean
 afut_future_resolve_value (AfutFuture *future, const GValue *value)
 {
   g_return_val_if_fail (future != NULL, FALSE);
+  AFUT__RETURN_IF_WRONG_THREAD (future->loop,
+                                "afut_future_resolve_value_threadsafe()",
+                                FALSE);
   if (value == NULL || !G_IS_VALUE (value))
     return afut_future_resolve (future);
   return afut_future_resolve_pointer (future, afut_glib__value_new (value),
@@ -1707,6 +1710,7 @@ afut_future_get_value (AfutFuture *future, GError **error)
 
   g_return_val_if_fail (future != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, NULL);
   switch (afut_future_get_state (future))
     {
     case AFUT_FUTURE_PENDING:
@@ -1751,6 +1755,8 @@ afut_future_fail_value (AfutFuture *future, const GValue *exception,
 {
   g_return_val_if_fail (future != NULL, FALSE);
   g_return_val_if_fail (G_IS_VALUE (exception), FALSE);
+  AFUT__RETURN_IF_WRONG_THREAD (future->loop, "afut_future_fail_threadsafe()",
+                                FALSE);
   return afut_future_fail (
     future, (AfutError *) afut_exception_error_new (exception, message));
 }
@@ -1760,6 +1766,8 @@ afut_future_fail_error (AfutFuture *future, const GError *error)
 {
   g_return_val_if_fail (future != NULL, FALSE);
   g_return_val_if_fail (error != NULL, FALSE);
+  AFUT__RETURN_IF_WRONG_THREAD (future->loop, "afut_future_fail_threadsafe()",
+                                FALSE);
   return afut_future_fail (future, (AfutError *) g_error_copy (error));
 }
 
@@ -1767,6 +1775,7 @@ const GValue *
 afut_future_get_error_value (AfutFuture *future)
 {
   g_return_val_if_fail (future != NULL, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, NULL);
   if (!afut_future_is_done (future)
       || afut_future_get_state (future) == AFUT_FUTURE_DONE)
     return NULL;
@@ -1778,6 +1787,7 @@ const GValue *
 afut_future_get_sub_error_value (AfutFuture *future, gsize index)
 {
   g_return_val_if_fail (future != NULL, NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, NULL);
   if (index >= afut_future_get_n_sub_errors (future))
     return NULL;
   return afut_exception_error_get_value (
@@ -1790,6 +1800,7 @@ afut_gio_future_complete (AfutFuture *future, GAsyncResult *result)
   AfutGioFuture *g;
   g_return_if_fail (future != NULL);
   g_return_if_fail (G_IS_ASYNC_RESULT (result));
+  AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, );
   if (afut_future_is_done (future))
     return;
   g = afut_gio__cast (future);

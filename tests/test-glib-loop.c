@@ -74,6 +74,8 @@ typedef struct
   AfutFuture *done;
   GCancellable *cancellable;
   GTask *result;
+  GValue value;
+  GError *error;
 } Fixture;
 
 typedef struct
@@ -81,6 +83,7 @@ typedef struct
   const char *name;
   void (*call) (Fixture *x);
   gboolean consumes; /* takes a reference to ->pending */
+  const char *instead;
 } Entry;
 
 static gpointer
@@ -112,11 +115,21 @@ E (afut_gio_ready, afut_gio_ready (NULL, G_ASYNC_RESULT (x->result),
 E (afut_glib_future_to_task,
    afut_glib_future_to_task (x->pending, NULL, NULL, NULL, NULL))
 E (afut_to_thread, afut_to_thread (x->loop, never_run, NULL, NULL, NULL))
+E (afut_future_resolve_value, afut_future_resolve_value (x->pending, &x->value))
+E (afut_future_get_value, afut_future_get_value (x->done, NULL))
+E (afut_future_fail_value, afut_future_fail_value (x->pending, &x->value, "m"))
+E (afut_future_fail_error, afut_future_fail_error (x->pending, x->error))
+E (afut_future_get_error_value, afut_future_get_error_value (x->done))
+E (afut_future_get_sub_error_value,
+   afut_future_get_sub_error_value (x->done, 0))
+E (afut_gio_future_complete,
+   afut_gio_future_complete (x->pending, G_ASYNC_RESULT (x->result)))
 
 #undef E
 
-#define ROW(fn) { #fn, call_##fn, FALSE }
-#define ROW_CONSUMES(fn) { #fn, call_##fn, TRUE }
+#define ROW(fn) { #fn, call_##fn, FALSE, NULL }
+#define ROW_CONSUMES(fn) { #fn, call_##fn, TRUE, NULL }
+#define ROW_USE(fn, instead) { #fn, call_##fn, FALSE, instead }
 
 /* Not here, on purpose: afut_glib_loop_new() (a new loop),
  * afut_glib_loop_get_context() (a constant of the loop),
@@ -134,6 +147,13 @@ static const Entry entries[] = {
   ROW_CONSUMES (afut_gio_ready),
   ROW_CONSUMES (afut_glib_future_to_task),
   ROW (afut_to_thread),
+  ROW_USE (afut_future_resolve_value, "afut_future_resolve_value_threadsafe()"),
+  ROW (afut_future_get_value),
+  ROW_USE (afut_future_fail_value, "afut_future_fail_threadsafe()"),
+  ROW_USE (afut_future_fail_error, "afut_future_fail_threadsafe()"),
+  ROW (afut_future_get_error_value),
+  ROW (afut_future_get_sub_error_value),
+  ROW (afut_gio_future_complete),
 };
 
 typedef struct
@@ -165,6 +185,8 @@ test_wrong_thread_every_entry_point (void)
   afut_future_resolve (x.done);
   x.cancellable = g_cancellable_new ();
   x.result = g_task_new (NULL, NULL, NULL, NULL);
+  g_value_init (&x.value, G_TYPE_INT);
+  x.error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_FAILED, "x");
 
   for (i = 0; i < G_N_ELEMENTS (entries); i++)
     {
@@ -176,11 +198,16 @@ test_wrong_thread_every_entry_point (void)
       capture_begin ();
       run_on_worker (call_on_worker, &c);
       log = capture_end ();
-      expected = g_strdup_printf ("CRITICAL %s: " WRONG_THREAD
-                                  "; call it on the loop's thread "
-                                  "(afut_loop_call_soon_threadsafe() gets "
-                                  "there)",
-                                  e->name);
+      if (e->instead != NULL)
+        expected = g_strdup_printf ("CRITICAL %s: " WRONG_THREAD "; use %s "
+                                    "instead",
+                                    e->name, e->instead);
+      else
+        expected = g_strdup_printf ("CRITICAL %s: " WRONG_THREAD
+                                    "; call it on the loop's thread "
+                                    "(afut_loop_call_soon_threadsafe() gets "
+                                    "there)",
+                                    e->name);
       if (g_strcmp0 (log, expected) != 0)
         {
           g_printerr ("%s from a worker: expected\n  %s\ngot\n  %s\n",
@@ -195,6 +222,8 @@ test_wrong_thread_every_entry_point (void)
   g_assert_cmpuint (n_wrong, ==, 0);
   g_assert_false (afut_future_is_done (x.pending));
 
+  g_error_free (x.error);
+  g_value_unset (&x.value);
   g_task_return_boolean (x.result, TRUE);
   g_object_unref (x.result);
   g_object_unref (x.cancellable);

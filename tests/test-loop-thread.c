@@ -416,6 +416,12 @@ E (afut_loop_set_exception_handler,
 E (afut_loop_call_exception_handler,
    afut_loop_call_exception_handler (x->loop, &x->context))
 E (afut_loop_fd_ready, afut_loop_fd_ready (x->loop, &x->watch, AFUT_IO_IN))
+E (afut_loop_call_soon_full,
+   afut_loop_call_soon_full (x->loop, nop_call, NULL, NULL))
+E (afut_loop_call_later_full, afut_future_unref (afut_loop_call_later_full (
+                                x->loop, 1.0, nop_call, NULL, NULL)))
+E (afut_loop_call_at_full, afut_future_unref (afut_loop_call_at_full (
+                             x->loop, 1.0, nop_call, NULL, NULL)))
 E (afut_loop_call_later, afut_future_unref (afut_loop_call_later (
                            x->loop, 1.0, nop_call, NULL)))
 E (afut_loop_call_at,
@@ -573,6 +579,9 @@ static const Entry entries[] = {
   ROW (afut_loop_set_exception_handler),
   ROW (afut_loop_call_exception_handler),
   ROW (afut_loop_fd_ready),
+  ROW_USE (afut_loop_call_soon_full, "afut_loop_call_soon_threadsafe()"),
+  ROW (afut_loop_call_later_full),
+  ROW (afut_loop_call_at_full),
   ROW (afut_loop_call_later),
   ROW (afut_loop_call_at),
   ROW (afut_loop_foreach_task),
