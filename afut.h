@@ -98,7 +98,9 @@
  *   Everything afut does with a loop happens on the loop's thread.  The
  *   functions callable from any thread are the ones named *_threadsafe,
  *   afut_loop_wakeup(), afut_loop_ref() and afut_loop_unref() (but for
- *   the last unref, see below), afut_loop_new(), the thread-default stack
+ *   the last unref, see below), afut_future_ref() and afut_future_unref()
+ *   (applied on the loop's thread: bindings free futures anywhere),
+ *   afut_loop_new(), the thread-default stack
  *   (it is per thread) and the error and quark functions.  Every other
  *   function that takes a loop, a future, a task or a sync primitive is
  *   loop-only: called from another thread it does nothing but report a
@@ -1396,7 +1398,10 @@ AFUT_API AfutFuture *afut_future_new_custom (AfutLoop *loop,
  * afut_future_ref:
  * @future: a future
  *
- * Takes a reference to @future.
+ * Takes a reference to @future.  From any thread, by a caller that holds
+ * a reference already (a binding hands one to a _threadsafe call): off
+ * the loop's thread, the count changes on the loop's thread, in the
+ * order of the calls, through afut_loop_call_soon_threadsafe().
  *
  * Returns: (transfer full): @future
  * Since: 0.1
@@ -1410,9 +1415,11 @@ AFUT_API AfutFuture *afut_future_ref (AfutFuture *future);
  * Drops a reference; %NULL is ignored.  When the last one goes, the value
  * is destroyed, and a failed future whose error nobody retrieved is
  * reported to the loop's exception handler (asyncio's "exception was never
- * retrieved").  Loop thread only, until the loop is closed: from then on
- * the reference count is atomic and a reference may be dropped on any
- * thread (where the future is then freed).
+ * retrieved").  From any thread (a binding's garbage collector): off the
+ * loop's thread, the reference goes on the loop's thread, as
+ * afut_future_ref() says.  Once the loop is closed, the count is atomic
+ * and a reference dropped on any thread goes there (the future is then
+ * freed on that thread).
  *
  * Since: 0.1
  */
@@ -5560,6 +5567,8 @@ afut_loop_ref (AfutLoop *loop)
 
 static bool afut__loop_post (AfutLoop *loop, AfutCallback func, void *data);
 static void afut__loop_unref_posted (void *data);
+static void afut__future_ref_posted (void *data);
+static void afut__future_unref_posted (void *data);
 static bool afut__loop_claim (AfutLoop *loop, const char *func);
 static void afut__loop_unclaim (AfutLoop *loop);
 
@@ -6465,8 +6474,10 @@ afut__loop_close (AfutLoop *loop)
     {
       if (late[i].func == afut__remote_complete)
         afut__remote_drop (late[i].data);
-      else if (late[i].func == afut__loop_unref_posted)
-        late[i].func (late[i].data); /* a reference, not work: let go */
+      else if (late[i].func == afut__loop_unref_posted
+               || late[i].func == afut__future_ref_posted
+               || late[i].func == afut__future_unref_posted)
+        late[i].func (late[i].data); /* references, not work: applied */
       else
         n_dropped++;
     }
@@ -6619,16 +6630,35 @@ AfutFuture *
 afut_future_ref (AfutFuture *future)
 {
   AFUT__RETURN_VAL_IF_FAIL (future != NULL, NULL);
+  if (AFUT__UNLIKELY (!afut__on_loop_thread (future->loop))
+      && !afut__future_shared (future)
+      && afut__loop_post (future->loop, afut__future_ref_posted, future))
+    return future;
   AFUT__RETURN_VAL_IF_FAIL (
     __atomic_load_n (&future->ref_count, __ATOMIC_RELAXED) > 0, NULL);
+  /* A failed post found the loop closed: the atomic count then. */
   if (afut__future_shared (future))
     __atomic_fetch_add (&future->ref_count, 1, __ATOMIC_RELAXED);
   else
-    {
-      AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, NULL);
-      future->ref_count++;
-    }
+    future->ref_count++;
   return future;
+}
+
+/* A reference taken or dropped on another thread, applied here: the
+ * count is the loop thread's alone. */
+static void
+afut__future_ref_posted (void *data)
+{
+  /* Atomic: also applied by afut__loop_close() to what arrived too late,
+   * when the count is atomic already. */
+  __atomic_fetch_add (&((AfutFuture *) data)->ref_count, 1,
+                      __ATOMIC_RELAXED);
+}
+
+static void
+afut__future_unref_posted (void *data)
+{
+  afut_future_unref ((AfutFuture *) data);
 }
 
 static void
@@ -6664,6 +6694,10 @@ afut_future_unref (AfutFuture *future)
 {
   if (future == NULL)
     return;
+  if (AFUT__UNLIKELY (!afut__on_loop_thread (future->loop))
+      && !afut__future_shared (future)
+      && afut__loop_post (future->loop, afut__future_unref_posted, future))
+    return;
   AFUT__RETURN_IF_FAIL (
     __atomic_load_n (&future->ref_count, __ATOMIC_RELAXED) > 0);
   if (afut__future_shared (future))
@@ -6671,12 +6705,7 @@ afut_future_unref (AfutFuture *future)
       if (__atomic_sub_fetch (&future->ref_count, 1, __ATOMIC_ACQ_REL) > 0)
         return;
     }
-  else
-    {
-      AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, );
-      if (--future->ref_count > 0)
-        return;
-    }
+  else if (--future->ref_count > 0)
     return;
   /* A sleep or plain future without a value to destroy unrefs nothing
    * when freed (the common case, kept cheap). */

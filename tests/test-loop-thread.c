@@ -368,6 +368,46 @@ test_take_back_by_running (void)
   g_free (log);
 }
 
+/* ---- any thread: references to futures ---- */
+
+static gpointer
+refs_from_worker (gpointer data)
+{
+  Remote *r = (Remote *) data;
+  /* A binding's pattern: a reference for the _threadsafe call, taken
+   * here; and one taken and dropped, as a garbage collector would. */
+  afut_future_ref (r->future);
+  afut_future_ref (r->future);
+  afut_future_unref (r->future);
+  r->threadsafe_result = afut_future_resolve_int_threadsafe (
+    afut_future_ref (r->future), 5);
+  return NULL;
+}
+
+static void
+test_future_refs_from_any_thread (void)
+{
+  Remote r = { 0 };
+  char *log;
+  capture_begin ();
+  r.loop = afut_loop_new (AFUT_LOOP_VIRTUAL_CLOCK);
+  r.future = afut_future_new (r.loop);
+  run_on_worker (refs_from_worker, &r);
+  g_assert_true (r.threadsafe_result);
+  /* Applied on the loop's thread, in order, not on the worker. */
+  g_assert_cmpuint (r.future->ref_count, ==, 1);
+  g_assert_false (afut_future_is_done (r.future));
+  g_assert_true (afut_loop_iterate (r.loop, FALSE));
+  g_assert_cmpint (afut_future_get_int (r.future), ==, 5);
+  g_assert_cmpuint (r.future->ref_count, ==, 2); /* ours, the worker's */
+  afut_future_unref (r.future);
+  afut_future_unref (r.future);
+  afut_loop_unref (r.loop);
+  log = capture_end ();
+  g_assert_cmpstr (log, ==, "");
+  g_free (log);
+}
+
 /* ---- every loop-only entry point, from a worker ---- */
 
 typedef struct
@@ -433,8 +473,6 @@ E (afut_loop_fd_wait, afut_loop_fd_wait (x->loop, x->fds[0], AFUT_IO_IN))
 E (afut_future_new, afut_future_new (x->loop))
 E (afut_future_new_custom,
    afut_future_new_custom (x->loop, &custom_funcs, sizeof (AfutCustomFuture)))
-E (afut_future_ref, afut_future_ref (P))
-E (afut_future_unref, afut_future_unref (P))
 E (afut_future_get_state, afut_future_get_state (P))
 E (afut_future_is_done, afut_future_is_done (P))
 E (afut_future_is_cancelled, afut_future_is_cancelled (P))
@@ -563,7 +601,7 @@ E (afut_queue_is_full, afut_queue_is_full (x->queue))
  * afut_loop_prepare, the last afut_loop_unref), which make the calling
  * thread the loop's when nobody runs it (their refusal is tested above);
  * the calls of any thread (the _threadsafe ones, afut_loop_ref and
- * afut_loop_unref, afut_loop_wakeup, afut_loop_new, the thread-default
+ * afut_loop_unref, afut_future_ref and afut_future_unref (tested below), afut_loop_wakeup, afut_loop_new, the thread-default
  * stack, afut_loop_get_running, afut_future_get_loop, the error and quark
  * functions, afut_run with its own loop); afut_timeout_when() and
  * afut_timeout_expired(), which read the caller's struct only; and the
@@ -590,8 +628,6 @@ static const Entry entries[] = {
   ROW (afut_loop_fd_wait),
   ROW (afut_future_new),
   ROW (afut_future_new_custom),
-  ROW (afut_future_ref),
-  ROW (afut_future_unref),
   ROW (afut_future_get_state),
   ROW (afut_future_is_done),
   ROW (afut_future_is_cancelled),
@@ -834,6 +870,8 @@ main (int argc, char **argv)
                    test_run_while_running_elsewhere);
   g_test_add_func ("/loop-thread/wrong-thread/every-entry-point",
                    test_every_entry_point);
+  g_test_add_func ("/loop-thread/any-thread/future-refs",
+                   test_future_refs_from_any_thread);
   g_test_add_func ("/loop-thread/hand-over/made-here-run-there",
                    test_made_here_run_there);
   g_test_add_func ("/loop-thread/hand-over/last-unref-on-idle-loop",
