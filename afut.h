@@ -6526,6 +6526,7 @@ afut_loop_set_exception_handler_full (AfutLoop *loop,
         destroy (data);
       AFUT__RETURN_IF_FAIL (loop != NULL);
     }
+  AFUT__RETURN_IF_WRONG_THREAD (loop, NULL, );
   afut_loop_set_exception_handler (loop, handler, data);
   loop->exception_handler_destroy = handler != NULL ? destroy : NULL;
   if (handler == NULL && destroy != NULL)

@@ -453,6 +453,8 @@ E (afut_loop_release, afut_loop_release (x->loop))
 E (afut_loop_get_n_tasks, afut_loop_get_n_tasks (x->loop))
 E (afut_loop_set_exception_handler,
    afut_loop_set_exception_handler (x->loop, NULL, NULL))
+E (afut_loop_set_exception_handler_full,
+   afut_loop_set_exception_handler_full (x->loop, NULL, NULL, NULL))
 E (afut_loop_call_exception_handler,
    afut_loop_call_exception_handler (x->loop, &x->context))
 E (afut_loop_fd_ready, afut_loop_fd_ready (x->loop, &x->watch, AFUT_IO_IN))
@@ -615,6 +617,7 @@ static const Entry entries[] = {
   ROW (afut_loop_release),
   ROW (afut_loop_get_n_tasks),
   ROW (afut_loop_set_exception_handler),
+  ROW (afut_loop_set_exception_handler_full),
   ROW (afut_loop_call_exception_handler),
   ROW (afut_loop_fd_ready),
   ROW_USE (afut_loop_call_soon_full, "afut_loop_call_soon_threadsafe()"),
