@@ -649,6 +649,14 @@ struct AfutFdWatch
  * @close: (nullable): the loop is closing: it has shut down, and after
  *   this it only runs what is already queued; let go of what the backend
  *   holds of it
+ * @acquire: (nullable): a run call starts on this thread
+ *   (afut_loop_run_until_complete(), afut_loop_iterate(),
+ *   afut_loop_shutdown(), the close of the last afut_loop_unref()): take
+ *   what the backend runs on for the whole run, as g_main_loop_run()
+ *   acquires its GMainContext, so that no other thread runs the loop's
+ *   work meanwhile; false if another thread has it (the run is refused,
+ *   reported).  Since: 0.3
+ * @release: (nullable): the run call ends: undo @acquire.  Since: 0.3
  *
  * What afut needs from whatever runs it.  afut.h brings the embedded
  * backend (epoll or poll(), and an eventfd); the GLib adapter brings one
@@ -666,6 +674,8 @@ struct AfutBackend
   void (*unwatch_fd) (void *backend_data, AfutFdWatch *watch);
   void (*free) (void *backend_data);
   void (*close) (void *backend_data, AfutLoop *loop);
+  bool (*acquire) (void *backend_data);
+  void (*release) (void *backend_data);
 };
 
 /**
@@ -1045,9 +1055,11 @@ AFUT_API void afut_loop_call_exception_handler (
  *
  * For backends driven by another main loop (the GLib adapter's GSource):
  * whether afut has work now.  Runs no callback.  A virtual-clock loop
- * with nothing ready jumps to its next timer here.  While the loop itself
- * runs (a nested main loop inside one of its callbacks) it answers false
- * with -1: afut's work waits until that callback returns.
+ * with nothing ready jumps to its next timer here.  Called from one of
+ * the loop's own callbacks it answers false with -1: a callback does not
+ * run the loop it is part of.  (The GLib adapter's source, asked by a
+ * nested main loop inside a callback, does run afut's other work there:
+ * see afut-glib.h.)
  *
  * Returns: true if afut_loop_dispatch() would run something
  * Since: 0.1
@@ -4001,6 +4013,11 @@ afut__cxx_no_init ()
   || defined(AFUT_ERROR_NEW_LITERAL) != defined(AFUT_ERROR_FREE)
 #error "the error-type hooks (AFUT_QUARK_*, AFUT_ERROR_*) go together: define all or none"
 #endif
+/* How deep the thread is in nested main loops (GLib: g_main_depth()):
+ * a callback run deeper than a task's step is outside any task. */
+#ifndef AFUT_NESTING_DEPTH
+#define AFUT_NESTING_DEPTH() 0
+#endif
 #ifndef AFUT_RUN_LOOP_NEW
 #define AFUT_RUN_LOOP_NEW(flags) afut_loop_new (flags)
 #endif
@@ -4176,6 +4193,18 @@ struct AfutLoop
    * set while that thread is inside a run call or a dispatch */
   uintptr_t owner;
   unsigned run_depth; /* run calls of the owner, nested */
+  bool acquired;      /* the backend's acquire() holds for this run */
+  bool draining_holds; /* shutdown runs on only for afut_loop_hold() */
+  /* The current batch's entries not run yet: a nested main loop inside
+   * one of them (GLib) runs the rest of the batch, and the batch sees it. */
+  size_t batch_left;
+  unsigned n_nested;  /* nested dispatches in progress */
+  int step_depth;     /* AFUT_NESTING_DEPTH () where tasks step now */
+  /* Steps of tasks whose step is on the C stack, reached by a nested
+   * dispatch: they run when that step returns. */
+  AfutTask **deferred;
+  size_t n_deferred;
+  size_t deferred_cap;
   uint32_t n_futures;
   unsigned flags;
   bool closed;
@@ -4248,6 +4277,8 @@ static inline bool afut__is_group_error (const AfutError *error);
 static void afut__task_step (void *data);
 static void afut__task_run_step (AfutTask *task, bool resumed);
 static AFUT__NOINLINE void afut__task_run_chain (AfutTask *task);
+static void afut__task_defer_step (AfutTask *task);
+static void afut__task_replay_deferred (AfutTask *task);
 static void afut__task_wakeup (AfutFuture *future, void *data);
 static void afut__task_continue (AfutTask *task, AfutFuture *future,
                                  bool resumed);
@@ -5464,7 +5495,7 @@ afut__poll_free (void *data)
 
 static const AfutBackend afut__poll_backend = {
   afut__monotonic_ns,    afut__poll_wait, afut__poll_wakeup, afut__poll_watch_fd,
-  afut__poll_unwatch_fd, afut__poll_free, NULL,
+  afut__poll_unwatch_fd, afut__poll_free, NULL, NULL, NULL,
 };
 
 static AfutPollBackend *
@@ -5569,7 +5600,7 @@ static bool afut__loop_post (AfutLoop *loop, AfutCallback func, void *data);
 static void afut__loop_unref_posted (void *data);
 static void afut__future_ref_posted (void *data);
 static void afut__future_unref_posted (void *data);
-static bool afut__loop_claim (AfutLoop *loop, const char *func);
+static bool afut__loop_claim (AfutLoop *loop, const char *func, bool run);
 static void afut__loop_unclaim (AfutLoop *loop);
 
 void
@@ -5589,7 +5620,7 @@ afut_loop_unref (AfutLoop *loop)
    * on this thread, if no other thread is in it; else the reference goes
    * back and the close is posted to the loop's thread, where the run's
    * own reference is the last. */
-  if (!afut__loop_claim (loop, __func__))
+  if (!afut__loop_claim (loop, __func__, true))
     {
       __atomic_store_n (&loop->ref_count, 1, __ATOMIC_RELEASE);
       afut__loop_post (loop, afut__loop_unref_posted, loop);
@@ -5611,7 +5642,7 @@ afut_loop_close (AfutLoop *loop)
   AFUT__RETURN_VAL_IF_FAIL (loop != NULL, false);
   if (__atomic_load_n (&loop->closed, __ATOMIC_ACQUIRE))
     return true;
-  if (!afut__loop_claim (loop, __func__))
+  if (!afut__loop_claim (loop, __func__, true))
     return false;
   if (loop->closing || loop->running || loop->in_wait)
     {
@@ -5655,6 +5686,7 @@ afut__loop_free_memory (AfutLoop *loop)
   AFUT_FREE (loop->heap);
   AFUT_FREE (loop->tasks);
   AFUT_FREE (loop->inbox);
+  AFUT_FREE (loop->deferred);
   pthread_mutex_destroy (&loop->inbox_lock);
   if (loop->backend->free != NULL)
     loop->backend->free (loop->backend_data);
@@ -6025,12 +6057,13 @@ afut__loop_expire_timers (AfutLoop *loop)
 static void
 afut__loop_run_batch (AfutLoop *loop)
 {
-  size_t n = loop->ready_len;
-  while (n-- > 0)
+  loop->batch_left = loop->ready_len;
+  while (loop->batch_left > 0)
     {
       AfutReadyEntry e = loop->ready[loop->ready_head];
       loop->ready_head = (loop->ready_head + 1) & (loop->ready_cap - 1);
       loop->ready_len--;
+      loop->batch_left--;
       e.func (e.data);
     }
 }
@@ -6113,49 +6146,87 @@ afut__loop_iterate_unlocked (AfutLoop *loop, bool may_block)
   afut__loop_process (loop);
 }
 
+static void afut__loop_unclaim (AfutLoop *loop);
+
 /* A run call, a dispatch or the last unref starts on this thread: the
  * loop becomes this thread's (see THREADS at the top), unless another
- * thread is inside one.  Paired with afut__loop_unclaim(). */
+ * thread is inside one.  A run call (@run; not a dispatch, which runs
+ * inside whatever iterates the backend) also takes the backend for the
+ * whole run: the GLib adapter acquires the GMainContext, as
+ * g_main_loop_run() does, so no other thread iterating it steps afut
+ * meanwhile.  Paired with afut__loop_unclaim(). */
 static bool
-afut__loop_claim (AfutLoop *loop, const char *func)
+afut__loop_claim (AfutLoop *loop, const char *func, bool run)
 {
   uintptr_t me = afut__thread_id ();
   uintptr_t owner = __atomic_load_n (&loop->owner, __ATOMIC_ACQUIRE);
+  uintptr_t before = 0; /* the owner this call took the loop from */
   if ((owner & ~AFUT__OWNER_IN_RUN) == me)
     {
       if (loop->run_depth++ == 0)
         __atomic_store_n (&loop->owner, me | AFUT__OWNER_IN_RUN,
                           __ATOMIC_RELAXED);
-      return true;
     }
-  do
-    if (owner & AFUT__OWNER_IN_RUN)
-      {
-        afut__log (AFUT_LOG_CRITICAL,
-                   "%s: called from a thread that is not the loop's: the "
-                   "loop runs on another thread",
-                   func);
-        return false;
-      }
-  while (!__atomic_compare_exchange_n (&loop->owner, &owner,
-                                       me | AFUT__OWNER_IN_RUN, false,
-                                       __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
-  loop->run_depth = 1;
+  else
+    {
+      do
+        if (owner & AFUT__OWNER_IN_RUN)
+          {
+            afut__log (AFUT_LOG_CRITICAL,
+                       "%s: called from a thread that is not the loop's: "
+                       "the loop runs on another thread",
+                       func);
+            return false;
+          }
+      while (!__atomic_compare_exchange_n (&loop->owner, &owner,
+                                           me | AFUT__OWNER_IN_RUN, false,
+                                           __ATOMIC_ACQ_REL,
+                                           __ATOMIC_ACQUIRE));
+      loop->run_depth = 1;
+      before = owner;
+    }
+  if (run && !loop->acquired && loop->backend->acquire != NULL
+      && !loop->closed)
+    {
+      if (!loop->backend->acquire (loop->backend_data))
+        {
+          afut__log (AFUT_LOG_CRITICAL,
+                     "%s: called from a thread that is not the loop's: "
+                     "another thread runs the loop's main context",
+                     func);
+          if (before != 0)
+            {
+              /* Refused: the loop stays the thread's it was. */
+              loop->run_depth = 0;
+              __atomic_store_n (&loop->owner, before, __ATOMIC_RELEASE);
+            }
+          else
+            afut__loop_unclaim (loop);
+          return false;
+        }
+      loop->acquired = true;
+    }
   return true;
 }
 
 static void
 afut__loop_unclaim (AfutLoop *loop)
 {
-  if (--loop->run_depth == 0)
-    __atomic_store_n (&loop->owner, afut__thread_id (), __ATOMIC_RELEASE);
+  if (--loop->run_depth > 0)
+    return;
+  if (loop->acquired)
+    {
+      loop->acquired = false;
+      loop->backend->release (loop->backend_data);
+    }
+  __atomic_store_n (&loop->owner, afut__thread_id (), __ATOMIC_RELEASE);
 }
 
 static bool
 afut__loop_enter (AfutLoop *loop, const char *func, bool dispatching)
 {
   const char *problem = NULL;
-  if (!afut__loop_claim (loop, func))
+  if (!afut__loop_claim (loop, func, !dispatching))
     return false;
   if (loop->closed)
     problem = "the loop is closed";
@@ -6171,6 +6242,7 @@ afut__loop_enter (AfutLoop *loop, const char *func, bool dispatching)
     }
   loop->running = true;
   afut__running_loop = loop;
+  loop->step_depth = AFUT_NESTING_DEPTH ();
   return true;
 }
 
@@ -6182,17 +6254,19 @@ afut__loop_leave (AfutLoop *loop)
   afut__loop_unclaim (loop);
 }
 
-bool
-afut_loop_prepare (AfutLoop *loop, int64_t *timeout_ns)
+/* @nested: asked by a nested main loop inside one of the loop's own
+ * callbacks (the GLib adapter's source is asked only by iterations of
+ * its context): the loop's other work runs there. */
+static bool
+afut__loop_prepare (AfutLoop *loop, int64_t *timeout_ns, bool nested)
 {
   int64_t timeout = -1;
-  AFUT__RETURN_VAL_IF_FAIL (loop != NULL, false);
   /* Asked by whatever drives the loop (a GSource's prepare on the thread
    * iterating its context): that thread takes the loop over, as a run
    * call would. */
   if (!afut__on_loop_thread (loop))
     {
-      if (!afut__loop_claim (loop, __func__))
+      if (!afut__loop_claim (loop, "afut_loop_prepare", false))
         {
           if (timeout_ns != NULL)
             *timeout_ns = -1;
@@ -6200,21 +6274,52 @@ afut_loop_prepare (AfutLoop *loop, int64_t *timeout_ns)
         }
       afut__loop_unclaim (loop);
     }
-  if (!loop->closed && !loop->running)
+  if (!loop->closed && (!loop->running || nested))
     timeout = afut__loop_timeout (loop, true);
   if (timeout_ns != NULL)
     *timeout_ns = timeout;
   return timeout == 0;
 }
 
+bool
+afut_loop_prepare (AfutLoop *loop, int64_t *timeout_ns)
+{
+  AFUT__RETURN_VAL_IF_FAIL (loop != NULL, false);
+  return afut__loop_prepare (loop, timeout_ns, false);
+}
+
 void
 afut_loop_dispatch (AfutLoop *loop, int64_t budget_ns)
 {
   int64_t start;
+  AfutTask *outer_task = NULL;
+  int outer_depth = 0;
+  bool nested;
   AFUT__RETURN_IF_FAIL (loop != NULL);
   AFUT__RETURN_IF_FAIL (budget_ns >= 0);
-  if (!afut__loop_enter (loop, __func__, true))
-    return;
+  /* A callback of this loop runs a nested main loop (a modal dialog, a
+   * g_main_context_iteration() spin until another task ends): afut's
+   * other work runs in it, the rest of the current batch first, then the
+   * next batches; the tasks whose step is on the C stack wait until that
+   * step returns (afut__task_run_step). */
+  nested = loop->running && afut__running_loop == loop
+           && afut__on_loop_thread (loop) && !loop->closed
+           && AFUT_NESTING_DEPTH () > loop->step_depth;
+  if (nested)
+    {
+      outer_task = loop->current_task;
+      outer_depth = loop->step_depth;
+      loop->current_task = NULL;
+      loop->step_depth = AFUT_NESTING_DEPTH ();
+      loop->n_nested++;
+    }
+  else
+    {
+      /* Inside a run's wait, the run's depth comes back after. */
+      outer_depth = loop->step_depth;
+      if (!afut__loop_enter (loop, __func__, true))
+        return;
+    }
   afut_loop_ref (loop); /* a callback may drop the backend's */
   start = afut__monotonic_ns (NULL);
   for (;;)
@@ -6228,7 +6333,17 @@ afut_loop_dispatch (AfutLoop *loop, int64_t budget_ns)
       if (afut__monotonic_ns (NULL) - start >= budget_ns)
         break;
     }
-  afut__loop_leave (loop);
+  if (nested)
+    {
+      loop->n_nested--;
+      loop->current_task = outer_task;
+      loop->step_depth = outer_depth;
+    }
+  else
+    {
+      afut__loop_leave (loop);
+      loop->step_depth = outer_depth;
+    }
   afut_loop_unref (loop);
 }
 
@@ -6360,8 +6475,12 @@ afut__loop_shutdown (AfutLoop *loop)
         }
       AFUT_FREE (tasks);
     }
+  /* A backend may let go of holds nothing will release (the GLib
+   * adapter's GIO futures that GIO never got): it sees this flag. */
+  loop->draining_holds = true;
   while (loop->n_holds > 0)
     afut__loop_iterate_unlocked (loop, true);
+  loop->draining_holds = false;
   afut__loop_run_ready_until_empty (loop);
   afut__loop_leave (loop);
 }
@@ -6433,6 +6552,7 @@ afut__loop_close (AfutLoop *loop)
   if (loop->backend->close != NULL)
     loop->backend->close (loop->backend_data, loop);
   afut__running_loop = loop;
+  loop->step_depth = AFUT_NESTING_DEPTH ();
   /* Without the backend from here: a callback that starts new work (a
    * task, a timer) has it cancelled, until nothing is left. */
   for (rounds = 0;; rounds++)
@@ -7721,8 +7841,11 @@ afut_task_get_current (AfutLoop *loop)
     AFUT__RETURN_IF_WRONG_THREAD (loop, NULL, NULL);
   if (loop == NULL)
     loop = afut__running_loop;
-  /* An inline frame's step runs as part of its root task. */
+  /* An inline frame's step runs as part of its root task.  A plain
+   * callback of a nested main loop inside a step (a GLib source's) is
+   * outside any task, as in asyncio: it runs deeper than the step. */
   return loop != NULL && loop->current_task != NULL
+             && AFUT_NESTING_DEPTH () == loop->step_depth
            ? afut__task_root (loop->current_task)
            : NULL;
 }
@@ -7992,6 +8115,14 @@ afut__task_run_one (AfutTask *task, bool resumed)
 
   if (task->future.state != AFUT_FUTURE_PENDING)
     return NULL;
+  if (AFUT__UNLIKELY (task->task_flags & AFUT__TASK_RUNNING))
+    {
+      /* Its step is on the C stack, below a nested main loop that
+       * dispatched this: it must not re-enter.  It steps once that step
+       * returns. */
+      afut__task_defer_step (task);
+      return NULL;
+    }
 
   if (task->task_flags & AFUT__TASK_UNWINDING)
     {
@@ -8033,6 +8164,8 @@ afut__task_run_one (AfutTask *task, bool resumed)
   task->func (task);
   task->task_flags &= (uint16_t) ~AFUT__TASK_RUNNING;
   loop->current_task = prev_current;
+  if (AFUT__UNLIKELY (loop->n_deferred > 0))
+    afut__task_replay_deferred (task);
 
   /* A plain `return;` out of the body ends the task as Python's `return`
    * does: with no value. */
@@ -8094,6 +8227,48 @@ afut__task_run_step (AfutTask *task, bool resumed)
   AfutTask *next = afut__task_run_one (task, resumed);
   if (AFUT__UNLIKELY (next != NULL))
     afut__task_run_chain (next);
+}
+
+/* A step deferred while the task's step was on the C stack: it runs
+ * from the ready queue, once. */
+static void
+afut__task_deferred_step (void *data)
+{
+  AfutTask *task = (AfutTask *) data;
+  afut__task_run_step (task, true);
+  afut_future_unref (&task->future); /* the deferral's reference */
+}
+
+static void
+afut__task_defer_step (AfutTask *task)
+{
+  AfutLoop *loop = task->future.loop;
+  size_t i;
+  for (i = 0; i < loop->n_deferred; i++)
+    if (loop->deferred[i] == task)
+      return; /* one step covers every wakeup */
+  if (loop->n_deferred == loop->deferred_cap)
+    {
+      loop->deferred_cap = loop->deferred_cap ? loop->deferred_cap * 2 : 4;
+      loop->deferred = (AfutTask **) afut__realloc (
+        loop->deferred, loop->deferred_cap * sizeof (AfutTask *));
+    }
+  task->future.ref_count++;
+  loop->deferred[loop->n_deferred++] = task;
+}
+
+static void
+afut__task_replay_deferred (AfutTask *task)
+{
+  AfutLoop *loop = task->future.loop;
+  size_t i;
+  for (i = 0; i < loop->n_deferred; i++)
+    if (loop->deferred[i] == task)
+      {
+        loop->deferred[i] = loop->deferred[--loop->n_deferred];
+        afut__ready_push (loop, afut__task_deferred_step, task);
+        return;
+      }
 }
 
 static void

@@ -33,8 +33,18 @@
  *   returns to GLib, so GTK still redraws on time.  It runs under
  *   g_main_loop_run(), g_main_context_iteration() or GTK's main loop;
  *   afut_loop_run_until_complete() and afut_run() iterate the context
- *   themselves.  With AFUT_GLIB, afut_run() runs on the thread-default
- *   main context.
+ *   themselves, holding it (g_main_context_acquire()) for the whole run,
+ *   as g_main_loop_run() does.  With AFUT_GLIB, afut_run() runs on the
+ *   thread-default main context.
+ *
+ * NESTED MAIN LOOPS
+ *   A task step or a callback may run a nested main loop on the context
+ *   (g_main_context_iteration() until something happens, a nested
+ *   GMainLoop, a modal dialog): afut's other work runs in it, the rest of
+ *   the current batch first.  A task whose step is on the C stack is not
+ *   re-entered: what wakes it there steps it once that step returns.  In
+ *   a plain GLib callback of such a nested iteration,
+ *   afut_task_get_current() is %NULL: it is outside any task.
  */
 
 #ifndef AFUT_GLIB_H
@@ -83,7 +93,10 @@ AFUT_API GMainContext *afut_glib_loop_get_context (AfutLoop *loop);
  * afut_glib_loop_get_source:
  * @loop: a loop made by afut_glib_loop_new()
  *
- * The GSource that runs a GLib loop, to inspect or re-prioritize.
+ * The GSource that runs a GLib loop, to inspect or re-prioritize.  It
+ * is afut's: destroying it (g_source_destroy()) is a programmer error,
+ * reported, after which the loop goes on with a new source (end a loop
+ * with afut_loop_unref()).
  *
  * Returns: (transfer none) (nullable): the one GSource that runs @loop,
  *   %NULL once the loop is closed
@@ -197,6 +210,14 @@ AFUT_API void afut_glib_future_link_cancellable (AfutFuture *future,
  * (Cancelling the GCancellable alone lets the call answer: its `_finish`
  * gives %G_IO_ERROR_CANCELLED.)  The loop's shutdown waits for GIO's
  * callback (afut_loop_hold()).
+ *
+ * All this once GIO has the future: its cancellable went out
+ * (afut_glib_future_get_cancellable()) and GIO holds it, as every GIO
+ * call holds its cancellable until it has called back.  A future GIO
+ * never got (an error path that returns before the `_async` call) holds
+ * nothing: cancelled, it ends at once, and the shutdown does not wait for
+ * it.  Give the call the future's own cancellable: a call given none
+ * cannot be waited for (its late callback is reported).
  *
  * Returns: (transfer full): the future
  * Since: 0.1
@@ -567,6 +588,7 @@ G_STATIC_ASSERT (G_STRUCT_OFFSET (AfutError, message)
                                       : G_LOG_LEVEL_WARNING,                  \
          "%s", (message))
 #define AFUT_RUN_LOOP_NEW(flags) afut_glib__run_loop_new (flags)
+#define AFUT_NESTING_DEPTH() g_main_depth ()
 
 static AfutLoop *afut_glib__run_loop_new (unsigned flags);
 
@@ -614,6 +636,9 @@ typedef struct
 #endif
   GHashTable *links;        /* every AfutGlibLink of the loop's futures */
   GHashTable *cancellables; /* AfutFuture* -> its own AfutGlibLink */
+  GHashTable *gio_held;     /* AfutGioFuture* the loop holds for */
+  gint closing;             /* atomic: the close destroys the source */
+  GSource *repair;          /* atomic: replaces a source destroyed by hand */
 } AfutGlibBackend;
 
 /* C++ has no tentative definition of a static: the table, defined below,
@@ -797,7 +822,7 @@ afut_glib__prepare (GSource *source, gint *timeout)
   gboolean ready;
 
   afut_glib__fds_prepare (b, s->loop);
-  ready = afut_loop_prepare (s->loop, &t);
+  ready = afut__loop_prepare (s->loop, &t, TRUE);
   if (t < 0)
     *timeout = -1;
   else
@@ -818,7 +843,7 @@ afut_glib__check (GSource *source)
   AfutGlibSource *s = (AfutGlibSource *) source;
   AfutGlibBackend *b = (AfutGlibBackend *) s->loop->backend_data;
   afut_glib__fds_check (b, s->loop);
-  return afut_loop_prepare (s->loop, NULL);
+  return afut__loop_prepare (s->loop, NULL, TRUE);
 }
 
 static gboolean
@@ -849,11 +874,15 @@ afut_glib__now (void *data)
   return g_get_monotonic_time () * 1000;
 }
 
+static gboolean afut_gio__drop_dead_holds (AfutGlibBackend *b);
+
 static void
 afut_glib__wait (void *data, AfutLoop *loop, int64_t timeout_ns)
 {
   AfutGlibBackend *b = (AfutGlibBackend *) data;
-  (void) loop;
+  if (loop->draining_holds && g_hash_table_size (b->gio_held) > 0
+      && afut_gio__drop_dead_holds (b))
+    timeout_ns = 0; /* the shutdown sees the release at once */
   /* The source's prepare gives GLib the timeout; one iteration runs
    * afut's work through the source, with everything else on the
    * context. */
@@ -867,6 +896,22 @@ afut_glib__wakeup (void *data)
 }
 
 #if AFUT__HAVE_EPOLL
+
+/* A run call holds the context for its whole run, as g_main_loop_run()
+ * does: another thread's g_main_context_iteration() on it then waits (or
+ * returns at once, not blocking) instead of dispatching afut's source on
+ * the wrong thread. */
+static bool
+afut_glib__acquire (void *data)
+{
+  return g_main_context_acquire (((AfutGlibBackend *) data)->context);
+}
+
+static void
+afut_glib__release (void *data)
+{
+  g_main_context_release (((AfutGlibBackend *) data)->context);
+}
 
 static bool
 afut_glib__watch_fd (void *data, AfutFdWatch *watch)
@@ -978,6 +1023,12 @@ afut_glib__close (void *data, AfutLoop *loop)
       g_hash_table_iter_remove (&iter);
       afut_glib__link_release (link, FALSE);
     }
+  g_atomic_int_set (&b->closing, TRUE);
+  {
+    GSource *repair = (GSource *) g_atomic_pointer_get (&b->repair);
+    if (repair != NULL)
+      g_source_destroy (repair); /* its notify drops the reference */
+  }
   if (b->source != NULL)
     {
       g_source_destroy (&b->source->source);
@@ -1002,6 +1053,7 @@ afut_glib__free (void *data)
 #endif
   g_hash_table_unref (b->links);
   g_hash_table_unref (b->cancellables);
+  g_hash_table_unref (b->gio_held);
   g_main_context_unref (b->context);
   g_free (b);
 }
@@ -1009,13 +1061,124 @@ afut_glib__free (void *data)
 static const AfutBackend afut_glib__backend = {
   afut_glib__now,      afut_glib__wait,       afut_glib__wakeup,
   afut_glib__watch_fd, afut_glib__unwatch_fd, afut_glib__free,
-  afut_glib__close,
+  afut_glib__close,    afut_glib__acquire,    afut_glib__release,
 };
 
 static const AfutBackend *
 afut_glib__backend_table (void)
 {
   return &afut_glib__backend;
+}
+
+static gboolean
+afut_glib__no_callback (gpointer data)
+{
+  (void) data;
+  return G_SOURCE_CONTINUE;
+}
+
+static void afut_glib__source_lost (gpointer data);
+
+static AfutGlibSource *
+afut_glib__source_new (AfutGlibBackend *b, AfutLoop *loop, int priority,
+                       int64_t budget_ns)
+{
+  AfutGlibSource *s = (AfutGlibSource *) g_source_new (
+    &afut_glib__source_funcs, sizeof (AfutGlibSource));
+  s->loop = loop;
+  s->budget_ns = budget_ns;
+  g_source_set_name (&s->source, "afut");
+  g_source_set_priority (&s->source, priority);
+  /* A source is blocked while it dispatches: GLib takes its fds out of
+   * the poll set and puts them back, waking the context each time, which
+   * doubles the syscalls of an fd ping-pong.  afut guards against its own
+   * recursion (afut_loop_prepare answers false while the loop runs). */
+  g_source_set_can_recurse (&s->source, TRUE);
+  /* Dispatch ignores the callback; its destroy notify is how afut learns
+   * that someone destroyed the source (g_source_destroy() on
+   * afut_glib_loop_get_source()), which would leave the loop asleep. */
+  g_source_set_callback (&s->source, afut_glib__no_callback, b,
+                         afut_glib__source_lost);
+#if AFUT__HAVE_EPOLL
+  if (b->fd_set.epfd >= 0)
+    b->fd_set_tag = g_source_add_unix_fd (&s->source, b->fd_set.epfd,
+                                          G_IO_IN);
+#endif
+  return s;
+}
+
+/* On the context's thread: a source destroyed by hand is replaced, with
+ * its priority, budget and fd registrations, so the loop runs on; the
+ * misuse is reported. */
+static gboolean
+afut_glib__repair (gpointer data)
+{
+  AfutGlibBackend *b = (AfutGlibBackend *) data;
+  AfutGlibSource *old = b->source, *s;
+#if !AFUT__HAVE_EPOLL
+  guint k;
+#endif
+  if (old == NULL || g_atomic_int_get (&b->closing)
+      || !g_source_is_destroyed (&old->source))
+    return G_SOURCE_REMOVE;
+  if (!afut__on_loop_thread (old->loop))
+    {
+      /* Like the source's prepare: this thread takes the loop over, or
+       * leaves the repair to the thread that runs it. */
+      if (!afut__loop_claim (old->loop, "afut_glib_loop_get_source", false))
+        return G_SOURCE_CONTINUE;
+      afut__loop_unclaim (old->loop);
+    }
+  afut__log (AFUT_LOG_CRITICAL,
+             "the GSource of an afut loop was destroyed (g_source_destroy() "
+             "on afut_glib_loop_get_source()?): the loop goes on with a new "
+             "one; end a loop with afut_loop_unref()");
+  s = afut_glib__source_new (b, old->loop,
+                             g_source_get_priority (&old->source),
+                             old->budget_ns);
+#if !AFUT__HAVE_EPOLL
+  /* (With epoll, the new source has the one epoll fd already.) */
+  for (k = 0; k < b->fd_list->len; k++)
+    {
+      AfutGlibFd *f = (AfutGlibFd *) g_ptr_array_index (b->fd_list, k);
+      f->tag = g_source_add_unix_fd (&s->source, f->fd, f->registered);
+    }
+#endif
+  b->source = s;
+  g_source_attach (&s->source, b->context);
+  g_source_unref (&old->source);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+afut_glib__repair_done (gpointer data)
+{
+  AfutGlibBackend *b = (AfutGlibBackend *) data;
+  GSource *repair = (GSource *) g_atomic_pointer_exchange (&b->repair, NULL);
+  if (repair != NULL)
+    g_source_unref (repair);
+}
+
+/* The destroy notify of the source's callback: the source was destroyed,
+ * on any thread, with the context unlocked.  Unless afut's own close did
+ * it, a repair goes to the context (attaching wakes it). */
+static void
+afut_glib__source_lost (gpointer data)
+{
+  AfutGlibBackend *b = (AfutGlibBackend *) data;
+  GSource *repair;
+  if (g_atomic_int_get (&b->closing))
+    return;
+  repair = g_idle_source_new ();
+  g_source_set_name (repair, "afut repair");
+  g_source_set_priority (repair, G_PRIORITY_HIGH);
+  g_source_set_callback (repair, afut_glib__repair, b, afut_glib__repair_done);
+  if (!g_atomic_pointer_compare_and_exchange (&b->repair, NULL, repair))
+    {
+      g_source_unref (repair); /* one is on its way */
+      return;
+    }
+  g_source_attach (repair, b->context);
 }
 
 AfutLoop *
@@ -1038,27 +1201,15 @@ afut_glib_loop_new (GMainContext *context, unsigned flags)
 #endif
   b->links = g_hash_table_new (NULL, NULL);
   b->cancellables = g_hash_table_new (NULL, NULL);
+  b->gio_held = g_hash_table_new (NULL, NULL);
   loop = afut_loop_new_with_backend (&afut_glib__backend, b, flags);
   if (loop == NULL)
     {
       afut_glib__free (b);
       return NULL;
     }
-  s = (AfutGlibSource *) g_source_new (&afut_glib__source_funcs,
-                                       sizeof (AfutGlibSource));
-  s->loop = loop;
-  s->budget_ns = AFUT_GLIB__DEFAULT_BUDGET_NS;
-  g_source_set_name (&s->source, "afut");
-  /* A source is blocked while it dispatches: GLib takes its fds out of
-   * the poll set and puts them back, waking the context each time, which
-   * doubles the syscalls of an fd ping-pong.  afut guards against its own
-   * recursion (afut_loop_prepare answers false while the loop runs). */
-  g_source_set_can_recurse (&s->source, TRUE);
-#if AFUT__HAVE_EPOLL
-  if (b->fd_set.epfd >= 0)
-    b->fd_set_tag = g_source_add_unix_fd (&s->source, b->fd_set.epfd,
-                                          G_IO_IN);
-#endif
+  s = afut_glib__source_new (b, loop, G_PRIORITY_DEFAULT,
+                             AFUT_GLIB__DEFAULT_BUDGET_NS);
   g_source_attach (&s->source, b->context);
   b->source = s;
   return loop;
@@ -1213,36 +1364,90 @@ afut_glib__unref_later (AfutFuture *future, gpointer data)
 
 /* ---- GIO futures: cancelling is a request GIO answers ---- */
 
+/* GIO has a future once its cancellable went out (the documented way to
+ * start the call) and GIO holds that cancellable: every GIO call keeps
+ * its cancellable until it has called back.  Only then does a cancel wait
+ * for GIO's callback, and the loop's shutdown with it: a future that GIO
+ * never got (an error path before the _async call) is cancelled at once
+ * and holds nothing, since no callback will ever come. */
 typedef struct
 {
   AfutCustomFuture custom;
   GCancellable *cancellable;
-  gboolean held; /* the loop waits for GIO's callback */
+  gboolean held;       /* the loop waits for GIO's callback */
+  gboolean handed;     /* the cancellable went out */
+  gboolean called_back;
+  gboolean cancelled_early; /* at once: GIO did not hold the cancellable */
   gboolean cancel_requested;
   char *cancel_message;
 } AfutGioFuture;
-
-static bool
-afut_gio__cancel (AfutFuture *future, const char *message)
-{
-  AfutGioFuture *g = (AfutGioFuture *) future;
-  if (!g->cancel_requested)
-    {
-      g->cancel_requested = TRUE;
-      g->cancel_message = g_strdup (message);
-      g_cancellable_cancel (g->cancellable);
-    }
-  return true;
-}
 
 static void
 afut_gio__release (AfutGioFuture *g)
 {
   if (g->held)
     {
+      AfutGlibBackend *b
+        = (AfutGlibBackend *) g->custom.future.loop->backend_data;
       g->held = FALSE;
+      g_hash_table_remove (b->gio_held, g);
       afut_loop_release (g->custom.future.loop);
     }
+}
+
+static gboolean
+afut_gio__in_gio (AfutGioFuture *g)
+{
+  return g->handed && !g->called_back
+         && g_atomic_int_get (&G_OBJECT (g->cancellable)->ref_count) > 1;
+}
+
+static bool
+afut_gio__cancel (AfutFuture *future, const char *message)
+{
+  AfutGioFuture *g = (AfutGioFuture *) future;
+  if (g->cancel_requested)
+    return true;
+  g->cancel_requested = TRUE;
+  g->cancel_message = g_strdup (message);
+  g_cancellable_cancel (g->cancellable);
+  if (!afut_gio__in_gio (g))
+    {
+      g->cancelled_early = TRUE;
+      afut_gio__release (g);
+      afut_future_fail (future,
+                        afut_error_new_literal (AFUT_ERROR,
+                                                AFUT_ERROR_CANCELLED,
+                                                message != NULL ? message
+                                                                : ""));
+    }
+  return true;
+}
+
+/* The loop's shutdown runs on for the holds alone: the ones of futures
+ * GIO does not have (their cancellable went out, but not to GIO) would
+ * never be released.  True if it let go of one. */
+static gboolean
+afut_gio__drop_dead_holds (AfutGlibBackend *b)
+{
+  GHashTableIter iter;
+  gpointer key;
+  GPtrArray *dead = NULL;
+  guint i;
+  g_hash_table_iter_init (&iter, b->gio_held);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    if (!afut_gio__in_gio ((AfutGioFuture *) key))
+      {
+        if (dead == NULL)
+          dead = g_ptr_array_new ();
+        g_ptr_array_add (dead, key);
+      }
+  if (dead == NULL)
+    return FALSE;
+  for (i = 0; i < dead->len; i++)
+    afut_gio__release ((AfutGioFuture *) g_ptr_array_index (dead, i));
+  g_ptr_array_unref (dead);
+  return TRUE;
 }
 
 static void
@@ -1281,8 +1486,6 @@ afut_gio_future_new (AfutLoop *loop)
     return NULL;
   g = (AfutGioFuture *) future;
   g->cancellable = g_cancellable_new ();
-  afut_loop_hold (future->loop);
-  g->held = TRUE;
   return future;
 }
 
@@ -1296,7 +1499,20 @@ afut_glib_future_get_cancellable (AfutFuture *future)
   g_return_val_if_fail (future != NULL, NULL);
   AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, NULL);
   if (afut_gio__cast (future) != NULL)
-    return afut_gio__cast (future)->cancellable;
+    {
+      /* Handed to a GIO call: from now on the loop's shutdown waits for
+       * its callback, while GIO holds the cancellable. */
+      AfutGioFuture *g = afut_gio__cast (future);
+      if (!g->handed && !afut_future_is_done (future))
+        {
+          b = (AfutGlibBackend *) future->loop->backend_data;
+          g->handed = TRUE;
+          g->held = TRUE;
+          g_hash_table_add (b->gio_held, g);
+          afut_loop_hold (future->loop);
+        }
+      return g->cancellable;
+    }
   b = afut_glib__backend_of (afut_future_get_loop (future), G_STRFUNC);
   g_return_val_if_fail (b != NULL, NULL);
   link = (AfutGlibLink *) g_hash_table_lookup (b->cancellables, future);
@@ -1351,7 +1567,14 @@ afut_gio_ready (GObject *source_object, GAsyncResult *result, gpointer future)
   g_return_if_fail (G_IS_ASYNC_RESULT (result));
   AFUT__RETURN_IF_WRONG_THREAD (f->loop, NULL, );
   g = afut_gio__cast (f);
-  if (afut_future_is_done (f))
+  if (g != NULL)
+    g->called_back = TRUE;
+  if (g != NULL && g->cancelled_early)
+    afut__log (AFUT_LOG_WARNING,
+               "afut_gio_ready: a GIO call called back after its future was "
+               "cancelled without waiting for it: the call was not given the "
+               "future's cancellable (afut_glib_future_get_cancellable())");
+  if (afut_future_is_done (f) || f->loop->closed)
     ;
   else if (g != NULL && g->cancel_requested)
     /* Asked to cancel: GIO has let go now; the awaiter gets afut's
@@ -1801,9 +2024,16 @@ afut_gio_future_complete (AfutFuture *future, GAsyncResult *result)
   g_return_if_fail (future != NULL);
   g_return_if_fail (G_IS_ASYNC_RESULT (result));
   AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, );
-  if (afut_future_is_done (future))
-    return;
   g = afut_gio__cast (future);
+  if (afut_future_is_done (future))
+    {
+      if (g != NULL)
+        {
+          g->called_back = TRUE;
+          afut_gio__release (g);
+        }
+      return;
+    }
   if (g != NULL && g->cancel_requested)
     /* afut_gio_ready() ends it cancelled, with the cancel message. */
     afut_gio_ready (NULL, result, afut_future_ref (future));
@@ -1815,7 +2045,10 @@ afut_gio_future_complete (AfutFuture *future, GAsyncResult *result)
       afut_future_resolve_value (future, &v);
       g_value_unset (&v);
       if (g != NULL)
-        afut_gio__release (g);
+        {
+          g->called_back = TRUE;
+          afut_gio__release (g);
+        }
     }
 }
 

@@ -378,6 +378,8 @@ static const AfutBackend rec_backend = {
   rec_unwatch_fd,
   rec_free,
   rec_close,
+  NULL,
+  NULL,
 };
 
 static void

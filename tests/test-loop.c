@@ -277,7 +277,7 @@ fake_free (void *data)
 }
 
 static const AfutBackend fake_backend = {
-  fake_now, fake_wait, fake_wakeup, fake_watch_fd, fake_unwatch_fd, fake_free, NULL,
+  fake_now, fake_wait, fake_wakeup, fake_watch_fd, fake_unwatch_fd, fake_free, NULL, NULL, NULL,
 };
 
 static AfutLoop *
