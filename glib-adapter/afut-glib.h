@@ -895,8 +895,6 @@ afut_glib__wakeup (void *data)
   g_main_context_wakeup (((AfutGlibBackend *) data)->context);
 }
 
-#if AFUT__HAVE_EPOLL
-
 /* A run call holds the context for its whole run, as g_main_loop_run()
  * does: another thread's g_main_context_iteration() on it then waits (or
  * returns at once, not blocking) instead of dispatching afut's source on
@@ -912,6 +910,8 @@ afut_glib__release (void *data)
 {
   g_main_context_release (((AfutGlibBackend *) data)->context);
 }
+
+#if AFUT__HAVE_EPOLL
 
 static bool
 afut_glib__watch_fd (void *data, AfutFdWatch *watch)
