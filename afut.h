@@ -34,6 +34,12 @@
  *                                        (elsewhere poll() is all there is);
  *                                        by default Linux uses one epoll set
  *                                        (see "fd set: epoll" below)
+ *   AFUT_FIBER_UCONTEXT                  fibers switch with ucontext, not afut's
+ *                                        own x86-64 / AArch64 code (always so
+ *                                        on other CPUs)
+ *   AFUT_FIBER_STACK_SIZE                a fiber's default stack (256 KiB of
+ *                                        address space; only touched pages
+ *                                        take memory)
  *
  * RUN-TIME OPTIONS (environment)
  *   AFUT_CLOCK=virtual     afut_run() uses a virtual clock: when nothing is
@@ -84,6 +90,26 @@
  *   - In C++, a local declared with an initializer between two awaits is a
  *     compile error ("jump to case label crosses initialization"): declare
  *     it before AFUT_BEGIN or in its own block.
+ *
+ * FIBERS (stackful tasks: plain C locals, loops, awaits in helpers)
+ *   A fiber is a task whose body is an ordinary function on its own stack;
+ *   afut_await() and its typed forms suspend it anywhere:
+ *
+ *     static AfutFuture *
+ *     cook (void *order)
+ *     {
+ *       AfutError *error = NULL;
+ *       printf ("Started cooking %s\n", (char *) order);
+ *       if (!afut_await_check (afut_sleep (2.0), &error))
+ *         return afut_future_new_for_error (error);  // cancelled: re-raise
+ *       printf ("Finished %s\n", (char *) order);
+ *       return NULL;
+ *     }
+ *     ... AFUT_FIBER (cook, "Pasta") ...
+ *
+ *   Stackless tasks stay the smallest form (10^6 fit); a fiber costs a
+ *   stack (the pages it touches, 4-8 KiB typically) and a switch.  See
+ *   the "fibers" section below.
  *
  * C++ (C++17 and later; both headers, implementation included)
  *   AFUT_SPAWN, AFUT_CORO and AFUT_RUN take the struct's initializers as C
@@ -2385,6 +2411,315 @@ AFUT_API void afut__task_reraise (AfutTask *task);
 AFUT_API void afut__task_bad_resume (AfutTask *task);
 #endif
 
+/* ---- fibers ---- */
+
+/**
+ * AfutFiberFunc:
+ * @user_data: the data given when the fiber was made
+ *
+ * A fiber's body: plain C on a stack of its own, which may call
+ * afut_await() and its typed forms anywhere, in any function it calls.
+ * What it returns completes the fiber, as `return` ends an `async def`:
+ * %NULL for no value; a done future (afut_future_new_for_int() ...,
+ * afut_future_new_for_error(), or the result of afut_await()) for its
+ * value or error; a pending future is awaited first (`return await f`).
+ *
+ * Returns: (transfer full) (nullable): the fiber's outcome
+ */
+typedef AfutFuture *(*AfutFiberFunc) (void *user_data);
+
+/**
+ * AfutFiberOptions:
+ * @name: (nullable): the fiber's name, copied; %NULL for "Task-N"
+ * @stack_size: the stack's size in bytes, rounded up to whole pages; 0
+ *   for the default, %AFUT_FIBER_STACK_SIZE
+ * @lazy: a coroutine object (afut_coro_new()): it starts when awaited,
+ *   gathered or given to afut_task_start(), not at once
+ *
+ * How afut_fiber_new_full() makes a fiber.  Zero-initialize it and set
+ * what you need: `&(AfutFiberOptions){ .stack_size = 1 << 20 }`.
+ *
+ * Since: 0.3
+ */
+typedef struct
+{
+  const char *name;
+  size_t stack_size;
+  bool lazy;
+} AfutFiberOptions;
+
+/**
+ * AFUT_FIBER_STACK_SIZE:
+ *
+ * The default size of a fiber's stack: 256 KiB of address space, of
+ * which only the pages the fiber touches take memory (one or two for a
+ * fiber that awaits in a few nested calls).  Define it before the
+ * implementing #include to change it.
+ */
+#ifndef AFUT_FIBER_STACK_SIZE
+#define AFUT_FIBER_STACK_SIZE (256 * 1024)
+#endif
+
+/**
+ * afut_fiber_new: (skip)
+ * @func: the fiber's body
+ * @user_data: (closure): passed to @func
+ * @destroy: (nullable) (destroy user_data): frees @user_data once the body
+ *   has returned, or when the fiber is freed without having run it
+ *
+ * Creates a fiber on the running loop and schedules its first step, as
+ * afut_task_new() does: a stackful task whose body awaits with
+ * afut_await() anywhere in plain C, keeping its locals.  A fiber is an
+ * #AfutTask: gather it, cancel it, shield it, put it in a task group,
+ * await it from a stackless task or from another fiber.  Its stack is
+ * taken at its first step from a pool and goes back there when the body
+ * returns; a fiber cancelled before its first step never takes one.
+ *
+ * Not for bindings: a Python or JavaScript coroutine already is its
+ * language's fiber.
+ *
+ * Returns: (transfer full): the fiber, as a future; %NULL if no loop is
+ *   running or @func is %NULL (reported)
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_fiber_new (AfutFiberFunc func, void *user_data,
+                                     AfutDestroyNotify destroy);
+
+/**
+ * afut_fiber_new_full: (skip)
+ * @loop: (nullable): the loop, %NULL for the running loop
+ * @options: (nullable): name, stack size, laziness; %NULL for defaults
+ * @func: the fiber's body
+ * @user_data: (closure): passed to @func
+ * @destroy: (nullable) (destroy user_data): frees @user_data, as
+ *   afut_fiber_new()
+ *
+ * afut_fiber_new() with options.  A lazy fiber is a coroutine object, as
+ * afut_coro_new() makes: awaited, it runs inline as part of the awaiting
+ * task (`await coro()`), whether that task is a fiber or stackless.
+ *
+ * Not for bindings (see afut_fiber_new()).
+ *
+ * Returns: (transfer full): the fiber, as a future; %NULL on bad
+ *   arguments (reported)
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_fiber_new_full (AfutLoop *loop,
+                                          const AfutFiberOptions *options,
+                                          AfutFiberFunc func, void *user_data,
+                                          AfutDestroyNotify destroy);
+
+/**
+ * AFUT_FIBER:
+ * @func: the fiber's body, an #AfutFiberFunc
+ * @user_data: passed to @func
+ *
+ * afut_fiber_new() with the fiber named after @func, as AFUT_SPAWN()
+ * names a task: `AFUT_FIBER (cook, "Pasta")`.
+ *
+ * Returns: (transfer full): the fiber, as an #AfutFuture
+ * Since: 0.3
+ */
+#define AFUT_FIBER(func, user_data)                                           \
+  afut__fiber_new_named (#func, (func), (user_data))
+
+/* Called by AFUT_FIBER(); not for direct use. */
+#ifndef __GI_SCANNER__
+AFUT_API AfutFuture *afut__fiber_new_named (const char *name,
+                                            AfutFiberFunc func,
+                                            void *user_data);
+#endif
+
+/**
+ * afut_fiber_get_current: (skip)
+ *
+ * The fiber whose body is running, for the calls that take the running
+ * task (afut_timeout_enter(), afut_task_group_new() ...).  In a lazy
+ * fiber awaited inline it is that fiber, as a stackless coroutine's step
+ * gets its own @task.
+ *
+ * Not for bindings (see afut_fiber_new()).
+ *
+ * Returns: (nullable) (transfer none): the running fiber, %NULL outside
+ *   one
+ * Since: 0.3
+ */
+AFUT_API AfutTask *afut_fiber_get_current (void);
+
+/**
+ * afut_await: (skip)
+ * @future: (transfer full): the future to await
+ *
+ * `await future` in a fiber: returns once @future is done, having
+ * suspended the fiber meanwhile (a future already done returns at once,
+ * with no switch).  The returned future says what the await gave: @future
+ * itself, done or failed; or, when the fiber was cancelled while @future
+ * completed (or @future was a misuse, as %NULL), a failed future with
+ * that error.  A cancellation of the fiber arrives here as an
+ * %AFUT_ERROR_CANCELLED error: clean up (awaiting more is fine), then
+ * return it to end cancelled, or go on to swallow it, as rule 5 says.
+ * Called outside a fiber it reports a critical and returns a failed
+ * future (%NULL if @future is %NULL and no loop is running).
+ *
+ * Not for bindings (see afut_fiber_new()).
+ *
+ * Returns: (transfer full) (nullable): a done future
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_await (AfutFuture *future);
+
+/**
+ * afut_await_check: (skip)
+ * @future: (transfer full): the future to await
+ * @error: (out) (optional) (nullable): where the await's error goes
+ *
+ * afut_await() for a future whose value is not needed: `await future`
+ * with the error, if any, in @error (a cancellation of the fiber too).
+ * Outside a fiber: a critical and an %AFUT_ERROR_INVALID_STATE error.
+ *
+ * Not for bindings (see afut_fiber_new()).
+ *
+ * Returns: true if the await succeeded, false with @error set
+ * Since: 0.3
+ */
+AFUT_API bool afut_await_check (AfutFuture *future, AfutError **error);
+
+/**
+ * afut_await_int: (skip)
+ * @future: (transfer full): a future with an integer value
+ * @error: (out) (optional) (nullable): where the await's error goes
+ *
+ * afut_await_check() that returns the integer value.
+ *
+ * Not for bindings (see afut_fiber_new()).
+ *
+ * Returns: the value; 0 with @error set if the await failed
+ * Since: 0.3
+ */
+AFUT_API int64_t afut_await_int (AfutFuture *future, AfutError **error);
+
+/**
+ * afut_await_double: (skip)
+ * @future: (transfer full): a future with a double value
+ * @error: (out) (optional) (nullable): where the await's error goes
+ *
+ * afut_await_check() that returns the double value.
+ *
+ * Not for bindings (see afut_fiber_new()).
+ *
+ * Returns: the value; 0 with @error set if the await failed
+ * Since: 0.3
+ */
+AFUT_API double afut_await_double (AfutFuture *future, AfutError **error);
+
+/**
+ * afut_await_pointer: (skip)
+ * @future: (transfer full): a future with a pointer value
+ * @error: (out) (optional) (nullable): where the await's error goes
+ *
+ * afut_await_check() that takes the pointer value out, as
+ * afut_future_steal_pointer() does: the caller owns it.  For a future
+ * whose value others read too, use afut_await() and
+ * afut_future_get_pointer().
+ *
+ * Not for bindings (see afut_fiber_new()).
+ *
+ * Returns: (transfer full) (nullable): the value; %NULL with @error set
+ *   if the await failed
+ * Since: 0.3
+ */
+AFUT_API void *afut_await_pointer (AfutFuture *future, AfutError **error);
+
+/**
+ * afut_fiber_yield: (skip)
+ * @error: (out) (optional) (nullable): where a cancellation goes
+ *
+ * AFUT_YIELD() in a fiber: `await asyncio.sleep(0)` without allocating;
+ * the fiber goes to the back of the ready queue.  A cancellation
+ * requested meanwhile arrives here.
+ *
+ * Not for bindings (see afut_fiber_new()).
+ *
+ * Returns: true, or false with @error set
+ * Since: 0.3
+ */
+AFUT_API bool afut_fiber_yield (AfutError **error);
+
+/**
+ * afut_future_new_for_int: (skip)
+ * @value: the value
+ *
+ * A future of the running loop already done with @value: what a fiber
+ * returns to end with it (`return afut_future_new_for_int (42);`).
+ *
+ * Not for bindings: their own values cross as values.
+ *
+ * Returns: (transfer full) (nullable): the future; %NULL if no loop is
+ *   running (reported)
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_future_new_for_int (int64_t value);
+
+/**
+ * afut_future_new_for_double: (skip)
+ * @value: the value
+ *
+ * As afut_future_new_for_int(), with a double.
+ *
+ * Returns: (transfer full) (nullable): the future; %NULL if no loop is
+ *   running (reported)
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_future_new_for_double (double value);
+
+/**
+ * afut_future_new_for_pointer: (skip)
+ * @pointer: (nullable): the value
+ * @destroy: (nullable): frees it with the future
+ *
+ * As afut_future_new_for_int(), with a pointer.
+ *
+ * Returns: (transfer full) (nullable): the future; %NULL if no loop is
+ *   running (reported; @pointer is destroyed)
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_future_new_for_pointer (void *pointer,
+                                                  AfutDestroyNotify destroy);
+
+/**
+ * afut_future_new_for_error: (skip)
+ * @error: (transfer full): the error
+ *
+ * A future of the running loop already failed with @error (cancelled,
+ * for a cancellation): what a fiber returns to end with it, as `raise`.
+ *
+ * Returns: (transfer full) (nullable): the future; %NULL if no loop is
+ *   running (reported; @error is freed)
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_future_new_for_error (AfutError *error);
+
+/**
+ * afut_timeout_exit_with_error: (skip)
+ * @timeout: the innermost open scope of the running task
+ * @error: (inout) (optional) (nullable): the error the block ends with,
+ *   %NULL (or pointing to %NULL) for none
+ *
+ * afut_timeout_exit() for code that holds its error in a variable, as a
+ * fiber does: `__aexit__` with the block's exception.  If the scope
+ * expired and *@error is the cancellation it caused, *@error becomes
+ * %AFUT_ERROR_TIMEOUT; anything else passes unchanged.  A fiber must
+ * leave every scope it entered before the function holding the
+ * #AfutTimeout returns.
+ *
+ * Not for bindings (see afut_fiber_new()).
+ *
+ * Returns: true if the scope expired
+ * Since: 0.3
+ */
+AFUT_API bool afut_timeout_exit_with_error (AfutTimeout *timeout,
+                                            AfutError **error);
+
 /* ---- sleep, gather, fds ---- */
 
 /**
@@ -4042,6 +4377,50 @@ afut__cxx_no_init ()
 #else
 #define AFUT__HAVE_EPOLL 0
 #endif
+#include <sys/mman.h>
+
+/* Fibers switch with afut's own code on x86-64 SysV and AArch64 AAPCS64
+ * (ELF), with ucontext elsewhere or when AFUT_FIBER_UCONTEXT is defined. */
+#if !defined(AFUT_FIBER_UCONTEXT) && defined(__ELF__)                        \
+  && (defined(__x86_64__) || defined(__aarch64__))
+#define AFUT__FIBER_ASM 1
+#else
+#define AFUT__FIBER_ASM 0
+#include <ucontext.h>
+#endif
+/* Strict POSIX hides the name, not the flag. */
+#if defined(MAP_ANONYMOUS)
+#define AFUT__MAP_ANONYMOUS MAP_ANONYMOUS
+#elif defined(MAP_ANON)
+#define AFUT__MAP_ANONYMOUS MAP_ANON
+#elif defined(__linux__)
+#define AFUT__MAP_ANONYMOUS 0x20
+#endif
+#if defined(__linux__) && !defined(MAP_NORESERVE)
+#define MAP_NORESERVE 0x4000
+#endif
+
+/* The tools that must hear of every stack switch. */
+#if defined(__SANITIZE_ADDRESS__)
+#define AFUT__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define AFUT__ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define AFUT__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define AFUT__TSAN 1
+#endif
+#endif
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define AFUT__VALGRIND 1
+#endif
+#endif
 #ifndef __GI_SCANNER__
 #ifndef MSG_NOSIGNAL
 #define MSG_NOSIGNAL 0
@@ -4077,6 +4456,21 @@ extern "C" {
 #endif
 
 /* ---- private declarations ---- */
+
+#ifdef AFUT__ASAN
+void __sanitizer_start_switch_fiber (void **fake_stack_save,
+                                     const void *bottom, size_t size);
+void __sanitizer_finish_switch_fiber (void *fake_stack_save,
+                                      const void **bottom_old,
+                                      size_t *size_old);
+void __asan_unpoison_memory_region (void const volatile *addr, size_t size);
+#endif
+#ifdef AFUT__TSAN
+void *__tsan_get_current_fiber (void);
+void *__tsan_create_fiber (unsigned flags);
+void __tsan_destroy_fiber (void *fiber);
+void __tsan_switch_to_fiber (void *fiber, unsigned flags);
+#endif
 
 enum
 {
@@ -4357,6 +4751,8 @@ static void afut__loop_drop_exception_handler (AfutLoop *loop);
 static void afut__heap_remove (AfutLoop *loop, AfutFuture *timer);
 static const char *afut__task_name (AfutTask *task);
 static void afut__fd_stop_watch (AfutFdFuture *fdf);
+static void afut__fiber_step (AfutTask *task);
+static void afut__fiber_pool_trim (void);
 
 /* ---- logging ---- */
 
@@ -5682,6 +6078,8 @@ afut__loop_free_memory (AfutLoop *loop)
 {
   /* No future is left to report through the handler. */
   afut__loop_drop_exception_handler (loop);
+  /* The thread's pooled fiber stacks go with a loop. */
+  afut__fiber_pool_trim ();
   AFUT_FREE (loop->ready);
   AFUT_FREE (loop->heap);
   AFUT_FREE (loop->tasks);
@@ -7811,6 +8209,8 @@ afut_task_set_finalize (AfutTask *task, AfutTaskFinalize finalize)
   AFUT__RETURN_IF_FAIL (task != NULL);
   AFUT__RETURN_IF_FAIL (task->future.kind == AFUT__KIND_TASK);
   AFUT__RETURN_IF_WRONG_THREAD (task->future.loop, NULL, );
+  /* A fiber's own finalize releases its stack and user data. */
+  AFUT__RETURN_IF_FAIL (task->func != afut__fiber_step);
   task->finalize = finalize;
 }
 
@@ -10667,6 +11067,990 @@ afut__task_resume_unwind (AfutTask *task)
   afut_future_unref (&g->future);
 }
 
+/* ---- fibers ----
+ *
+ * A fiber is an AfutTask whose step function (afut__fiber_step) switches
+ * to the fiber's own stack and back.  Inside, afut_await() goes through
+ * afut__task_await() as AFUT_AWAIT_TRY does, so every rule of the tasks
+ * holds unchanged; if the await suspends, the fiber switches back to
+ * whoever resumed it, and the next step switches in again, where the
+ * await returns what afut__task_run_step() left in task->raised.  The
+ * body's return completes the task through the same functions as
+ * AFUT_RETURN_* and AFUT_THROW, on the resumer's stack once the fiber's
+ * stack is back in the pool.
+ *
+ * Who resumes a fiber varies: the loop's dispatch on the thread's stack,
+ * or another task's code, a fiber's included, when a future it completes
+ * hands over to its waiter inline (afut__future_hand_over).  Each switch
+ * in records where it came from, and the fiber switches back there. */
+
+/* The stack: one mapping of [guard page][usable stack][AfutFiberStack].
+ * A guard page (PROT_NONE) at the low end catches an overflow where it
+ * happens, but costs the mapping a second VMA: only while the process's
+ * guarded stacks are below a quarter of vm.max_map_count.  Every stack
+ * keeps its lowest bytes zero (memory never touched stays on the zero
+ * page: no RSS), checked at every switch out of the fiber. */
+typedef struct AfutFiberStack AfutFiberStack;
+struct AfutFiberStack
+{
+  AfutFiberStack *next; /* in the thread's pool */
+  char *base;           /* the mapping */
+  size_t map_size;
+  char *lo;             /* the lowest usable byte: the canary */
+  char *hi;             /* the stack's top, 16-aligned, below this struct */
+  bool guarded;
+#ifdef AFUT__VALGRIND
+  unsigned vg_id;
+#endif
+#if !AFUT__FIBER_ASM
+  ucontext_t fiber_uc;
+  ucontext_t resumer_uc;
+#endif
+};
+
+enum
+{
+  AFUT__FIBER_NEW,   /* no stack yet */
+  AFUT__FIBER_BODY,  /* its body runs (or is suspended) on its stack */
+  AFUT__FIBER_ENDED  /* the body returned: f->result holds its outcome */
+};
+
+typedef struct AfutFiber AfutFiber;
+struct AfutFiber
+{
+  AfutTask task;
+  AfutFiberFunc func;
+  void *user_data;
+  AfutDestroyNotify destroy;
+  AfutFiberStack *stack;
+  size_t stack_size; /* 0: the default */
+  void *sp;          /* the fiber's saved stack pointer, while switched out */
+  void *resumer_sp;  /* its resumer's, while the fiber runs */
+  AfutFiber *outer;  /* the fiber running when this one was switched to */
+  AfutFuture *result; /* what the body returned; lends its pointer value */
+  int phase;
+#ifdef AFUT__ASAN
+  void *asan_fake;   /* the fiber's fake stack, while switched out */
+  const void *resumer_bottom;
+  size_t resumer_size;
+#endif
+#ifdef AFUT__TSAN
+  void *tsan_fiber;
+  void *tsan_resumer;
+#endif
+};
+
+#define AFUT__FIBER_MIN_STACK (16 * 1024)
+#define AFUT__FIBER_CANARY_BYTES 64
+#define AFUT__FIBER_POOL_MAX 1024
+
+static AFUT__THREAD_LOCAL AfutFiber *afut__fiber_current;
+static AFUT__THREAD_LOCAL AfutFiberStack *afut__fiber_pool;
+static AFUT__THREAD_LOCAL size_t afut__fiber_pool_len;
+static size_t afut__fiber_n_guarded; /* atomic: guarded stacks, process-wide */
+
+static AfutFuture *afut__future_lender (AfutFuture *future);
+
+/* the switch
+ *
+ * afut__ctx_switch (&save_sp, load_sp) saves the callee-saved state the
+ * ABI says a call preserves on the current stack, stores the stack
+ * pointer in save_sp, loads load_sp and restores the state saved there,
+ * then returns into that context.  x86-64 SysV: rbx, rbp, r12-r15, the
+ * MXCSR control bits and the x87 control word.  AArch64 AAPCS64:
+ * x19-x28, the frame pointer x29, the link register x30, d8-d15 and
+ * FPCR.  A new context is laid out as if it had switched out from the
+ * start of afut__ctx_entry, which calls the entry function with its
+ * argument; its CFI marks the return address undefined, so debuggers stop
+ * unwinding at the fiber's base.  Written from the two ABI documents. */
+#if AFUT__FIBER_ASM && defined(__x86_64__)
+__asm__ (".text\n"
+         ".p2align 4\n"
+         ".globl afut__ctx_switch\n"
+         ".hidden afut__ctx_switch\n"
+         ".type afut__ctx_switch,@function\n"
+         "afut__ctx_switch:\n"
+         "  .cfi_startproc\n"
+         "  pushq %rbp\n"
+         "  pushq %rbx\n"
+         "  pushq %r12\n"
+         "  pushq %r13\n"
+         "  pushq %r14\n"
+         "  pushq %r15\n"
+         "  subq $8, %rsp\n"
+         "  stmxcsr (%rsp)\n"
+         "  fnstcw 4(%rsp)\n"
+         "  movq %rsp, (%rdi)\n"
+         "  movq %rsi, %rsp\n"
+         "  ldmxcsr (%rsp)\n"
+         "  fldcw 4(%rsp)\n"
+         "  addq $8, %rsp\n"
+         "  popq %r15\n"
+         "  popq %r14\n"
+         "  popq %r13\n"
+         "  popq %r12\n"
+         "  popq %rbx\n"
+         "  popq %rbp\n"
+         "  ret\n"
+         "  .cfi_endproc\n"
+         ".size afut__ctx_switch, .-afut__ctx_switch\n"
+         /* A new context's first return lands here, the entry function in
+          * r12 and its argument in r13, rsp 16-byte aligned. */
+         ".p2align 4\n"
+         ".globl afut__ctx_entry\n"
+         ".hidden afut__ctx_entry\n"
+         ".type afut__ctx_entry,@function\n"
+         "afut__ctx_entry:\n"
+         "  .cfi_startproc\n"
+         "  .cfi_undefined rip\n"
+         "  movq %r13, %rdi\n"
+         "  callq *%r12\n"
+         "  ud2\n"
+         "  .cfi_endproc\n"
+         ".size afut__ctx_entry, .-afut__ctx_entry\n");
+#define AFUT__CTX_FRAME 64
+#elif AFUT__FIBER_ASM && defined(__aarch64__)
+__asm__ (".text\n"
+         ".p2align 4\n"
+         ".globl afut__ctx_switch\n"
+         ".hidden afut__ctx_switch\n"
+         ".type afut__ctx_switch,%function\n"
+         "afut__ctx_switch:\n"
+         "  .cfi_startproc\n"
+         "  sub sp, sp, #176\n"
+         "  stp x19, x20, [sp, #0]\n"
+         "  stp x21, x22, [sp, #16]\n"
+         "  stp x23, x24, [sp, #32]\n"
+         "  stp x25, x26, [sp, #48]\n"
+         "  stp x27, x28, [sp, #64]\n"
+         "  stp x29, x30, [sp, #80]\n"
+         "  stp d8, d9, [sp, #96]\n"
+         "  stp d10, d11, [sp, #112]\n"
+         "  stp d12, d13, [sp, #128]\n"
+         "  stp d14, d15, [sp, #144]\n"
+         "  mrs x9, fpcr\n"
+         "  str x9, [sp, #160]\n"
+         "  mov x9, sp\n"
+         "  str x9, [x0]\n"
+         "  mov sp, x1\n"
+         "  ldp x19, x20, [sp, #0]\n"
+         "  ldp x21, x22, [sp, #16]\n"
+         "  ldp x23, x24, [sp, #32]\n"
+         "  ldp x25, x26, [sp, #48]\n"
+         "  ldp x27, x28, [sp, #64]\n"
+         "  ldp x29, x30, [sp, #80]\n"
+         "  ldp d8, d9, [sp, #96]\n"
+         "  ldp d10, d11, [sp, #112]\n"
+         "  ldp d12, d13, [sp, #128]\n"
+         "  ldp d14, d15, [sp, #144]\n"
+         "  ldr x9, [sp, #160]\n"
+         "  msr fpcr, x9\n"
+         "  add sp, sp, #176\n"
+         "  ret\n"
+         "  .cfi_endproc\n"
+         ".size afut__ctx_switch, .-afut__ctx_switch\n"
+         /* The entry function in x19, its argument in x20. */
+         ".p2align 4\n"
+         ".globl afut__ctx_entry\n"
+         ".hidden afut__ctx_entry\n"
+         ".type afut__ctx_entry,%function\n"
+         "afut__ctx_entry:\n"
+         "  .cfi_startproc\n"
+         "  .cfi_undefined x30\n"
+         "  mov x0, x20\n"
+         "  blr x19\n"
+         "  brk #0\n"
+         "  .cfi_endproc\n"
+         ".size afut__ctx_entry, .-afut__ctx_entry\n");
+#define AFUT__CTX_FRAME 176
+#endif
+
+#if AFUT__FIBER_ASM
+#if defined(__GNUC__) || defined(__clang__)
+#define AFUT__HIDDEN __attribute__ ((visibility ("hidden")))
+#else
+#define AFUT__HIDDEN
+#endif
+AFUT__HIDDEN void afut__ctx_switch (void **save_sp, void *load_sp);
+AFUT__HIDDEN void afut__ctx_entry (void);
+
+/* The saved frame of a context that has not run yet: it "returns" into
+ * afut__ctx_entry, which calls @entry (@arg). */
+static void *
+afut__ctx_make (char *top, void (*entry) (void *), void *arg)
+{
+  unsigned char *sp = (unsigned char *) top - AFUT__CTX_FRAME;
+  /* Function pointers go in as bytes: ISO C has no cast to void *. */
+  void (*e) (void *) = entry;
+  void (*ret) (void) = afut__ctx_entry;
+  memset (sp, 0, AFUT__CTX_FRAME);
+#if defined(__x86_64__)
+  {
+    uint32_t mxcsr;
+    uint16_t fpucw;
+    __asm__ volatile ("stmxcsr %0" : "=m"(mxcsr));
+    __asm__ volatile ("fnstcw %0" : "=m"(fpucw));
+    memcpy (sp + 0, &mxcsr, 4);
+    memcpy (sp + 4, &fpucw, 2);
+    memcpy (sp + 24, &arg, 8); /* r13 */
+    memcpy (sp + 32, &e, 8);   /* r12 */
+    memcpy (sp + 56, &ret, 8); /* the return address */
+  }
+#else
+  {
+    uint64_t fpcr;
+    __asm__ volatile ("mrs %0, fpcr" : "=r"(fpcr));
+    memcpy (sp + 0, &e, 8);    /* x19 */
+    memcpy (sp + 8, &arg, 8);  /* x20 */
+    memcpy (sp + 88, &ret, 8); /* x30 */
+    memcpy (sp + 160, &fpcr, 8);
+  }
+#endif
+  return sp;
+}
+#else
+/* makecontext passes ints only: a new context finds its fiber here. */
+static AFUT__THREAD_LOCAL AfutFiber *afut__fiber_starting;
+static void afut__fiber_main (void *arg);
+
+static void
+afut__fiber_trampoline (void)
+{
+  afut__fiber_main (afut__fiber_starting);
+}
+#endif
+
+/* stacks */
+
+static size_t
+afut__page_size (void)
+{
+  static size_t page;
+  if (page == 0)
+    {
+      long n = sysconf (_SC_PAGESIZE);
+      page = n > 0 ? (size_t) n : 4096;
+    }
+  return page;
+}
+
+/* How many stacks may have a guard page: a quarter of the kernel's map
+ * count, each guarded stack taking two mappings, and the rest of the
+ * process keeping the other half. */
+static size_t
+afut__fiber_guard_budget (void)
+{
+  static size_t budget;
+  if (budget == 0)
+    {
+      size_t n = 65530;
+#ifdef __linux__
+      FILE *f = fopen ("/proc/sys/vm/max_map_count", "r");
+      if (f != NULL)
+        {
+          unsigned long v;
+          if (fscanf (f, "%lu", &v) == 1 && v > 0)
+            n = (size_t) v;
+          fclose (f);
+        }
+#endif
+      budget = n / 4 > 0 ? n / 4 : 1;
+    }
+  return budget;
+}
+
+static AfutFiberStack *
+afut__fiber_stack_new (size_t size)
+{
+  size_t page = afut__page_size ();
+  size_t usable = (size + page - 1) / page * page;
+  size_t map_size;
+  bool guarded = false;
+  char *base;
+  AfutFiberStack *s;
+  int flags = MAP_PRIVATE | AFUT__MAP_ANONYMOUS;
+
+  if (__atomic_add_fetch (&afut__fiber_n_guarded, 1, __ATOMIC_RELAXED)
+      <= afut__fiber_guard_budget ())
+    guarded = true;
+  else
+    __atomic_sub_fetch (&afut__fiber_n_guarded, 1, __ATOMIC_RELAXED);
+  map_size = usable + (guarded ? page : 0);
+#ifdef MAP_NORESERVE
+  flags |= MAP_NORESERVE;
+#endif
+#ifdef MAP_STACK
+  flags |= MAP_STACK;
+#endif
+  base = (char *) mmap (NULL, map_size, PROT_READ | PROT_WRITE, flags, -1, 0);
+  if (base == (char *) MAP_FAILED)
+    {
+      if (guarded)
+        __atomic_sub_fetch (&afut__fiber_n_guarded, 1, __ATOMIC_RELAXED);
+      return NULL;
+    }
+  if (guarded && mprotect (base, page, PROT_NONE) != 0)
+    {
+      guarded = false;
+      __atomic_sub_fetch (&afut__fiber_n_guarded, 1, __ATOMIC_RELAXED);
+    }
+  s = (AfutFiberStack *) (void *) ((uintptr_t) (base + map_size
+                                                - sizeof (AfutFiberStack))
+                                   & ~(uintptr_t) 63);
+  s->next = NULL;
+  s->base = base;
+  s->map_size = map_size;
+  s->lo = base + (guarded ? page : 0);
+  s->hi = (char *) ((uintptr_t) s & ~(uintptr_t) 15);
+  s->guarded = guarded;
+#ifdef AFUT__VALGRIND
+  s->vg_id = VALGRIND_STACK_REGISTER (s->lo, s->hi);
+#endif
+  return s;
+}
+
+static void
+afut__fiber_stack_free (AfutFiberStack *s)
+{
+  if (s->guarded)
+    __atomic_sub_fetch (&afut__fiber_n_guarded, 1, __ATOMIC_RELAXED);
+#ifdef AFUT__VALGRIND
+  VALGRIND_STACK_DEREGISTER (s->vg_id);
+#endif
+  munmap (s->base, s->map_size);
+}
+
+static size_t
+afut__fiber_stack_usable (size_t size)
+{
+  if (size == 0)
+    size = AFUT_FIBER_STACK_SIZE;
+  return size < AFUT__FIBER_MIN_STACK ? AFUT__FIBER_MIN_STACK : size;
+}
+
+/* A stack of @size bytes (0: the default), from the pool if it has one. */
+static AfutFiberStack *
+afut__fiber_stack_take (size_t size)
+{
+  AfutFiberStack *s = afut__fiber_pool;
+  if (size == 0 && s != NULL)
+    {
+      afut__fiber_pool = s->next;
+      afut__fiber_pool_len--;
+      s->next = NULL;
+      return s;
+    }
+  return afut__fiber_stack_new (afut__fiber_stack_usable (size));
+}
+
+/* @live: the lowest byte the stack's live frames may use (its saved
+ * stack pointer), s->lo if unknown. */
+static void
+afut__fiber_stack_release (AfutFiberStack *s, bool pooled, const void *live)
+{
+#ifdef AFUT__ASAN
+  /* Frames that never returned (the fiber's base, its last switch) leave
+   * their redzones poisoned: the next fiber starts clean. */
+  if ((const char *) live < s->lo || (const char *) live > s->hi)
+    live = s->lo;
+  __asan_unpoison_memory_region (live, (size_t) (s->hi - (const char *) live));
+#else
+  (void) live;
+#endif
+  if (pooled && afut__fiber_pool_len < AFUT__FIBER_POOL_MAX)
+    {
+      s->next = afut__fiber_pool;
+      afut__fiber_pool = s;
+      afut__fiber_pool_len++;
+    }
+  else
+    afut__fiber_stack_free (s);
+}
+
+/* Gives the thread's pooled stacks back to the system (a loop is freed). */
+static void
+afut__fiber_pool_trim (void)
+{
+  while (afut__fiber_pool != NULL)
+    {
+      AfutFiberStack *s = afut__fiber_pool;
+      afut__fiber_pool = s->next;
+      afut__fiber_stack_free (s);
+    }
+  afut__fiber_pool_len = 0;
+}
+
+static void
+afut__fiber_check_stack (AfutFiber *f)
+{
+  const uint64_t *w = (const uint64_t *) (void *) f->stack->lo;
+  size_t i;
+  uint64_t any = 0;
+  for (i = 0; i < AFUT__FIBER_CANARY_BYTES / 8; i++)
+    any |= w[i];
+  if (AFUT__UNLIKELY (any != 0))
+    {
+      afut__log (AFUT_LOG_CRITICAL,
+                 "fiber '%s' overflowed its stack of %zu bytes (its lowest "
+                 "bytes were written): make it bigger with "
+                 "AfutFiberOptions.stack_size; memory next to it may be "
+                 "corrupt, aborting",
+                 afut__task_name (&f->task),
+                 (size_t) (f->stack->hi - f->stack->lo));
+      abort ();
+    }
+}
+
+/* switching */
+
+static void afut__fiber_main (void *arg);
+
+/* From the resumer (the loop, or another task's code) into @f. */
+static void
+afut__fiber_switch_in (AfutFiber *f)
+{
+#ifdef AFUT__ASAN
+  void *fake = NULL;
+#endif
+  f->outer = afut__fiber_current;
+  afut__fiber_current = f;
+#ifdef AFUT__TSAN
+  f->tsan_resumer = __tsan_get_current_fiber ();
+  __tsan_switch_to_fiber (f->tsan_fiber, 0);
+#endif
+#ifdef AFUT__ASAN
+  __sanitizer_start_switch_fiber (&fake, f->stack->lo,
+                                  (size_t) (f->stack->hi - f->stack->lo));
+#endif
+#if AFUT__FIBER_ASM
+  afut__ctx_switch (&f->resumer_sp, f->sp);
+#else
+  afut__fiber_starting = f;
+  swapcontext (&f->stack->resumer_uc, &f->stack->fiber_uc);
+#endif
+#ifdef AFUT__ASAN
+  __sanitizer_finish_switch_fiber (fake, NULL, NULL);
+#endif
+  afut__fiber_current = f->outer;
+}
+
+/* From @f, running, back to its resumer; returns when stepped again
+ * (never, if @last). */
+static void
+afut__fiber_switch_out (AfutFiber *f, bool last)
+{
+  afut__fiber_check_stack (f);
+#ifdef AFUT__TSAN
+  __tsan_switch_to_fiber (f->tsan_resumer, 0);
+#endif
+#ifdef AFUT__ASAN
+  __sanitizer_start_switch_fiber (last ? NULL : &f->asan_fake,
+                                  f->resumer_bottom, f->resumer_size);
+#else
+  (void) last;
+#endif
+#if AFUT__FIBER_ASM
+  afut__ctx_switch (&f->sp, f->resumer_sp);
+#else
+  swapcontext (&f->stack->fiber_uc, &f->stack->resumer_uc);
+#endif
+#ifdef AFUT__ASAN
+  __sanitizer_finish_switch_fiber (f->asan_fake, &f->resumer_bottom,
+                                   &f->resumer_size);
+#endif
+}
+
+/* the await */
+
+/* The fiber whose body is running, or NULL (reported): a stackless step
+ * running on a fiber's stack (a coroutine it awaited inline) is not the
+ * fiber. */
+static AfutFiber *
+afut__fiber_running (const char *func)
+{
+  AfutFiber *f = afut__fiber_current;
+  if (AFUT__LIKELY (f != NULL
+                    && f->task.future.loop->current_task == &f->task
+                    && f->task.future.state == AFUT_FUTURE_PENDING))
+    return f;
+  afut__log (AFUT_LOG_CRITICAL,
+             "%s: not inside a fiber's body (awaits in a stackless task's "
+             "step are AFUT_AWAIT)",
+             func);
+  return NULL;
+}
+
+/* `await future` as AFUT_AWAIT_TRY: what it raised, or NULL. */
+static AfutError *
+afut__fiber_await (AfutFiber *f, AfutFuture *future)
+{
+  AfutError *e;
+  if (afut__task_await (&f->task, future, 0))
+    afut__fiber_switch_out (f, false);
+  e = f->task.raised;
+  f->task.raised = NULL;
+  return e;
+}
+
+static void
+afut__propagate (AfutError **dest, AfutError *error)
+{
+  if (dest != NULL)
+    *dest = error;
+  else
+    afut_error_free (error);
+}
+
+static AfutError *
+afut__fiber_misuse_error (const char *func)
+{
+  return afut_error_new (AFUT_ERROR, AFUT_ERROR_INVALID_STATE,
+                         "%s called outside a fiber's body", func);
+}
+
+static AfutFuture *
+afut__future_new_failed (AfutLoop *loop, AfutError *error)
+{
+  AfutFuture *f = afut__future_init (
+    (AfutFuture *) afut__alloc (sizeof (AfutFuture)), loop, AFUT__KIND_PLAIN);
+  afut__future_complete_error (f, error);
+  return f;
+}
+
+AfutFuture *
+afut_await (AfutFuture *future)
+{
+  AfutFiber *f = afut__fiber_running (__func__);
+  AfutFuture *awaited;
+  AfutError *e;
+  if (f == NULL)
+    {
+      AfutLoop *loop = future != NULL ? future->loop : afut__running_loop;
+      afut_future_unref (future);
+      return loop != NULL
+               ? afut__future_new_failed (loop,
+                                          afut__fiber_misuse_error (__func__))
+               : NULL;
+    }
+  e = afut__fiber_await (f, future);
+  awaited = f->task.awaiting;
+  if (e == NULL)
+    return afut_future_ref (awaited);
+  /* The awaited future's own error, or one the await raised instead (a
+   * cancellation that came as it completed, a misuse). */
+  if (awaited != NULL && awaited->state != AFUT_FUTURE_DONE
+      && awaited->u.error->domain == e->domain
+      && awaited->u.error->code == e->code
+      && strcmp (awaited->u.error->message, e->message) == 0)
+    {
+      afut_error_free (e);
+      return afut_future_ref (awaited);
+    }
+  return afut__future_new_failed (f->task.future.loop, e);
+}
+
+/* afut_await() for the typed forms: the awaited future, or NULL with
+ * *@error set. */
+static AfutFuture *
+afut__fiber_await_value (AfutFuture *future, AfutError **error,
+                         const char *func)
+{
+  AfutFiber *f = afut__fiber_running (func);
+  AfutError *e;
+  if (f == NULL)
+    {
+      afut_future_unref (future);
+      afut__propagate (error, afut__fiber_misuse_error (func));
+      return NULL;
+    }
+  e = afut__fiber_await (f, future);
+  if (e != NULL)
+    {
+      afut__propagate (error, e);
+      return NULL;
+    }
+  return f->task.awaiting;
+}
+
+bool
+afut_await_check (AfutFuture *future, AfutError **error)
+{
+  return afut__fiber_await_value (future, error, __func__) != NULL;
+}
+
+int64_t
+afut_await_int (AfutFuture *future, AfutError **error)
+{
+  AfutFuture *done = afut__fiber_await_value (future, error, __func__);
+  return done != NULL ? afut_future_get_int (done) : 0;
+}
+
+double
+afut_await_double (AfutFuture *future, AfutError **error)
+{
+  AfutFuture *done = afut__fiber_await_value (future, error, __func__);
+  return done != NULL ? afut_future_get_double (done) : 0.0;
+}
+
+void *
+afut_await_pointer (AfutFuture *future, AfutError **error)
+{
+  AfutFuture *done = afut__fiber_await_value (future, error, __func__);
+  return done != NULL ? afut_future_steal_pointer (done) : NULL;
+}
+
+bool
+afut_fiber_yield (AfutError **error)
+{
+  AfutFiber *f = afut__fiber_running (__func__);
+  AfutError *e;
+  if (f == NULL)
+    {
+      afut__propagate (error, afut__fiber_misuse_error (__func__));
+      return false;
+    }
+  afut__task_yield (&f->task, 0);
+  afut__fiber_switch_out (f, false);
+  e = f->task.raised;
+  f->task.raised = NULL;
+  if (e == NULL)
+    return true;
+  afut__propagate (error, e);
+  return false;
+}
+
+AfutTask *
+afut_fiber_get_current (void)
+{
+  AfutFiber *f = afut__fiber_current;
+  return f != NULL && f->task.future.loop->current_task == &f->task
+           ? &f->task
+           : NULL;
+}
+
+/* the body */
+
+static void
+afut__fiber_main (void *arg)
+{
+  AfutFiber *f = (AfutFiber *) arg;
+  AfutFuture *r;
+#ifdef AFUT__ASAN
+  __sanitizer_finish_switch_fiber (NULL, &f->resumer_bottom,
+                                   &f->resumer_size);
+#endif
+  r = f->func (f->user_data);
+  /* A scope whose struct lived in the body's frames is gone with them,
+   * and its timer would fire into whatever reuses that memory. */
+  if (AFUT__UNLIKELY (f->task.scopes != NULL
+                      && (char *) f->task.scopes >= f->stack->lo
+                      && (char *) f->task.scopes < f->stack->hi))
+    {
+      afut__log (AFUT_LOG_CRITICAL,
+                 "fiber '%s' returned inside a timeout it entered on its "
+                 "stack: leave it (afut_timeout_exit_with_error) before "
+                 "returning; aborting",
+                 afut__task_name (&f->task));
+      abort ();
+    }
+  /* `return await r` */
+  if (r != NULL && r->state == AFUT_FUTURE_PENDING)
+    {
+      AfutFuture *done = afut_await (r);
+      r = done;
+    }
+  f->result = r;
+  f->phase = AFUT__FIBER_ENDED;
+  afut__fiber_switch_out (f, true);
+  abort (); /* an ended fiber is never switched to */
+}
+
+/* The body has returned: its stack goes back, its outcome completes the
+ * task (still in the task's step, so the task is running). */
+static void
+afut__fiber_end (AfutFiber *f)
+{
+  AfutTask *task = &f->task;
+  AfutFuture *r = f->result;
+  f->result = NULL;
+#if AFUT__FIBER_ASM
+  afut__fiber_stack_release (f->stack, f->stack_size == 0, f->sp);
+#else
+  afut__fiber_stack_release (f->stack, f->stack_size == 0, f->stack->lo);
+#endif
+  f->stack = NULL;
+#ifdef AFUT__TSAN
+  __tsan_destroy_fiber (f->tsan_fiber);
+  f->tsan_fiber = NULL;
+#endif
+  if (f->destroy != NULL)
+    {
+      AfutDestroyNotify destroy = f->destroy;
+      f->destroy = NULL;
+      destroy (f->user_data);
+    }
+  if (r == NULL)
+    {
+      afut__task_return_none (task);
+      return;
+    }
+  switch ((AfutFutureState) r->state)
+    {
+    case AFUT_FUTURE_DONE:
+      switch ((AfutValueType) r->value_type)
+        {
+        case AFUT_VALUE_INT:
+          afut__task_return_int (task, r->u.value.v.v_int);
+          break;
+        case AFUT_VALUE_DOUBLE:
+          afut__task_return_double (task, r->u.value.v.v_double);
+          break;
+        case AFUT_VALUE_POINTER:
+          if (r->ref_count == 1 && afut__future_lender (r) == NULL)
+            {
+              /* Ours alone: the value moves into the fiber's future. */
+              AfutDestroyNotify destroy = r->u.value.destroy;
+              r->u.value.destroy = NULL;
+              afut__task_return_pointer (task, r->u.value.v.pointer, destroy);
+            }
+          else
+            {
+              /* Shared: @r keeps it, and lends it to the fiber. */
+              f->result = afut_future_ref (r);
+              afut__task_return_pointer (task, r->u.value.v.pointer, NULL);
+            }
+          break;
+        default:
+          afut__task_return_none (task);
+          break;
+        }
+      break;
+    case AFUT_FUTURE_PENDING:
+      /* afut_await() returns done futures only */
+      afut__task_return_none (task);
+      break;
+    default:
+      r->flags |= AFUT__FUTURE_ERROR_RETRIEVED;
+      afut__task_throw (task, afut_error_copy (r->u.error));
+      break;
+    }
+  afut_future_unref (r);
+}
+
+static void
+afut__fiber_step (AfutTask *task)
+{
+  AfutFiber *f = (AfutFiber *) task;
+  if (f->phase == AFUT__FIBER_NEW)
+    {
+      f->stack = afut__fiber_stack_take (f->stack_size);
+      if (f->stack == NULL)
+        {
+          int err = errno;
+          afut__task_throw (task, afut_error_new (
+                                    AFUT_ERRNO_ERROR, err,
+                                    "no stack for fiber '%s': %s",
+                                    afut__task_name (task), strerror (err)));
+          return;
+        }
+#if AFUT__FIBER_ASM
+      f->sp = afut__ctx_make (f->stack->hi, afut__fiber_main, f);
+#else
+      getcontext (&f->stack->fiber_uc);
+      f->stack->fiber_uc.uc_stack.ss_sp = f->stack->lo;
+      f->stack->fiber_uc.uc_stack.ss_size = (size_t) (f->stack->hi
+                                                      - f->stack->lo);
+      f->stack->fiber_uc.uc_link = NULL;
+      makecontext (&f->stack->fiber_uc, afut__fiber_trampoline, 0);
+#endif
+#ifdef AFUT__TSAN
+      f->tsan_fiber = __tsan_create_fiber (0);
+#endif
+      f->phase = AFUT__FIBER_BODY;
+    }
+  afut__fiber_switch_in (f);
+  if (f->phase == AFUT__FIBER_ENDED)
+    afut__fiber_end (f);
+}
+
+static void
+afut__fiber_finalize (AfutTask *task)
+{
+  AfutFiber *f = (AfutFiber *) task;
+  if (f->stack != NULL)
+    {
+      /* Only a loop closed with a fiber that would not end frees one
+       * whose body is suspended: its frames are dropped unwound. */
+      afut__log (AFUT_LOG_WARNING,
+                 "fiber '%s' freed while suspended: its stack is released "
+                 "with the body's frames never unwound",
+                 afut__task_name (task));
+      afut__fiber_stack_release (f->stack, false, f->stack->lo);
+      f->stack = NULL;
+#ifdef AFUT__TSAN
+      __tsan_destroy_fiber (f->tsan_fiber);
+#endif
+    }
+  if (f->destroy != NULL)
+    f->destroy (f->user_data);
+  afut_future_unref (f->result);
+}
+
+/* The future whose pointer value a fiber's lends (afut__future_lender). */
+static AfutFuture *
+afut__fiber_lender (AfutFuture *future)
+{
+  AfutTask *task = (AfutTask *) future;
+  return task->func == afut__fiber_step ? ((AfutFiber *) task)->result : NULL;
+}
+
+static AfutFuture *
+afut__fiber_create (AfutLoop *loop, const char *name, size_t stack_size,
+                    bool lazy, AfutFiberFunc func, void *user_data,
+                    AfutDestroyNotify destroy, const char *caller)
+{
+  AfutFuture *future;
+  AfutFiber *f;
+  if (func == NULL)
+    {
+      afut__log (AFUT_LOG_CRITICAL, "%s: assertion 'func != NULL' failed",
+                 caller);
+      if (destroy != NULL)
+        destroy (user_data);
+      return NULL;
+    }
+  future = afut__task_create (loop, afut__fiber_step, sizeof (AfutFiber),
+                              NULL, name, afut__fiber_finalize, lazy, caller);
+  if (future == NULL)
+    {
+      if (destroy != NULL)
+        destroy (user_data);
+      return NULL;
+    }
+  /* The first step runs on a later iteration: filling in now is in time. */
+  f = (AfutFiber *) future;
+  f->func = func;
+  f->user_data = user_data;
+  f->destroy = destroy;
+  f->stack_size = stack_size;
+  return future;
+}
+
+AfutFuture *
+afut_fiber_new (AfutFiberFunc func, void *user_data, AfutDestroyNotify destroy)
+{
+  return afut__fiber_create (NULL, NULL, 0, false, func, user_data, destroy,
+                             __func__);
+}
+
+AfutFuture *
+afut_fiber_new_full (AfutLoop *loop, const AfutFiberOptions *options,
+                     AfutFiberFunc func, void *user_data,
+                     AfutDestroyNotify destroy)
+{
+  size_t size = options != NULL ? options->stack_size : 0;
+  /* The default size asked for explicitly still comes from the pool. */
+  if (size == AFUT_FIBER_STACK_SIZE)
+    size = 0;
+  return afut__fiber_create (loop, options != NULL ? options->name : NULL,
+                             size, options != NULL && options->lazy, func,
+                             user_data, destroy, __func__);
+}
+
+AfutFuture *
+afut__fiber_new_named (const char *name, AfutFiberFunc func, void *user_data)
+{
+  return afut__fiber_create (NULL, name, 0, false, func, user_data, NULL,
+                             "AFUT_FIBER");
+}
+
+/* done futures */
+
+static AfutFuture *
+afut__future_new_done (const char *func)
+{
+  AfutLoop *loop = afut__resolve_loop (NULL, func);
+  AfutFuture *f;
+  if (loop == NULL)
+    return NULL;
+  f = afut__future_init ((AfutFuture *) afut__alloc (sizeof (AfutFuture)),
+                         loop, AFUT__KIND_PLAIN);
+  f->state = AFUT_FUTURE_DONE;
+  return f;
+}
+
+AfutFuture *
+afut_future_new_for_int (int64_t value)
+{
+  AfutFuture *f = afut__future_new_done (__func__);
+  if (f != NULL)
+    {
+      f->value_type = AFUT_VALUE_INT;
+      f->u.value.v.v_int = value;
+    }
+  return f;
+}
+
+AfutFuture *
+afut_future_new_for_double (double value)
+{
+  AfutFuture *f = afut__future_new_done (__func__);
+  if (f != NULL)
+    {
+      f->value_type = AFUT_VALUE_DOUBLE;
+      f->u.value.v.v_double = value;
+    }
+  return f;
+}
+
+AfutFuture *
+afut_future_new_for_pointer (void *pointer, AfutDestroyNotify destroy)
+{
+  AfutFuture *f = afut__future_new_done (__func__);
+  if (f == NULL)
+    {
+      if (destroy != NULL)
+        destroy (pointer);
+      return NULL;
+    }
+  f->value_type = AFUT_VALUE_POINTER;
+  f->u.value.v.pointer = pointer;
+  f->u.value.destroy = destroy;
+  return f;
+}
+
+AfutFuture *
+afut_future_new_for_error (AfutError *error)
+{
+  AfutLoop *loop;
+  if (error == NULL)
+    {
+      afut__log (AFUT_LOG_CRITICAL, "%s: assertion 'error != NULL' failed",
+                 __func__);
+      error = afut_error_new_literal (AFUT_ERROR, AFUT_ERROR_INVALID_ARGUMENT,
+                                      "afut_future_new_for_error given NULL");
+    }
+  loop = afut__resolve_loop (NULL, __func__);
+  if (loop == NULL)
+    {
+      afut_error_free (error);
+      return NULL;
+    }
+  return afut__future_new_failed (loop, error);
+}
+
+bool
+afut_timeout_exit_with_error (AfutTimeout *timeout, AfutError **error)
+{
+  AfutError *none = NULL;
+  AFUT__RETURN_VAL_IF_FAIL (timeout != NULL, false);
+  AFUT__RETURN_VAL_IF_FAIL (timeout->scope.kind == AFUT__SCOPE_TIMEOUT, false);
+  if (!afut__scope_check_innermost (&timeout->scope, __func__))
+    return false;
+  afut__timeout_close (timeout, error != NULL ? error : &none);
+  return timeout->scope.state == AFUT__TIMEOUT_EXPIRED;
+}
+
 /* ---- diagnostics ---- */
 
 unsigned
@@ -10903,6 +12287,8 @@ afut__future_lender (AfutFuture *future)
       return ((AfutWaitFor *) future)->inner;
     case AFUT__KIND_RACE:
       return ((AfutMulti *) future)->winner;
+    case AFUT__KIND_TASK:
+      return afut__fiber_lender (future);
     default:
       return NULL;
     }
