@@ -661,7 +661,20 @@ typedef struct
   int n_expected_reports;
   bool quiet;              /* cleaning up: no more trace */
   bool cleaned_up;
+  int fibers;              /* which procs run as fibers: FZ_FIBERS_* */
+  struct FzInterp **fiber_states; /* each fiber's, freed with the run */
+  int n_fiber_states;
 } FzRun;
+
+/* AFUT_FUZZ_FIBERS: every task a stackless one (unset), a fiber ("all"),
+ * or the odd procs' tasks fibers and the even ones stackless ("odd"), so
+ * that fibers and stackless tasks await, cancel and gather each other. */
+enum
+{
+  FZ_FIBERS_NONE,
+  FZ_FIBERS_ALL,
+  FZ_FIBERS_ODD
+};
 
 static FzRun *fz_run; /* the run in progress (one at a time) */
 
@@ -958,10 +971,13 @@ typedef struct
   AfutTimeout timeout; /* stays here while the scope is open */
 } FzBlock;
 
-typedef struct
+typedef struct FzInterp
 {
-  AfutTask task;
+  AfutTask task; /* a fiber's state is not its task: unused then */
   FzRun *run;
+  bool fiber;      /* the body runs on a fiber (fz_fiber_body) */
+  AfutTask *self;  /* a fiber's task, once its body runs */
+  AfutFuture *fiber_future; /* a fiber's, to find its state */
   int proc;
   int host;       /* the registered task this runs in (inline: its host) */
   bool is_inline; /* `call K` or a group block: a coroutine awaited by its
@@ -999,6 +1015,74 @@ enum
 };
 
 static void fz_interp_func (AfutTask *task);
+static AfutFuture *fz_fiber_body (void *data);
+
+static bool
+fz_proc_is_fiber (int proc)
+{
+  return fz_run->fibers == FZ_FIBERS_ALL
+         || (fz_run->fibers == FZ_FIBERS_ODD && proc % 2 == 1);
+}
+
+/* The interpreter state of a task or coroutine this run made: a
+ * stackless one is its task; a fiber's is on the heap (its body works on
+ * a copy on its stack, and writes back what the awaiter reads). */
+static FzInterp *
+fz_interp_of (AfutFuture *f)
+{
+  int i;
+  /* (the step function is a private field, peeked at as the flags are) */
+  if (AFUT_TASK (f)->func == fz_interp_func)
+    return (FzInterp *) AFUT_TASK (f);
+  /* Newest first: a freed fiber's address may be a new one's. */
+  for (i = fz_run->n_fiber_states - 1; i >= 0; i--)
+    if (fz_run->fiber_states[i]->fiber_future == f)
+      return fz_run->fiber_states[i];
+  fz_violation ("a task the run did not make");
+  return (FzInterp *) AFUT_TASK (f);
+}
+
+/* The task the interpreter's scopes and awaits belong to. */
+static AfutTask *
+fz_self (FzInterp *s)
+{
+  return s->fiber ? s->self : &s->task;
+}
+
+static void
+fz_fiber_destroy (void *data)
+{
+  FzInterp *s = (FzInterp *) data;
+  if (s->finalized)
+    fz_violation ("fiber %s finalized twice", s->who);
+  s->finalized = true;
+  s->run->n_tasks_finalized++;
+}
+
+/* A task (or with @lazy a coroutine) running @proc as a fiber. */
+static AfutFuture *
+fz_new_fiber (int proc, bool lazy, const char *name)
+{
+  FzRun *run = fz_run;
+  FzInterp *h = calloc (1, sizeof *h);
+  AfutFiberOptions options;
+  memset (&options, 0, sizeof options);
+  options.name = name;
+  options.lazy = lazy;
+  h->run = run;
+  h->fiber = true;
+  h->proc = proc;
+  h->host = -1;
+  h->pc = run->prog->proc_start[proc];
+  run->n_tasks_made++;
+  run->fiber_states = realloc (run->fiber_states,
+                               (size_t) (run->n_fiber_states + 1)
+                                 * sizeof *run->fiber_states);
+  run->fiber_states[run->n_fiber_states++] = h;
+  h->fiber_future = afut_fiber_new_full (run->loop, &options, fz_fiber_body,
+                                         h, fz_fiber_destroy);
+  return h->fiber_future;
+}
 
 static void
 fz_interp_finalize (AfutTask *task)
@@ -1019,6 +1103,8 @@ fz_new_coro (int proc)
 {
   FzInterp init;
   AfutFuture *f;
+  if (fz_proc_is_fiber (proc))
+    return fz_new_fiber (proc, true, "coro");
   memset (&init, 0, sizeof init);
   init.run = fz_run;
   init.proc = proc;
@@ -1033,7 +1119,7 @@ fz_new_coro (int proc)
 static void
 fz_set_host (AfutFuture *f, int host)
 {
-  FzInterp *s = (FzInterp *) AFUT_TASK (f);
+  FzInterp *s = fz_interp_of (f);
   s->host = host;
   snprintf (s->who, sizeof s->who, "#%d", host);
 }
@@ -1195,9 +1281,14 @@ fz_sync_op (const char *who, const FzOp *op)
       init.proc = op->a;
       init.host = -1;
       init.pc = run->prog->proc_start[op->a];
-      run->n_tasks_made++;
-      t = afut_task_new (run->loop, fz_interp_func, sizeof (FzInterp), &init,
-                         NULL, fz_interp_finalize);
+      if (fz_proc_is_fiber (op->a))
+        t = fz_new_fiber (op->a, false, NULL);
+      else
+        {
+          run->n_tasks_made++;
+          t = afut_task_new (run->loop, fz_interp_func, sizeof (FzInterp),
+                             &init, NULL, fz_interp_finalize);
+        }
       i = fz_register (t, K_TASK);
       fz_set_host (t, i);
       run->slots[op->b] = i;
@@ -1296,6 +1387,7 @@ static const AfutError *
 fz_current_error (FzInterp *s)
 {
   return s->error_caught ? afut_task_caught (&s->task) : s->error;
+  /* (a fiber holds its errors in s->error: error_caught stays false) */
 }
 
 /* An error was raised with try blocks open: leave blocks, innermost
@@ -1313,7 +1405,10 @@ fz_unwind (FzInterp *s)
         {
           /* Converts the caught cancellation to a timeout if it is the
            * scope's own. */
-          afut_timeout_exit (&b->timeout);
+          if (s->fiber)
+            afut_timeout_exit_with_error (&b->timeout, &s->error);
+          else
+            afut_timeout_exit (&b->timeout);
           continue;
         }
       s->n_try--;
@@ -1345,7 +1440,7 @@ fz_log_awaited (FzInterp *s)
     fz_buf_printf (&b, "none");
   else if (s->await_kind == AW_CALL)
     {
-      AfutFuture *f = afut_task_awaited (&s->task);
+      AfutFuture *f = afut_task_awaited (fz_self (s));
       if (f == NULL || afut_future_get_state (f) != AFUT_FUTURE_DONE)
         fz_violation ("%s: the awaited coroutine is not done", s->who);
       else
@@ -1353,7 +1448,8 @@ fz_log_awaited (FzInterp *s)
     }
   else
     {
-      if (afut_task_awaited (&s->task) != s->run->reg[s->await_entry].future)
+      if (afut_task_awaited (fz_self (s))
+          != s->run->reg[s->await_entry].future)
         fz_violation ("%s: afut_task_awaited is not what was awaited", s->who);
       fz_fmt_value (&b, s->await_entry, 0);
     }
@@ -1388,7 +1484,7 @@ fz_run_ops (FzInterp *s)
         case OP_CALL:
           {
             AfutFuture *c = fz_new_coro (op->a);
-            FzInterp *child = (FzInterp *) AFUT_TASK (c);
+            FzInterp *child = fz_interp_of (c);
             child->is_inline = true;
             child->host = s->host;
             snprintf (child->who, sizeof child->who, "%s", s->who);
@@ -1439,7 +1535,7 @@ fz_run_ops (FzInterp *s)
             /* The block runs in a frame of its own, awaited inline: it
              * opens the group at its first step. */
             AfutFuture *c = fz_new_coro (s->proc);
-            FzInterp *child = (FzInterp *) AFUT_TASK (c);
+            FzInterp *child = fz_interp_of (c);
             child->is_inline = true;
             child->is_group_frame = true;
             child->group_op = s->pc;
@@ -1488,7 +1584,7 @@ fz_run_ops (FzInterp *s)
               {
                 fz_log (s->who, "timeout %d", op->a);
                 b->kind = B_TIMEOUT;
-                afut_timeout_enter (&s->task, &b->timeout, op->a / 512.0);
+                afut_timeout_enter (fz_self (s), &b->timeout, op->a / 512.0);
               }
             s->pc++;
             break;
@@ -1511,7 +1607,9 @@ fz_run_ops (FzInterp *s)
               fz_violation ("%s: block mismatch", s->who);
             if (b->kind == B_TIMEOUT)
               {
-                bool expired = afut_timeout_exit (&b->timeout);
+                bool expired = s->fiber ? afut_timeout_exit_with_error (
+                                 &b->timeout, NULL)
+                                          : afut_timeout_exit (&b->timeout);
                 fz_log (s->who, "endtimeout %d", (int) expired);
               }
             else
@@ -1527,6 +1625,8 @@ fz_run_ops (FzInterp *s)
     }
 }
 
+static int fz_after_await_ok (FzInterp *s);
+
 /* After an await resumed (catching or not). */
 static int
 fz_after_await (FzInterp *s, bool catching)
@@ -1537,12 +1637,19 @@ fz_after_await (FzInterp *s, bool catching)
       s->error_caught = true;
       return fz_unwind (s);
     }
+  return fz_after_await_ok (s);
+}
+
+/* After an await resumed without an error. */
+static int
+fz_after_await_ok (FzInterp *s)
+{
   if (s->await_kind == AW_GROUP)
     {
       /* The block ended without an error: by a return in it (which
        * returns from here too), or at its end. */
-      AfutFuture *f = afut_task_awaited (&s->task);
-      FzInterp *frame = f != NULL ? (FzInterp *) AFUT_TASK (f) : NULL;
+      AfutFuture *f = afut_task_awaited (fz_self (s));
+      FzInterp *frame = f != NULL ? fz_interp_of (f) : NULL;
       if (frame == NULL || !frame->is_group_frame
           || afut_future_get_state (f) != AFUT_FUTURE_DONE)
         {
@@ -1649,6 +1756,115 @@ fz_interp_func (AfutTask *task)
   s->run->step_depth--;
 }
 
+/* ---- the interpreter on a fiber ----
+ * The same program as fz_interp_body, as plain C on the fiber's stack:
+ * the state is a local (its timeout scopes too), the awaits afut_await's
+ * forms, errors held in s->error rather than the task's caught error. */
+
+/* Awaits what fz_run_ops left (a yield if @yield): the next thing to do. */
+static int
+fz_fiber_await (FzInterp *s, bool yield)
+{
+  FzRun *run = s->run;
+  AfutError *e = NULL;
+  bool catching = s->n_try > 0, ok;
+  run->step_depth--; /* suspended, the fiber's step ends */
+  ok = yield ? afut_fiber_yield (&e) : afut_await_check (fz_take_await (s), &e);
+  run->step_depth++;
+  if (afut_future_get_state (&s->self->future) != AFUT_FUTURE_PENDING)
+    fz_violation ("fiber %s resumed after it completed", s->who);
+  run->reg[s->host].awaiting = -1;
+  if (!ok)
+    {
+      s->error = e;
+      s->error_caught = false;
+      return catching ? fz_unwind (s) : NEXT_THROW;
+    }
+  return fz_after_await_ok (s);
+}
+
+/* The body's end: leaves the timeouts still open (their structs are on
+ * this stack), innermost first, with @error passing through them, and
+ * returns the fiber's outcome. */
+static AfutFuture *
+fz_fiber_end (FzInterp *s, AfutError *error, bool has_value)
+{
+  while (s->n_blocks > 0)
+    {
+      FzBlock *b = &s->blocks[--s->n_blocks];
+      if (b->kind == B_TIMEOUT)
+        afut_timeout_exit_with_error (&b->timeout, &error);
+    }
+  if (error != NULL)
+    return afut_future_new_for_error (error);
+  return has_value ? afut_future_new_for_int (s->ret_value) : NULL;
+}
+
+static AfutFuture *
+fz_fiber_run (FzInterp *s)
+{
+  if (!s->is_inline)
+    fz_log (s->who, "start");
+  if (s->is_group_frame)
+    {
+      s->group = afut_task_group_new (s->self);
+      if (s->group == NULL)
+        fz_violation ("%s: afut_task_group_new failed", s->who);
+    }
+  for (;;)
+    {
+      s->next = fz_run_ops (s);
+      if (s->next == NEXT_AWAIT || s->next == NEXT_YIELD)
+        s->next = fz_fiber_await (s, s->next == NEXT_YIELD);
+      switch (s->next)
+        {
+        case NEXT_GROUP_EXIT:
+          {
+            AfutError *e = NULL;
+            bool ok;
+            s->run->step_depth--;
+            ok = afut_await_check (afut_task_group_exit (s->group), &e);
+            s->run->step_depth++;
+            s->group = NULL;
+            return ok ? NULL : fz_fiber_end (s, e, false);
+          }
+        case NEXT_RETURN_NONE:
+          return fz_fiber_end (s, NULL, false);
+        case NEXT_RETURN_INT:
+          s->returned = true;
+          return fz_fiber_end (s, NULL, true);
+        case NEXT_THROW:
+          return fz_fiber_end (s, fz_take_error (s), false);
+        case NEXT_RERAISE:
+          fz_violation ("%s: a fiber re-raised a caught error", s->who);
+          return NULL;
+        default:
+          break;
+        }
+    }
+}
+
+static AfutFuture *
+fz_fiber_body (void *data)
+{
+  FzInterp *h = (FzInterp *) data;
+  FzInterp local = *h;
+  FzInterp *s = &local;
+  AfutFuture *result;
+  s->self = afut_fiber_get_current ();
+  if (s->self == NULL || &s->self->future != h->fiber_future)
+    fz_violation ("afut_fiber_get_current is not the fiber");
+  if (s->host < 0)
+    fz_violation ("fiber stepped before it was registered");
+  s->run->step_depth++;
+  result = fz_fiber_run (s);
+  s->run->step_depth--;
+  /* What an awaiter of a group frame reads once it is done. */
+  h->returned = s->returned;
+  h->ret_value = s->ret_value;
+  return result;
+}
+
 /* ---- timers and the harness ---- */
 
 static void
@@ -1749,6 +1965,12 @@ fz_run_program (const FzProg *prog, FzResult *result)
   memset (result, 0, sizeof *result);
   memset (&run, 0, sizeof run);
   run.prog = prog;
+  {
+    const char *mode = getenv ("AFUT_FUZZ_FIBERS");
+    run.fibers = mode == NULL || *mode == '\0' ? FZ_FIBERS_NONE
+                 : strcmp (mode, "odd") == 0    ? FZ_FIBERS_ODD
+                                                : FZ_FIBERS_ALL;
+  }
   fz_run = &run;
   afut_set_log_func (fz_log_func, NULL);
   run.loop = afut_loop_new (AFUT_LOOP_VIRTUAL_CLOCK);
@@ -1776,9 +1998,14 @@ fz_run_program (const FzProg *prog, FzResult *result)
     init.proc = 0;
     init.host = -1;
     init.pc = prog->proc_start[0];
-    run.n_tasks_made++;
-    t = afut_task_new (run.loop, fz_interp_func, sizeof (FzInterp), &init,
-                       NULL, fz_interp_finalize);
+    if (fz_proc_is_fiber (0))
+      t = fz_new_fiber (0, false, NULL);
+    else
+      {
+        run.n_tasks_made++;
+        t = afut_task_new (run.loop, fz_interp_func, sizeof (FzInterp),
+                           &init, NULL, fz_interp_finalize);
+      }
     main_entry = fz_register (t, K_TASK);
     fz_set_host (t, main_entry);
     afut_future_unref (t);
@@ -1939,6 +2166,12 @@ fz_run_program (const FzProg *prog, FzResult *result)
     }
   free (run.reg);
   free (run.slots);
+  for (i = 0; i < run.n_fiber_states; i++)
+    {
+      afut_error_free (run.fiber_states[i]->error);
+      free (run.fiber_states[i]);
+    }
+  free (run.fiber_states);
   if (run.violations.len > 0)
     {
       fz_buf_printf (&run.trace, "%s", run.violations.s);
