@@ -11562,21 +11562,43 @@ afut__fiber_switch_out (AfutFiber *f, bool last)
 
 /* the await */
 
-/* The fiber whose body is running, or NULL (reported): a stackless step
- * running on a fiber's stack (a coroutine it awaited inline) is not the
- * fiber. */
+/* The fiber whose body runs here, with no nested main loop between its
+ * step and the caller: a stackless step running on a fiber's stack (a
+ * coroutine it awaited inline) is not the fiber, nor is a plain callback
+ * of a nested main loop that the body runs (a modal wait): switching out
+ * there would leave that main loop's frames suspended, as
+ * afut_task_get_current() is NULL there. */
+static inline AfutFiber *
+afut__fiber_here (void)
+{
+  AfutFiber *f = afut__fiber_current;
+  return f != NULL && f->task.future.loop->current_task == &f->task
+             && f->task.future.state == AFUT_FUTURE_PENDING
+             && AFUT_NESTING_DEPTH () == f->task.future.loop->step_depth
+           ? f
+           : NULL;
+}
+
+/* afut__fiber_here(), or NULL reported. */
 static AfutFiber *
 afut__fiber_running (const char *func)
 {
-  AfutFiber *f = afut__fiber_current;
-  if (AFUT__LIKELY (f != NULL
-                    && f->task.future.loop->current_task == &f->task
-                    && f->task.future.state == AFUT_FUTURE_PENDING))
+  AfutFiber *f = afut__fiber_here ();
+  if (AFUT__LIKELY (f != NULL))
     return f;
-  afut__log (AFUT_LOG_CRITICAL,
-             "%s: not inside a fiber's body (awaits in a stackless task's "
-             "step are AFUT_AWAIT)",
-             func);
+  f = afut__fiber_current;
+  if (f != NULL && f->task.future.loop->current_task == &f->task
+      && AFUT_NESTING_DEPTH () != f->task.future.loop->step_depth)
+    afut__log (AFUT_LOG_CRITICAL,
+               "%s: called in a callback of a main loop nested inside fiber "
+               "'%s', not in the fiber's body: a fiber awaits only where its "
+               "own step runs",
+               func, afut__task_name (&f->task));
+  else
+    afut__log (AFUT_LOG_CRITICAL,
+               "%s: not inside a fiber's body (awaits in a stackless task's "
+               "step are AFUT_AWAIT)",
+               func);
   return NULL;
 }
 
@@ -11620,17 +11642,21 @@ afut__future_new_failed (AfutLoop *loop, AfutError *error)
 AfutFuture *
 afut_await (AfutFuture *future)
 {
-  AfutFiber *f = afut__fiber_running (__func__);
+  AfutFiber *f;
   AfutFuture *awaited;
   AfutError *e;
+  if (future != NULL)
+    AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, NULL);
+  f = afut__fiber_running (__func__);
   if (f == NULL)
     {
       AfutLoop *loop = future != NULL ? future->loop : afut__running_loop;
+      AfutFuture *failed = NULL;
+      if (loop != NULL && !loop->closed)
+        failed = afut__future_new_failed (loop,
+                                          afut__fiber_misuse_error (__func__));
       afut_future_unref (future);
-      return loop != NULL
-               ? afut__future_new_failed (loop,
-                                          afut__fiber_misuse_error (__func__))
-               : NULL;
+      return failed;
     }
   e = afut__fiber_await (f, future);
   awaited = f->task.awaiting;
@@ -11655,8 +11681,11 @@ static AfutFuture *
 afut__fiber_await_value (AfutFuture *future, AfutError **error,
                          const char *func)
 {
-  AfutFiber *f = afut__fiber_running (func);
+  AfutFiber *f;
   AfutError *e;
+  if (future != NULL)
+    AFUT__RETURN_IF_WRONG_THREAD_IN (func, future->loop, NULL, NULL);
+  f = afut__fiber_running (func);
   if (f == NULL)
     {
       afut_future_unref (future);
@@ -11722,10 +11751,8 @@ afut_fiber_yield (AfutError **error)
 AfutTask *
 afut_fiber_get_current (void)
 {
-  AfutFiber *f = afut__fiber_current;
-  return f != NULL && f->task.future.loop->current_task == &f->task
-           ? &f->task
-           : NULL;
+  AfutFiber *f = afut__fiber_here ();
+  return f != NULL ? &f->task : NULL;
 }
 
 /* the body */
@@ -11904,6 +11931,20 @@ afut__fiber_lender (AfutFuture *future)
   return task->func == afut__fiber_step ? ((AfutFiber *) task)->result : NULL;
 }
 
+/* A call that would make something on @loop (NULL: the running loop, or
+ * the thread's default) from another thread than the loop's: reported,
+ * and true.  It runs before anything the call was handed is consumed. */
+static bool
+afut__refused_here (AfutLoop *loop, const char *func)
+{
+  if (loop == NULL)
+    loop = afut__running_loop;
+  if (loop == NULL)
+    loop = afut_loop_get_thread_default ();
+  return loop != NULL && !afut__on_loop_thread (loop)
+         && !afut__wrong_thread (loop, func, NULL);
+}
+
 static AfutFuture *
 afut__fiber_create (AfutLoop *loop, const char *name, size_t stack_size,
                     bool lazy, AfutFiberFunc func, void *user_data,
@@ -11919,6 +11960,8 @@ afut__fiber_create (AfutLoop *loop, const char *name, size_t stack_size,
         destroy (user_data);
       return NULL;
     }
+  if (afut__refused_here (loop, caller))
+    return NULL; /* @user_data stays the caller's, as a refused call's */
   future = afut__task_create (loop, afut__fiber_step, sizeof (AfutFiber),
                               NULL, name, afut__fiber_finalize, lazy, caller);
   if (future == NULL)
@@ -12006,7 +12049,10 @@ afut_future_new_for_double (double value)
 AfutFuture *
 afut_future_new_for_pointer (void *pointer, AfutDestroyNotify destroy)
 {
-  AfutFuture *f = afut__future_new_done (__func__);
+  AfutFuture *f;
+  if (afut__refused_here (NULL, __func__))
+    return NULL; /* @pointer stays the caller's */
+  f = afut__future_new_done (__func__);
   if (f == NULL)
     {
       if (destroy != NULL)
@@ -12023,6 +12069,8 @@ AfutFuture *
 afut_future_new_for_error (AfutError *error)
 {
   AfutLoop *loop;
+  if (afut__refused_here (NULL, __func__))
+    return NULL; /* @error stays the caller's */
   if (error == NULL)
     {
       afut__log (AFUT_LOG_CRITICAL, "%s: assertion 'error != NULL' failed",

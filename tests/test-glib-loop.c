@@ -1141,6 +1141,211 @@ test_nested_current_task_in_plain_callback (void)
   g_main_context_unref (context);
 }
 
+/* ---- fibers on the GLib loop, and nested main loops inside them ---- */
+
+typedef struct
+{
+  GMainContext *context;
+  AfutFuture *other;
+  gboolean spinning;
+  guint n_reentries;
+  gboolean other_done_in_spin;
+  gboolean awaited_after;
+} FiberModal;
+
+static AfutFuture *
+fiber_sleeper (void *data)
+{
+  (void) data;
+  if (!afut_await_check (afut_sleep (2.0), NULL))
+    return NULL;
+  return afut_future_new_for_int (42);
+}
+
+/* A fiber's body spins the context until another fiber ends, as a modal
+ * wait does: the other fiber switches in and out from this one's stack,
+ * this one is not re-entered, and it awaits again afterwards. */
+static AfutFuture *
+fiber_modal (void *data)
+{
+  FiberModal *self = (FiberModal *) data;
+  if (self->spinning)
+    self->n_reentries++;
+  self->other = afut_fiber_new (fiber_sleeper, NULL, NULL);
+  self->spinning = TRUE;
+  while (!afut_future_is_done (self->other))
+    g_main_context_iteration (self->context, TRUE);
+  self->spinning = FALSE;
+  self->other_done_in_spin = afut_future_get_int (self->other) == 42;
+  self->awaited_after = afut_await_check (afut_sleep (0.5), NULL);
+  return afut_future_new_for_int (7);
+}
+
+static void
+test_fiber_nested_iteration_runs_other_fibers (void)
+{
+  if (g_test_subprocess ())
+    {
+      GMainContext *context = g_main_context_new ();
+      AfutLoop *loop = afut_glib_loop_new (context, AFUT_LOOP_VIRTUAL_CLOCK);
+      FiberModal m = { .context = context };
+      AfutFuture *fiber = afut_fiber_new_full (loop, NULL, fiber_modal, &m,
+                                               NULL);
+      g_assert_true (afut_loop_run_until_complete (loop, fiber));
+      g_assert_cmpint (afut_future_get_int (fiber), ==, 7);
+      g_assert_true (m.other_done_in_spin);
+      g_assert_cmpuint (m.n_reentries, ==, 0);
+      g_assert_true (m.awaited_after);
+      g_assert_cmpfloat (afut_loop_time (loop), >=, 2.5);
+      afut_future_unref (m.other);
+      afut_future_unref (fiber);
+      afut_loop_unref (loop);
+      g_main_context_unref (context);
+      return;
+    }
+  g_test_trap_subprocess (NULL, 20 * G_USEC_PER_SEC, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed ();
+  g_test_trap_assert_stderr_unmatched ("*CRITICAL*");
+}
+
+/* A plain GLib callback that a fiber's nested iteration dispatches is
+ * not the fiber's body: an await there is refused (before, it switched
+ * the fiber out with the nested main loop's frames on its stack), and
+ * afut_fiber_get_current() is NULL there, as afut_task_get_current(). */
+typedef struct
+{
+  GMainContext *context;
+  gboolean called;
+  AfutTask *current_in_callback;
+  AfutFuture *awaited_in_callback;
+  AfutTask *current_in_body;
+} FiberPlain;
+
+static gboolean
+fiber_plain_callback (gpointer data)
+{
+  FiberPlain *p = (FiberPlain *) data;
+  p->current_in_callback = afut_fiber_get_current ();
+  p->awaited_in_callback = afut_await (afut_sleep (0));
+  p->called = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+static AfutFuture *
+fiber_plain (void *data)
+{
+  FiberPlain *p = (FiberPlain *) data;
+  GSource *idle = g_idle_source_new ();
+  g_source_set_callback (idle, fiber_plain_callback, p, NULL);
+  g_source_attach (idle, p->context);
+  g_source_unref (idle);
+  while (!p->called)
+    g_main_context_iteration (p->context, TRUE);
+  p->current_in_body = afut_fiber_get_current ();
+  if (!afut_await_check (afut_sleep (1.0), NULL))
+    return NULL;
+  return afut_future_new_for_int (1);
+}
+
+static void
+test_fiber_nested_await_in_plain_callback (void)
+{
+  GMainContext *context = g_main_context_new ();
+  AfutLoop *loop = afut_glib_loop_new (context, AFUT_LOOP_VIRTUAL_CLOCK);
+  FiberPlain p = { .context = context };
+  AfutFuture *fiber;
+  char *log;
+  capture_begin ();
+  fiber = afut_fiber_new_full (loop, &(AfutFiberOptions){ .name = "plain" },
+                               fiber_plain, &p, NULL);
+  g_assert_true (afut_loop_run_until_complete (loop, fiber));
+  log = capture_end ();
+  g_assert_cmpstr (log, ==,
+                   "CRITICAL afut_await: called in a callback of a main loop "
+                   "nested inside fiber 'plain', not in the fiber's body: a "
+                   "fiber awaits only where its own step runs");
+  g_free (log);
+  g_assert_true (p.called);
+  g_assert_null (p.current_in_callback);
+  g_assert_nonnull (p.awaited_in_callback);
+  g_assert_cmpint (afut_future_get_state (p.awaited_in_callback), ==,
+                   AFUT_FUTURE_FAILED);
+  g_assert_cmpint (afut_future_get_error (p.awaited_in_callback)->code, ==,
+                   AFUT_ERROR_INVALID_STATE);
+  g_assert_true (p.current_in_body == afut_future_get_task (fiber));
+  g_assert_cmpint (afut_future_get_int (fiber), ==, 1);
+  afut_future_unref (p.awaited_in_callback);
+  afut_future_unref (fiber);
+  afut_loop_unref (loop);
+  g_main_context_unref (context);
+}
+
+/* A fiber is cancelled from inside the nested loop its body runs: it is
+ * not re-entered there, and the cancellation reaches its next await,
+ * where it cleans up and re-raises. */
+typedef struct
+{
+  GMainContext *context;
+  AfutFuture *self;
+  AfutFuture *canceller;
+  gboolean spinning;
+  guint n_reentries;
+  gboolean cancel_seen;
+} FiberCancelled;
+
+static AfutFuture *
+fiber_canceller (void *data)
+{
+  FiberCancelled *c = (FiberCancelled *) data;
+  afut_future_cancel (c->self, "from nested");
+  return NULL;
+}
+
+static AfutFuture *
+fiber_cancelled (void *data)
+{
+  FiberCancelled *c = (FiberCancelled *) data;
+  AfutFuture *done;
+  if (c->spinning)
+    c->n_reentries++;
+  c->canceller = afut_fiber_new (fiber_canceller, c, NULL);
+  c->spinning = TRUE;
+  while (!afut_future_is_done (c->canceller))
+    g_main_context_iteration (c->context, TRUE);
+  c->spinning = FALSE;
+  done = afut_await (afut_sleep (1.0));
+  c->cancel_seen = afut_future_is_cancelled (done);
+  return done;
+}
+
+static void
+test_fiber_nested_cancelled_not_reentered (void)
+{
+  if (g_test_subprocess ())
+    {
+      GMainContext *context = g_main_context_new ();
+      AfutLoop *loop = afut_glib_loop_new (context, AFUT_LOOP_VIRTUAL_CLOCK);
+      FiberCancelled c = { .context = context };
+      AfutFuture *fiber = afut_fiber_new_full (loop, NULL, fiber_cancelled,
+                                               &c, NULL);
+      c.self = fiber;
+      g_assert_true (afut_loop_run_until_complete (loop, fiber));
+      g_assert_cmpuint (c.n_reentries, ==, 0);
+      g_assert_true (c.cancel_seen);
+      g_assert_true (afut_future_is_cancelled (fiber));
+      g_assert_cmpstr (afut_future_get_error (fiber)->message, ==,
+                       "from nested");
+      afut_future_unref (c.canceller);
+      afut_future_unref (fiber);
+      afut_loop_unref (loop);
+      g_main_context_unref (context);
+      return;
+    }
+  g_test_trap_subprocess (NULL, 20 * G_USEC_PER_SEC, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed ();
+  g_test_trap_assert_stderr_unmatched ("*CRITICAL*");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1185,5 +1390,11 @@ main (int argc, char **argv)
                    test_nested_batch_order);
   g_test_add_func ("/glib-loop/nested/current-task-in-plain-callback",
                    test_nested_current_task_in_plain_callback);
+  g_test_add_func ("/glib-loop/fiber/nested/iteration-runs-other-fibers",
+                   test_fiber_nested_iteration_runs_other_fibers);
+  g_test_add_func ("/glib-loop/fiber/nested/await-in-plain-callback",
+                   test_fiber_nested_await_in_plain_callback);
+  g_test_add_func ("/glib-loop/fiber/nested/cancelled-not-reentered",
+                   test_fiber_nested_cancelled_not_reentered);
   return g_test_run ();
 }

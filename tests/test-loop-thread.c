@@ -445,6 +445,21 @@ typedef struct
   }
 #define P (x->pending)
 
+/* A refused fiber call leaves its user data alone: never destroyed. */
+static void
+fail_destroy (void *data)
+{
+  (void) data;
+  g_assert_not_reached ();
+}
+
+static AfutFuture *
+nop_fiber (void *data)
+{
+  (void) data;
+  return NULL;
+}
+
 E (afut_loop_time_ns, afut_loop_time_ns (x->loop))
 E (afut_loop_time, afut_loop_time (x->loop))
 E (afut_loop_call_soon, afut_loop_call_soon (x->loop, nop_call, NULL))
@@ -590,6 +605,21 @@ E (afut_queue_get_size, afut_queue_get_size (x->queue))
 E (afut_queue_get_maxsize, afut_queue_get_maxsize (x->queue))
 E (afut_queue_is_empty, afut_queue_is_empty (x->queue))
 E (afut_queue_is_full, afut_queue_is_full (x->queue))
+E (afut_fiber_new, afut_fiber_new (nop_fiber, x, fail_destroy))
+E (afut_fiber_new_full,
+   afut_fiber_new_full (x->loop, NULL, nop_fiber, x, fail_destroy))
+E (AFUT_FIBER, AFUT_FIBER (nop_fiber, x))
+E (afut_await, afut_await (P))
+E (afut_await_check, afut_await_check (P, NULL))
+E (afut_await_int, afut_await_int (P, NULL))
+E (afut_await_double, afut_await_double (P, NULL))
+E (afut_await_pointer, afut_await_pointer (P, NULL))
+E (afut_future_new_for_int, afut_future_new_for_int (1))
+E (afut_future_new_for_double, afut_future_new_for_double (1.0))
+E (afut_future_new_for_pointer, afut_future_new_for_pointer (x, fail_destroy))
+E (afut_future_new_for_error, afut_future_new_for_error (x->error))
+E (afut_timeout_exit_with_error,
+   afut_timeout_exit_with_error (&x->waiter->timeout, NULL))
 
 #undef P
 #undef E
@@ -608,7 +638,8 @@ E (afut_queue_is_full, afut_queue_is_full (x->queue))
  * functions, afut_run with its own loop); afut_timeout_when() and
  * afut_timeout_expired(), which read the caller's struct only; and the
  * private afut__task_* of the AFUT_* macros, which only a task's step
- * calls. */
+ * calls; afut_fiber_yield() and afut_fiber_get_current(), which know
+ * only the calling thread's own running fiber (none, on a worker). */
 static const Entry entries[] = {
   ROW (afut_loop_time_ns),
   ROW (afut_loop_time),
@@ -738,6 +769,19 @@ static const Entry entries[] = {
   ROW (afut_queue_get_maxsize),
   ROW (afut_queue_is_empty),
   ROW (afut_queue_is_full),
+  ROW (afut_fiber_new),
+  ROW (afut_fiber_new_full),
+  ROW (AFUT_FIBER),
+  ROW_CONSUMES (afut_await),
+  ROW_CONSUMES (afut_await_check),
+  ROW_CONSUMES (afut_await_int),
+  ROW_CONSUMES (afut_await_double),
+  ROW_CONSUMES (afut_await_pointer),
+  ROW (afut_future_new_for_int),
+  ROW (afut_future_new_for_double),
+  ROW (afut_future_new_for_pointer),
+  ROW (afut_future_new_for_error),
+  ROW (afut_timeout_exit_with_error),
 };
 
 typedef struct
