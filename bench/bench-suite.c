@@ -26,7 +26,12 @@
  * A benchmark, not a test: nothing is asserted on time; a case that did
  * not do its work prints ok=0 and the program exits 1.
  *
- * Usage: bench-suite [--quick] [--reps R] [--max-n N] [--only WORKLOAD]
+ * --check (issue 17) also fails memory/afut-future if a pending future
+ * takes more heap than sizeof (AfutFuture) + 8 bytes (malloc's count, not
+ * RSS: exact, whatever the machine's load): the future pool's point.
+ *
+ * Usage: bench-suite [--quick] [--check] [--reps R] [--max-n N]
+ *                    [--only WORKLOAD]
  *        bench-suite --case WORKLOAD IMPL N     (one case, in-process:
  *                                                for perf / callgrind)
  *        bench-suite --list */
@@ -37,6 +42,7 @@
 #include "afut-glib.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -833,18 +839,44 @@ case_cancel_gather_afut_glib (long n)
 /* memory: N pending items                                                  */
 /* ======================================================================== */
 
+static int check_limits;
+
+static size_t
+heap_in_use (void)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+  return mallinfo2 ().uordblks;
+#else
+  return 0;
+#endif
+}
+
 static void
 case_memory_afut_future (long n)
 {
   AfutLoop *loop = new_loop (0);
   AfutFuture **futs = touched_array (n);
+  size_t heap0;
   long i;
   rss_start ();
+  heap0 = heap_in_use ();
   timer_start ();
   for (i = 0; i < n; i++)
     futs[i] = afut_future_new (loop);
   timer_stop (n);
   rss_stop (n);
+  if (check_limits && heap0 > 0)
+    {
+      double per = (double) (heap_in_use () - heap0) / (double) n;
+      if (per > (double) sizeof (AfutFuture) + 8)
+        {
+          R.ok = 0;
+          snprintf (R.failure, sizeof R.failure,
+                    "a pending future takes %.1f B of heap, over "
+                    "sizeof (AfutFuture) + 8 = %zu B",
+                    per, sizeof (AfutFuture) + 8);
+        }
+    }
   for (i = 0; i < n; i++)
     afut_future_unref (futs[i]);
   free (futs);
@@ -1072,6 +1104,8 @@ main (int argc, char **argv)
           n_sizes = 2;
           reps = 1;
         }
+      else if (strcmp (argv[i], "--check") == 0)
+        check_limits = 1;
       else if (strcmp (argv[i], "--reps") == 0 && i + 1 < argc)
         reps = atoi (argv[++i]);
       else if (strcmp (argv[i], "--max-n") == 0 && i + 1 < argc)
@@ -1098,7 +1132,7 @@ main (int argc, char **argv)
       else
         {
           fprintf (stderr,
-                   "usage: %s [--quick] [--reps R] [--max-n N] [--only "
+                   "usage: %s [--quick] [--check] [--reps R] [--max-n N] [--only "
                    "WORKLOAD] | --case WORKLOAD IMPL N | --list\n",
                    argv[0]);
           return 2;

@@ -1653,6 +1653,77 @@ test_threadsafe_closed_loop_concurrent_drops (void)
   g_assert_cmpuint (expect_log_end (), ==, n);
 }
 
+/* Bare futures come from the loop's pool (afut.h, "the future pool"):
+ * a closed loop's pooled futures are dropped on two threads at once,
+ * the loop's and a worker's (its failing _threadsafe calls consume its
+ * references).  Neither may touch the pool's free list then: the slots
+ * stay put until the last of them frees the loop's memory, once
+ * (ThreadSanitizer checks the race in the tsan suite, valgrind that
+ * nothing leaks when the pool is built in). */
+typedef struct
+{
+  AfutFuture **futures;
+  guint n;
+  gint go; /* atomic */
+  guint n_refused;
+} PoolDropper;
+
+static gpointer
+pool_dropper_thread (gpointer data)
+{
+  PoolDropper *pd = (PoolDropper *) data;
+  guint i;
+  while (!g_atomic_int_get (&pd->go))
+    ;
+  for (i = 0; i < pd->n; i++)
+    if (!afut_future_resolve_int_threadsafe (pd->futures[i], (gint64) i))
+      pd->n_refused++;
+  return NULL;
+}
+
+static void
+test_threadsafe_closed_loop_pooled_futures (void)
+{
+  guint round, i, n = 300;
+
+  expect_log_begin (AFUT_LOG_CRITICAL, "the loop is closed");
+  for (round = 0; round < 20; round++)
+    {
+      FakeBackend fb;
+      AfutLoop *loop = new_fake_loop (&fb, 0, AFUT_LOOP_VIRTUAL_CLOCK);
+      AfutFuture **theirs = g_new (AfutFuture *, n);
+      AfutFuture **mine = g_new (AfutFuture *, n);
+      PoolDropper pd = { theirs, n, 0, 0 };
+      GThread *thread;
+
+      for (i = 0; i < n; i++)
+        {
+          /* Made and freed first, so the pool has free slots and
+           * reuses them. */
+          AfutFuture *scratch = afut_future_new (loop);
+          afut_future_unref (scratch);
+          theirs[i] = afut_future_new (loop);
+          mine[i] = afut_loop_sleep (loop, 1.0 + i);
+        }
+      thread = g_thread_new ("pool-dropper", pool_dropper_thread, &pd);
+      g_assert_true (afut_loop_close (loop));
+      afut_loop_unref (loop);
+      g_assert_cmpuint (fb.n_frees, ==, 0); /* the futures keep it */
+      g_atomic_int_set (&pd.go, 1);
+      for (i = 0; i < n; i++)
+        {
+          g_assert_true (afut_future_is_cancelled (mine[i]));
+          afut_future_unref (mine[i]);
+        }
+      g_thread_join (thread);
+      g_assert_cmpuint (pd.n_refused, ==, n);
+      g_assert_cmpuint (fb.n_frees, ==, 1); /* freed once, at the last */
+      g_free (theirs);
+      g_free (mine);
+    }
+  g_assert_cmpuint (expect_log_end (), ==, 20 * n);
+}
+
 /* asyncio's call_soon_threadsafe is call_soon plus a wakeup: called on
  * the loop's own thread it takes its place in the one FIFO ready queue
  * (BaseEventLoop.call_soon_threadsafe appends to the same _ready deque).
@@ -3851,6 +3922,8 @@ main (int argc, char **argv)
 
   g_test_add_func ("/loop/threadsafe/closed-loop-drops-reference",
                    test_threadsafe_closed_loop_drops_reference);
+  g_test_add_func ("/loop/threadsafe/closed-loop-pooled-futures",
+                   test_threadsafe_closed_loop_pooled_futures);
   g_test_add_func ("/loop/threadsafe/closed-loop-concurrent-drops",
                    test_threadsafe_closed_loop_concurrent_drops);
   g_test_add_func ("/loop/threadsafe/from-several-threads",
