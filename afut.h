@@ -1795,13 +1795,39 @@ AFUT_API void afut_future_add_done_callback (AfutFuture *future,
                                              void *data);
 
 /**
+ * afut_future_add_done_callback_full: (rename-to afut_future_add_done_callback)
+ * @future: a future
+ * @callback: (scope notified) (closure data) (destroy destroy): called
+ *   once @future is done
+ * @data: passed to @callback
+ * @destroy: (nullable): frees @data
+ *
+ * afut_future_add_done_callback() with a destroy notify, as GLib's
+ * `_full` calls take: @destroy runs exactly once, whatever happens to
+ * the callback: right after @callback ran, when the registration is
+ * removed (afut_future_remove_done_callback() with @callback and
+ * @data), when @future is freed without ever completing, or at once if
+ * the callback can never run (the loop is closed: reported).  The
+ * callback keeps its place in the registration order among the plain
+ * ones.
+ *
+ * Since: 0.3
+ */
+AFUT_API void afut_future_add_done_callback_full (AfutFuture *future,
+                                                  AfutFutureCallback callback,
+                                                  void *data,
+                                                  AfutDestroyNotify destroy);
+
+/**
  * afut_future_remove_done_callback: (skip)
  * @future: a future
  * @callback: a callback
  * @data: its data
  *
- * Removes every registration of @callback with @data.  Once @future is
- * done its callbacks are already scheduled and nothing is removed.
+ * Removes every registration of @callback with @data, those of
+ * afut_future_add_done_callback_full() too (their destroy notify runs
+ * now).  Once @future is done its callbacks are already scheduled and
+ * nothing is removed.
  *
  * Not for bindings: a binding makes a new C callback for each
  * function it passes, which never matches one added before.
@@ -4587,6 +4613,16 @@ typedef struct
   void *data;
 } AfutLateCallback;
 
+/* A registration of afut_future_add_done_callback_full(): its slot holds
+ * afut__full_callback_run with this record as data. */
+typedef struct
+{
+  AfutFutureCallback func;
+  void *data;
+  AfutDestroyNotify destroy;
+  void *next; /* AfutFullCallback *: a list of those being discarded */
+} AfutFullCallback;
+
 struct AfutLoop
 {
   int ref_count; /* atomic */
@@ -7276,6 +7312,61 @@ afut__callback_slots (AfutCallbackArray *a)
   return (AfutCallbackSlot *) (void *) (a + 1);
 }
 
+static void
+afut__full_callback_run (AfutFuture *future, void *data)
+{
+  AfutFullCallback *full = (AfutFullCallback *) data;
+  full->func (future, full->data);
+  if (full->destroy != NULL)
+    full->destroy (full->data);
+  AFUT_FREE (full);
+}
+
+/* Runs the destroy notifies of a list of discarded registrations: after
+ * the callback slots are consistent again, since a notify may touch the
+ * future. */
+static void
+afut__full_callbacks_discard (AfutFullCallback *list)
+{
+  while (list != NULL)
+    {
+      AfutFullCallback *full = list;
+      list = (AfutFullCallback *) full->next;
+      if (full->destroy != NULL)
+        full->destroy (full->data);
+      AFUT_FREE (full);
+    }
+}
+
+/* The _full registrations still pending on @future will never run: they
+ * are taken out, and returned as a list for afut__full_callbacks_discard. */
+static AfutFullCallback *
+afut__future_take_full_callbacks (AfutFuture *future)
+{
+  AfutFullCallback *list = NULL, **tail = &list;
+  if (future->callback == afut__callbacks_array_marker)
+    {
+      AfutCallbackArray *a = (AfutCallbackArray *) future->callback_data;
+      AfutCallbackSlot *slots = afut__callback_slots (a);
+      size_t i;
+      for (i = a->first; i < a->len; i++)
+        if (slots[i].func == afut__full_callback_run)
+          {
+            *tail = (AfutFullCallback *) slots[i].data;
+            tail = (AfutFullCallback **) &(*tail)->next;
+            slots[i].func = NULL;
+            a->dead++;
+          }
+    }
+  else if (future->callback == afut__full_callback_run)
+    {
+      list = (AfutFullCallback *) future->callback_data;
+      future->callback = NULL;
+      future->callback_data = NULL;
+    }
+  return list;
+}
+
 static void afut__task_finalize (AfutTask *task);
 static void afut__gather_finalize (AfutGather *gather);
 
@@ -7364,6 +7455,7 @@ static void
 afut__future_free (AfutFuture *future)
 {
   AfutLoop *loop = future->loop;
+  AfutFullCallback *full;
 
   if (future->state == AFUT_FUTURE_FAILED
       && !(future->flags & AFUT__FUTURE_ERROR_RETRIEVED))
@@ -7412,8 +7504,10 @@ afut__future_free (AfutFuture *future)
     future->u.value.destroy (future->u.value.v.pointer);
 
   /* Pending callbacks only remain if the future never completed. */
+  full = afut__future_take_full_callbacks (future);
   if (future->callback == afut__callbacks_array_marker)
     AFUT_FREE (future->callback_data);
+  afut__full_callbacks_discard (full);
 
   if (AFUT__UNLIKELY (__atomic_load_n (&loop->closed, __ATOMIC_ACQUIRE)))
     {
@@ -7525,10 +7619,12 @@ afut__callbacks_compact (AfutCallbackArray *a)
 static void
 afut__future_drop_callbacks (AfutFuture *future)
 {
+  AfutFullCallback *full = afut__future_take_full_callbacks (future);
   if (future->callback == afut__callbacks_array_marker)
     AFUT_FREE (future->callback_data);
   future->callback = NULL;
   future->callback_data = NULL;
+  afut__full_callbacks_discard (full);
 }
 
 static void
@@ -8114,11 +8210,46 @@ afut_future_add_done_callback (AfutFuture *future, AfutFutureCallback callback,
     }
 }
 
+void
+afut_future_add_done_callback_full (AfutFuture *future,
+                                    AfutFutureCallback callback, void *data,
+                                    AfutDestroyNotify destroy)
+{
+  AfutFullCallback *full;
+  AFUT__RETURN_IF_FAIL (future != NULL);
+  AFUT__RETURN_IF_FAIL (callback != NULL);
+  AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, );
+  if (future->loop->closed)
+    {
+      afut__log (AFUT_LOG_CRITICAL,
+                 "%s: the loop is closed: the callback would never run",
+                 __func__);
+      if (destroy != NULL)
+        destroy (data);
+      return;
+    }
+  full = (AfutFullCallback *) afut__alloc (sizeof *full);
+  full->func = callback;
+  full->data = data;
+  full->destroy = destroy;
+  full->next = NULL;
+  afut_future_add_done_callback (future, afut__full_callback_run, full);
+}
+
+static bool
+afut__full_callback_matches (void *slot_data, AfutFutureCallback callback,
+                             void *data)
+{
+  AfutFullCallback *full = (AfutFullCallback *) slot_data;
+  return full->func == callback && full->data == data;
+}
+
 size_t
 afut_future_remove_done_callback (AfutFuture *future,
                                   AfutFutureCallback callback, void *data)
 {
   size_t removed = 0;
+  AfutFullCallback *discarded = NULL, **tail = &discarded;
   AFUT__RETURN_VAL_IF_FAIL (future != NULL, 0);
   AFUT__RETURN_VAL_IF_FAIL (callback != NULL, 0);
   AFUT__RETURN_IF_WRONG_THREAD (future->loop, NULL, 0);
@@ -8135,6 +8266,15 @@ afut_future_remove_done_callback (AfutFuture *future,
             slots[i].func = NULL;
             removed++;
           }
+        else if (slots[i].func == afut__full_callback_run
+                 && afut__full_callback_matches (slots[i].data, callback,
+                                                 data))
+          {
+            *tail = (AfutFullCallback *) slots[i].data;
+            tail = (AfutFullCallback **) &(*tail)->next;
+            slots[i].func = NULL;
+            removed++;
+          }
       a->dead += removed;
       afut__callbacks_compact (a);
       if (a->len == 0)
@@ -8146,6 +8286,16 @@ afut_future_remove_done_callback (AfutFuture *future,
       future->callback_data = NULL;
       removed = 1;
     }
+  else if (future->callback == afut__full_callback_run
+           && afut__full_callback_matches (future->callback_data, callback,
+                                           data))
+    {
+      discarded = (AfutFullCallback *) future->callback_data;
+      future->callback = NULL;
+      future->callback_data = NULL;
+      removed = 1;
+    }
+  afut__full_callbacks_discard (discarded);
   return removed;
 }
 

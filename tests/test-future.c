@@ -1897,6 +1897,205 @@ test_quarks_threads (void)
     }
 }
 
+/* ---- done callbacks with a destroy notify (_full) ---- */
+
+/* Traces "~<name>" when a _full registration's data is destroyed. */
+static void
+trace_destroy (void *data)
+{
+  g_string_append_printf (trace, "~%s ", (const char *) data);
+}
+
+/* The destroy runs right after the callback, once; the registration
+ * keeps its place among the plain ones. */
+static void
+test_callbacks_full_destroy_after_callback (void)
+{
+  AfutLoop *loop = new_loop ();
+  AfutFuture *f = afut_future_new (loop);
+
+  trace_reset ();
+  afut_future_add_done_callback (f, trace_future_cb, "A");
+  afut_future_add_done_callback_full (f, trace_future_cb, "B", trace_destroy);
+  afut_future_add_done_callback (f, trace_future_cb, "C");
+  afut_future_add_done_callback_full (f, trace_future_cb, "D", NULL);
+  g_assert_true (afut_future_resolve (f));
+  g_assert_cmpstr (trace->str, ==, "");
+  iterate_n (loop, 1);
+  g_assert_cmpstr (trace->str, ==, "A B ~B C D ");
+  afut_future_unref (f);
+  afut_loop_unref (loop);
+  g_assert_cmpstr (trace->str, ==, "A B ~B C D ");
+}
+
+/* The only registration (stored inline, not in an array) too. */
+static void
+test_callbacks_full_single (void)
+{
+  AfutLoop *loop = new_loop ();
+  AfutFuture *f = afut_future_new (loop);
+
+  trace_reset ();
+  afut_future_add_done_callback_full (f, trace_future_cb, "A", trace_destroy);
+  g_assert_true (afut_future_cancel (f, NULL));
+  iterate_n (loop, 1);
+  g_assert_cmpstr (trace->str, ==, "A ~A ");
+  afut_future_unref (f);
+  afut_loop_unref (loop);
+}
+
+/* Added to a done future: queued, then destroyed after it ran. */
+static void
+test_callbacks_full_on_done_future (void)
+{
+  AfutLoop *loop = new_loop ();
+  AfutFuture *f = afut_future_new (loop);
+
+  trace_reset ();
+  g_assert_true (afut_future_resolve_int (f, 3));
+  afut_future_add_done_callback_full (f, trace_future_cb, "A", trace_destroy);
+  g_assert_cmpstr (trace->str, ==, "");
+  iterate_n (loop, 1);
+  g_assert_cmpstr (trace->str, ==, "A ~A ");
+  afut_future_unref (f);
+  afut_loop_unref (loop);
+}
+
+/* Removed: the destroy runs in the remove call, the callback never. */
+static void
+test_callbacks_full_removed (void)
+{
+  guint k;
+
+  for (k = 0; k < 2; k++)
+    {
+      AfutLoop *loop = new_loop ();
+      AfutFuture *f = afut_future_new (loop);
+
+      trace_reset ();
+      /* k = 1: among other registrations (the array form). */
+      if (k == 1)
+        afut_future_add_done_callback (f, trace_future_cb, "A");
+      afut_future_add_done_callback_full (f, trace_future_cb, "B",
+                                          trace_destroy);
+      if (k == 1)
+        afut_future_add_done_callback_full (f, trace_future_cb, "C",
+                                            trace_destroy);
+      g_assert_cmpuint (
+        afut_future_remove_done_callback (f, trace_future_cb, "B"), ==, 1);
+      g_assert_cmpstr (trace->str, ==, "~B ");
+      g_assert_cmpuint (
+        afut_future_remove_done_callback (f, trace_future_cb, "B"), ==, 0);
+      g_assert_true (afut_future_resolve (f));
+      iterate_n (loop, 1);
+      g_assert_cmpstr (trace->str, ==, k == 1 ? "~B A C ~C " : "~B ");
+      afut_future_unref (f);
+      afut_loop_unref (loop);
+      g_assert_cmpstr (trace->str, ==, k == 1 ? "~B A C ~C " : "~B ");
+    }
+}
+
+/* Freed without completing: each pending registration's destroy runs
+ * once, the callbacks never. */
+static void
+test_callbacks_full_future_freed_pending (void)
+{
+  guint k;
+
+  for (k = 0; k < 2; k++)
+    {
+      AfutLoop *loop = new_loop ();
+      AfutFuture *f = afut_future_new (loop);
+
+      trace_reset ();
+      afut_future_add_done_callback_full (f, trace_future_cb, "A",
+                                          trace_destroy);
+      if (k == 1)
+        {
+          afut_future_add_done_callback (f, trace_future_cb, "B");
+          afut_future_add_done_callback_full (f, trace_future_cb, "C",
+                                              trace_destroy);
+        }
+      afut_future_unref (f);
+      g_assert_cmpstr (trace->str, ==, k == 1 ? "~A ~C " : "~A ");
+      afut_loop_unref (loop);
+      g_assert_cmpstr (trace->str, ==, k == 1 ? "~A ~C " : "~A ");
+    }
+}
+
+/* The loop closed: the callback can never run, so its destroy runs at
+ * once, with the critical the plain form gives. */
+static void
+test_callbacks_full_closed_loop (void)
+{
+  AfutLoop *loop = new_loop ();
+  AfutFuture *f = afut_future_new (loop);
+
+  afut_future_resolve (f);
+  afut_loop_unref (loop);
+  trace_reset ();
+  expect_log_begin (AFUT_LOG_CRITICAL, "the loop is closed");
+  afut_future_add_done_callback_full (f, trace_future_cb, "A", trace_destroy);
+  g_assert_cmpuint (expect_log_end (), ==, 1);
+  g_assert_cmpstr (trace->str, ==, "~A ");
+  afut_future_unref (f);
+  g_assert_cmpstr (trace->str, ==, "~A ");
+}
+
+/* Completed after its loop closed: the callbacks are dropped (reported)
+ * and the destroys run then. */
+static void
+test_callbacks_full_completed_after_close (void)
+{
+  AfutLoop *loop = new_loop ();
+  AfutFuture *f = afut_future_new (loop);
+
+  trace_reset ();
+  afut_future_add_done_callback_full (f, trace_future_cb, "A", trace_destroy);
+  afut_future_add_done_callback_full (f, trace_future_cb, "B", trace_destroy);
+  afut_loop_unref (loop);
+  g_assert_cmpstr (trace->str, ==, "");
+  expect_log_begin (AFUT_LOG_CRITICAL, "after its loop was closed");
+  afut_future_resolve (f);
+  g_assert_cmpuint (expect_log_end (), ==, 1);
+  g_assert_cmpstr (trace->str, ==, "~A ~B ");
+  afut_future_unref (f);
+  g_assert_cmpstr (trace->str, ==, "~A ~B ");
+}
+
+/* The destroy notify may drop the last reference to the future. */
+static void
+unref_future_destroy (void *data)
+{
+  g_string_append (trace, "~unref ");
+  afut_future_unref ((AfutFuture *) data);
+}
+
+static void
+noop_future_cb (AfutFuture *future, void *data)
+{
+  (void) future;
+  (void) data;
+}
+
+static void
+test_callbacks_full_destroy_drops_future (void)
+{
+  AfutLoop *loop = new_loop ();
+  AfutFuture *f = afut_future_new (loop);
+
+  trace_reset ();
+  afut_future_add_done_callback_full (f, trace_future_cb, "A", NULL);
+  afut_future_add_done_callback_full (f, noop_future_cb,
+                                      afut_future_ref (f),
+                                      unref_future_destroy);
+  afut_future_unref (f);
+  g_assert_true (afut_future_resolve (f));
+  iterate_n (loop, 1);
+  g_assert_cmpstr (trace->str, ==, "A ~unref ");
+  afut_loop_unref (loop);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1989,6 +2188,22 @@ main (int argc, char **argv)
                    test_callbacks_remove_after_done);
   g_test_add_func ("/future/callbacks/remove/all-then-add",
                    test_callbacks_remove_all_then_add);
+  g_test_add_func ("/future/callbacks/full/destroy-after-callback",
+                   test_callbacks_full_destroy_after_callback);
+  g_test_add_func ("/future/callbacks/full/single",
+                   test_callbacks_full_single);
+  g_test_add_func ("/future/callbacks/full/on-done-future",
+                   test_callbacks_full_on_done_future);
+  g_test_add_func ("/future/callbacks/full/removed",
+                   test_callbacks_full_removed);
+  g_test_add_func ("/future/callbacks/full/future-freed-pending",
+                   test_callbacks_full_future_freed_pending);
+  g_test_add_func ("/future/callbacks/full/closed-loop",
+                   test_callbacks_full_closed_loop);
+  g_test_add_func ("/future/callbacks/full/completed-after-close",
+                   test_callbacks_full_completed_after_close);
+  g_test_add_func ("/future/callbacks/full/destroy-drops-future",
+                   test_callbacks_full_destroy_drops_future);
 
   g_test_add_func ("/future/unretrieved/failed-future-reported-on-free",
                    test_unretrieved_failed_future_reported);
