@@ -543,6 +543,814 @@ AFUT_API const GValue *afut_future_get_sub_error_value (AfutFuture *future,
 AFUT_API void afut_gio_future_complete (AfutFuture *future,
                                         GAsyncResult *result);
 
+/* ---- g_autoptr and typed accessors ---- */
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AfutFuture, afut_future_unref)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AfutLoop, afut_loop_unref)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AfutError, afut_error_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AfutEvent, afut_event_unref)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AfutLock, afut_lock_unref)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AfutSemaphore, afut_semaphore_unref)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AfutCondition, afut_condition_unref)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AfutQueue, afut_queue_unref)
+
+/**
+ * AFUT_TASK_DEFINE_AUTOPTR:
+ * @TypeName: a task struct type, whose first member is an #AfutTask
+ *
+ * Lets `g_autoptr (TypeName)` hold a reference to a task of that type,
+ * dropped with afut_future_unref() at the end of the scope: for code
+ * that makes a task, sets it up and hands it on (a plain function, a
+ * signal handler).  Use it at file scope, once per type.  Not across an
+ * await: a stackless task's step function returns at each await, so a
+ * `g_autoptr` local lives only between two awaits (C forbids the jump
+ * into its scope that resuming would be, and compilers say so).
+ *
+ * Since: 0.3
+ */
+#define AFUT_TASK_DEFINE_AUTOPTR(TypeName)                                    \
+  static inline void afut__task_autoptr_unref_##TypeName (TypeName *task)     \
+  {                                                                           \
+    afut_future_unref ((AfutFuture *) task);                                  \
+  }                                                                           \
+  G_DEFINE_AUTOPTR_CLEANUP_FUNC (TypeName, afut__task_autoptr_unref_##TypeName)
+
+/**
+ * afut_glib_task_caught: (skip)
+ * @task: the running task
+ *
+ * afut_task_caught() as a GError: on this backend they are the same.
+ * (A C convenience; bindings use afut_task_caught().)
+ *
+ * Returns: (nullable) (transfer none): the error the last
+ *   AFUT_AWAIT_TRY() caught, %NULL if it caught none
+ * Since: 0.3
+ */
+static inline const GError *
+afut_glib_task_caught (AfutTask *task)
+{
+  return (const GError *) afut_task_caught (task);
+}
+
+/* ---- GIO futures ----
+ *
+ * Each function below starts a GIO `_async` call and returns its future.
+ * It takes the `_async` call's arguments without the cancellable, the
+ * callback and the user data, runs on the running (or thread-default)
+ * afut loop, and resolves with what the `_finish` call returns, already
+ * taken: an object or a GBytes that the future owns (read it with
+ * afut_future_get_pointer(), take it with afut_future_steal_pointer()),
+ * a count as an int (afut_future_get_int()), or no value.  It fails with
+ * the GError `_finish` gave, except %G_IO_ERROR_CANCELLED, which is
+ * afut's cancellation.
+ *
+ * Cancelling the future cancels the call's GCancellable, and the future
+ * stays pending until GIO calls back: when the awaiting task goes on,
+ * GIO is done with the stream, the buffer, the file.  The future then
+ * ends cancelled, with the cancel message, whatever the call's outcome
+ * (an object it made anyway is dropped).  The loop's shutdown waits for
+ * GIO's callback.  GIO calls back on the loop's main context.
+ *
+ * For a call not wrapped here, AFUT_GIO() starts any `_async` call and
+ * AFUT_GIO_FINISH() finishes it in one line.  From Python or JavaScript,
+ * afut_gio_future_new() with afut_glib_future_get_cancellable() and
+ * afut_gio_ready() does the same, and afut_gio_future_get_result() gives
+ * the GAsyncResult. */
+
+/**
+ * afut_gio_future_get_result:
+ * @future: a done future of afut_gio_future_new(), AFUT_GIO() or
+ *   afut_gio_ready()
+ *
+ * The GAsyncResult afut_gio_ready() resolved @future with, for the
+ * `_finish` call.
+ *
+ * Returns: (transfer none) (nullable): the result, owned by @future;
+ *   %NULL if @future is not done with one (reported)
+ * Since: 0.3
+ */
+AFUT_API GAsyncResult *afut_gio_future_get_result (AfutFuture *future);
+
+/**
+ * AFUT_GIO:
+ * @func: a GIO `_async` function, g_file_read_async for instance
+ * @...: its arguments up to the cancellable, which AFUT_GIO() adds with
+ *   the callback and the user data
+ *
+ * Starts any GIO `_async` call and gives its future, resolving with the
+ * GAsyncResult (an expression; C only: bindings use
+ * afut_gio_future_new(), which it calls):
+ *
+ *   AFUT_AWAIT (task, AFUT_GIO (g_file_read_async, self->file,
+ *                               G_PRIORITY_DEFAULT));
+ *   AFUT_GIO_FINISH (task, self->stream = g_file_read_finish (
+ *                            self->file, AFUT_GIO_RESULT, AFUT_GIO_ERROR));
+ *
+ * The future is afut_gio_future_new()'s: cancelling it waits for GIO's
+ * callback.
+ *
+ * Returns: (transfer full): the future, %NULL without a loop (reported)
+ * Since: 0.3
+ */
+#define AFUT_GIO(func, ...)                                                   \
+  (afut__gio_push (),                                                         \
+   (func) (__VA_ARGS__, afut__gio_cancellable (), afut_gio_ready,             \
+           afut__gio_user_data ()),                                           \
+   afut__gio_pop ())
+
+/**
+ * AFUT_GIO_FINISH:
+ * @task: the running task, just back from awaiting an AFUT_GIO() future
+ * @call: the `_finish` call, given AFUT_GIO_RESULT and AFUT_GIO_ERROR,
+ *   with its return value stored where the task keeps it
+ *
+ * Runs @call, and if it set its error, the task raises it (a
+ * %G_IO_ERROR_CANCELLED becomes afut's cancellation), as AFUT_THROW()
+ * does.  A statement.
+ *
+ * Since: 0.3
+ */
+#define AFUT_GIO_FINISH(task, call)                                           \
+  do                                                                          \
+    {                                                                         \
+      GAsyncResult *afut__gio_result = afut_gio_future_get_result (           \
+        afut_task_awaited ((AfutTask *) (task)));                             \
+      GError *afut__gio_error = NULL;                                         \
+      (void) (call);                                                          \
+      if (afut__gio_error != NULL)                                            \
+        AFUT_THROW (task, afut_glib_error_from_gerror (afut__gio_error));     \
+    }                                                                         \
+  while (0)
+
+/**
+ * AFUT_GIO_RESULT:
+ *
+ * Inside AFUT_GIO_FINISH(): the GAsyncResult to pass to `_finish`.
+ *
+ * Since: 0.3
+ */
+#define AFUT_GIO_RESULT afut__gio_result
+
+/**
+ * AFUT_GIO_ERROR:
+ *
+ * Inside AFUT_GIO_FINISH(): the `GError **` to pass to `_finish`.
+ *
+ * Since: 0.3
+ */
+#define AFUT_GIO_ERROR (&afut__gio_error)
+
+/* Called by AFUT_GIO(); not for direct use (the cancellable comes as a
+ * gpointer, which the scanner of the reference leaves alone). */
+AFUT_API void afut__gio_push (void);
+AFUT_API gpointer afut__gio_cancellable (void);
+AFUT_API gpointer afut__gio_user_data (void);
+AFUT_API AfutFuture *afut__gio_pop (void);
+
+/* ---- GIO futures: files ---- */
+
+/**
+ * afut_file_load_contents:
+ * @file: the file
+ *
+ * g_file_load_contents_async(): reads the whole file.
+ *
+ * Returns: (transfer full): a future resolving with the contents, a
+ *   #GBytes
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_file_load_contents (GFile *file);
+
+/**
+ * afut_file_read:
+ * @file: the file
+ * @io_priority: the I/O priority, %G_PRIORITY_DEFAULT say
+ *
+ * g_file_read_async(): opens the file for reading.
+ *
+ * Returns: (transfer full): a future resolving with a #GFileInputStream
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_file_read (GFile *file, int io_priority);
+
+/**
+ * afut_file_create:
+ * @file: the file
+ * @flags: #GFileCreateFlags
+ * @io_priority: the I/O priority
+ *
+ * g_file_create_async(): creates a new file for writing; it fails with
+ * %G_IO_ERROR_EXISTS if there is one.
+ *
+ * Returns: (transfer full): a future resolving with a #GFileOutputStream
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_file_create (GFile *file, GFileCreateFlags flags,
+                                       int io_priority);
+
+/**
+ * afut_file_replace:
+ * @file: the file
+ * @etag: (nullable): the entity tag the current file must have
+ * @make_backup: whether to keep a backup of the current file
+ * @flags: #GFileCreateFlags
+ * @io_priority: the I/O priority
+ *
+ * g_file_replace_async(): opens the file for replacing its contents
+ * (written in place once the stream is closed).
+ *
+ * Returns: (transfer full): a future resolving with a #GFileOutputStream
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_file_replace (GFile *file, const char *etag,
+                                        gboolean make_backup,
+                                        GFileCreateFlags flags,
+                                        int io_priority);
+
+/**
+ * afut_file_query_info:
+ * @file: the file
+ * @attributes: the attributes to query, "standard::size,time::modified"
+ *   say
+ * @flags: #GFileQueryInfoFlags
+ * @io_priority: the I/O priority
+ *
+ * g_file_query_info_async().
+ *
+ * Returns: (transfer full): a future resolving with a #GFileInfo
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_file_query_info (GFile *file, const char *attributes,
+                                           GFileQueryInfoFlags flags,
+                                           int io_priority);
+
+/**
+ * afut_file_enumerate_children:
+ * @file: a directory
+ * @attributes: the attributes each child's #GFileInfo gets
+ * @flags: #GFileQueryInfoFlags
+ * @io_priority: the I/O priority
+ *
+ * g_file_enumerate_children_async(): lists a directory; read the
+ * enumerator with afut_file_enumerator_next_files().
+ *
+ * Returns: (transfer full): a future resolving with a #GFileEnumerator
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_file_enumerate_children (GFile *file,
+                                                   const char *attributes,
+                                                   GFileQueryInfoFlags flags,
+                                                   int io_priority);
+
+/**
+ * afut_file_enumerator_next_files:
+ * @enumerator: an enumerator
+ * @num_files: at most how many
+ * @io_priority: the I/O priority
+ *
+ * g_file_enumerator_next_files_async(): the next batch of children.
+ *
+ * Returns: (transfer full): a future resolving with a #GPtrArray of
+ *   #GFileInfo (it owns them), empty once the directory is all read
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_file_enumerator_next_files (
+  GFileEnumerator *enumerator, int num_files, int io_priority);
+
+/**
+ * afut_file_delete:
+ * @file: the file, or an empty directory
+ * @io_priority: the I/O priority
+ *
+ * g_file_delete_async().
+ *
+ * Returns: (transfer full): a future resolving with no value
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_file_delete (GFile *file, int io_priority);
+
+/**
+ * afut_file_make_directory:
+ * @file: the directory to make
+ * @io_priority: the I/O priority
+ *
+ * g_file_make_directory_async(); fails with %G_IO_ERROR_EXISTS if it
+ * is there already.
+ *
+ * Returns: (transfer full): a future resolving with no value
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_file_make_directory (GFile *file, int io_priority);
+
+/**
+ * afut_file_copy:
+ * @source: the file to copy
+ * @destination: where to
+ * @flags: #GFileCopyFlags
+ * @io_priority: the I/O priority
+ * @progress: (nullable) (scope notified) (closure progress_data)
+ *   (destroy progress_destroy): called on the loop's thread as bytes are
+ *   copied
+ * @progress_data: its data
+ * @progress_destroy: (nullable): frees @progress_data once GIO has
+ *   called back (after the last progress report)
+ *
+ * g_file_copy_async().
+ *
+ * Returns: (transfer full): a future resolving with no value
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_file_copy (GFile *source, GFile *destination,
+                                     GFileCopyFlags flags, int io_priority,
+                                     GFileProgressCallback progress,
+                                     gpointer progress_data,
+                                     GDestroyNotify progress_destroy);
+
+#if GLIB_CHECK_VERSION(2, 72, 0)
+/**
+ * afut_file_move:
+ * @source: the file to move
+ * @destination: where to
+ * @flags: #GFileCopyFlags
+ * @io_priority: the I/O priority
+ * @progress: (nullable) (scope notified) (closure progress_data)
+ *   (destroy progress_destroy): called on the loop's thread as bytes are
+ *   copied (a move within one file system copies none)
+ * @progress_data: its data
+ * @progress_destroy: (nullable): frees @progress_data once GIO has
+ *   called back
+ *
+ * g_file_move_async() (GLib 2.72 and later).
+ *
+ * Returns: (transfer full): a future resolving with no value
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_file_move (GFile *source, GFile *destination,
+                                     GFileCopyFlags flags, int io_priority,
+                                     GFileProgressCallback progress,
+                                     gpointer progress_data,
+                                     GDestroyNotify progress_destroy);
+#endif
+
+/* ---- GIO futures: streams ---- */
+
+/**
+ * afut_input_stream_read: (skip)
+ * @stream: the stream
+ * @buffer: (array length=count) (element-type guint8): where the bytes go;
+ *   it must stay valid until the future is done (a cancel waits for
+ *   GIO, so a task's own buffer is safe)
+ * @count: at most how many bytes
+ * @io_priority: the I/O priority
+ *
+ * g_input_stream_read_async().  (C only: a binding's buffer would not
+ * outlive the call; bindings use afut_input_stream_read_bytes().)
+ *
+ * Returns: (transfer full): a future resolving with the number of bytes
+ *   read as an int, 0 at the end of the stream
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_input_stream_read (GInputStream *stream,
+                                             void *buffer, gsize count,
+                                             int io_priority);
+
+/**
+ * afut_input_stream_read_bytes:
+ * @stream: the stream
+ * @count: at most how many bytes
+ * @io_priority: the I/O priority
+ *
+ * g_input_stream_read_bytes_async().
+ *
+ * Returns: (transfer full): a future resolving with a #GBytes, empty at
+ *   the end of the stream
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_input_stream_read_bytes (GInputStream *stream,
+                                                   gsize count,
+                                                   int io_priority);
+
+/**
+ * afut_input_stream_read_all: (skip)
+ * @stream: the stream
+ * @buffer: where the bytes go; valid until the future is done
+ * @count: how many bytes
+ * @io_priority: the I/O priority
+ *
+ * g_input_stream_read_all_async(): reads @count bytes, fewer only at the
+ * end of the stream.  (C only, as afut_input_stream_read().)
+ *
+ * Returns: (transfer full): a future resolving with the number of bytes
+ *   read as an int
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_input_stream_read_all (GInputStream *stream,
+                                                 void *buffer, gsize count,
+                                                 int io_priority);
+
+/**
+ * afut_input_stream_close:
+ * @stream: the stream
+ * @io_priority: the I/O priority
+ *
+ * g_input_stream_close_async().
+ *
+ * Returns: (transfer full): a future resolving with no value
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_input_stream_close (GInputStream *stream,
+                                              int io_priority);
+
+/**
+ * afut_output_stream_write_all: (skip)
+ * @stream: the stream
+ * @buffer: the bytes; valid until the future is done
+ * @count: how many
+ * @io_priority: the I/O priority
+ *
+ * g_output_stream_write_all_async().  (C only, as
+ * afut_input_stream_read(); bindings use afut_output_stream_write_bytes().)
+ *
+ * Returns: (transfer full): a future resolving with the number of bytes
+ *   written as an int (@count)
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_output_stream_write_all (GOutputStream *stream,
+                                                   const void *buffer,
+                                                   gsize count,
+                                                   int io_priority);
+
+/**
+ * afut_output_stream_write_bytes:
+ * @stream: the stream
+ * @bytes: the bytes (the call keeps a reference)
+ * @io_priority: the I/O priority
+ *
+ * g_output_stream_write_bytes_async(): writes some of @bytes.
+ *
+ * Returns: (transfer full): a future resolving with the number of bytes
+ *   written as an int
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_output_stream_write_bytes (GOutputStream *stream,
+                                                     GBytes *bytes,
+                                                     int io_priority);
+
+/**
+ * afut_output_stream_splice:
+ * @stream: the stream written to
+ * @source: the stream read from, to its end
+ * @flags: #GOutputStreamSpliceFlags
+ * @io_priority: the I/O priority
+ *
+ * g_output_stream_splice_async().
+ *
+ * Returns: (transfer full): a future resolving with the number of bytes
+ *   spliced as an int
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_output_stream_splice (GOutputStream *stream,
+                                                GInputStream *source,
+                                                GOutputStreamSpliceFlags flags,
+                                                int io_priority);
+
+/**
+ * afut_output_stream_close:
+ * @stream: the stream
+ * @io_priority: the I/O priority
+ *
+ * g_output_stream_close_async(): flushes and closes (for a stream of
+ * afut_file_replace(), puts the new contents in place).
+ *
+ * Returns: (transfer full): a future resolving with no value
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_output_stream_close (GOutputStream *stream,
+                                               int io_priority);
+
+/* ---- GIO futures: sockets and names ---- */
+
+/**
+ * afut_socket_client_connect:
+ * @client: a socket client
+ * @connectable: what to connect to: a #GSocketAddress, a
+ *   #GNetworkAddress ...
+ *
+ * g_socket_client_connect_async().
+ *
+ * Returns: (transfer full): a future resolving with a #GSocketConnection
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_socket_client_connect (GSocketClient *client,
+                                                 GSocketConnectable *connectable);
+
+/**
+ * afut_socket_client_connect_to_host:
+ * @client: a socket client
+ * @host_and_port: "host:port", or a host name
+ * @default_port: the port if @host_and_port has none
+ *
+ * g_socket_client_connect_to_host_async().
+ *
+ * Returns: (transfer full): a future resolving with a #GSocketConnection
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_socket_client_connect_to_host (
+  GSocketClient *client, const char *host_and_port, guint16 default_port);
+
+/**
+ * afut_socket_listener_accept:
+ * @listener: a listener with an address added
+ *
+ * g_socket_listener_accept_async(): the next incoming connection.
+ *
+ * Returns: (transfer full): a future resolving with a #GSocketConnection
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_socket_listener_accept (GSocketListener *listener);
+
+/**
+ * afut_resolver_lookup_by_name:
+ * @resolver: a resolver, g_resolver_get_default() say
+ * @hostname: the name
+ *
+ * g_resolver_lookup_by_name_async().
+ *
+ * Returns: (transfer full): a future resolving with a #GPtrArray of
+ *   #GInetAddress (it owns them)
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_resolver_lookup_by_name (GResolver *resolver,
+                                                   const char *hostname);
+
+/* ---- GIO futures: subprocesses ---- */
+
+/**
+ * afut_subprocess_wait:
+ * @subprocess: the process
+ *
+ * g_subprocess_wait_async(): waits for it to end; then read
+ * g_subprocess_get_exit_status() and the like.  Cancelling the wait
+ * leaves the process running.
+ *
+ * Returns: (transfer full): a future resolving with no value
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_subprocess_wait (GSubprocess *subprocess);
+
+/**
+ * afut_subprocess_wait_check:
+ * @subprocess: the process
+ *
+ * g_subprocess_wait_check_async(): waits for it to end, and fails
+ * (%G_SPAWN_EXIT_ERROR, the exit status as code) unless it exited with
+ * status 0.
+ *
+ * Returns: (transfer full): a future resolving with no value
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_subprocess_wait_check (GSubprocess *subprocess);
+
+/**
+ * afut_subprocess_communicate:
+ * @subprocess: a process started with the pipes it is given or read
+ *   through
+ * @stdin_buf: (nullable): what to write to its standard input, which is
+ *   then closed
+ *
+ * g_subprocess_communicate_async(): writes @stdin_buf, reads standard
+ * output and error to their end, and waits for the process.
+ *
+ * Returns: (transfer full): a future resolving with the standard output
+ *   as a #GBytes (%NULL if it was not piped); the standard error is
+ *   afut_subprocess_communicate_get_stderr()'s
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_subprocess_communicate (GSubprocess *subprocess,
+                                                  GBytes *stdin_buf);
+
+/**
+ * afut_subprocess_communicate_utf8:
+ * @subprocess: a process
+ * @stdin_buf: (nullable): what to write to its standard input
+ *
+ * g_subprocess_communicate_utf8_async(): as afut_subprocess_communicate(),
+ * with strings (it fails on output that is not UTF-8).
+ *
+ * Returns: (transfer full): a future resolving with the standard output
+ *   as a string (%NULL if it was not piped); the standard error is
+ *   afut_subprocess_communicate_get_stderr_utf8()'s
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_subprocess_communicate_utf8 (GSubprocess *subprocess,
+                                                       const char *stdin_buf);
+
+/**
+ * afut_subprocess_communicate_get_stderr:
+ * @future: a done future of afut_subprocess_communicate()
+ *
+ * The standard error it read.
+ *
+ * Returns: (transfer none) (nullable): the bytes, %NULL if standard error
+ *   was not piped or @future has no value (reported)
+ * Since: 0.3
+ */
+AFUT_API GBytes *afut_subprocess_communicate_get_stderr (AfutFuture *future);
+
+/**
+ * afut_subprocess_communicate_get_stderr_utf8:
+ * @future: a done future of afut_subprocess_communicate_utf8()
+ *
+ * The standard error it read.
+ *
+ * Returns: (transfer none) (nullable): the string, %NULL if standard
+ *   error was not piped or @future has no value (reported)
+ * Since: 0.3
+ */
+AFUT_API const char *afut_subprocess_communicate_get_stderr_utf8 (
+  AfutFuture *future);
+
+/* ---- GIO futures: D-Bus ---- */
+
+/**
+ * afut_dbus_connection_call:
+ * @connection: the connection
+ * @bus_name: (nullable): the peer's name, %NULL on a peer-to-peer
+ *   connection
+ * @object_path: the object
+ * @interface_name: its interface
+ * @method_name: the method
+ * @parameters: (nullable): the arguments, a tuple (a floating one is
+ *   sunk)
+ * @reply_type: (nullable): the type the reply must have, %NULL for any
+ * @flags: #GDBusCallFlags
+ * @timeout_msec: how long to wait for the reply, -1 for D-Bus's default
+ *
+ * g_dbus_connection_call(): a method call.  Cancelling it stops waiting
+ * for the reply (the peer may have run the method).
+ *
+ * Returns: (transfer full): a future resolving with the reply, a
+ *   #GVariant tuple; a D-Bus error fails it (g_dbus_error_get_remote_error()
+ *   reads its name)
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_dbus_connection_call (
+  GDBusConnection *connection, const char *bus_name, const char *object_path,
+  const char *interface_name, const char *method_name, GVariant *parameters,
+  const GVariantType *reply_type, GDBusCallFlags flags, int timeout_msec);
+
+/**
+ * afut_dbus_proxy_call:
+ * @proxy: the proxy
+ * @method_name: the method, of the proxy's interface
+ * @parameters: (nullable): the arguments, a tuple (a floating one is
+ *   sunk)
+ * @flags: #GDBusCallFlags
+ * @timeout_msec: how long to wait for the reply, -1 for the proxy's
+ *   default
+ *
+ * g_dbus_proxy_call().
+ *
+ * Returns: (transfer full): a future resolving with the reply, a
+ *   #GVariant tuple
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_dbus_proxy_call (GDBusProxy *proxy,
+                                           const char *method_name,
+                                           GVariant *parameters,
+                                           GDBusCallFlags flags,
+                                           int timeout_msec);
+
+/* ---- GObject signals and properties as futures ---- */
+
+/**
+ * afut_signal_next:
+ * @instance: (type GObject.Object): the object
+ * @detailed_signal: the signal, "clicked" or "notify::label" say
+ *
+ * The next emission of a signal, as a future: it connects a handler,
+ * which on the first emission copies the signal's arguments, disconnects
+ * and resolves the future.  Read them with afut_signal_get_arg().  If
+ * the signal returns a value, the handler returns the type's default
+ * (%FALSE for a boolean: the emission goes on).  Cancelling the future
+ * disconnects the handler at once; an object finalized first fails it
+ * with %G_IO_ERROR_CLOSED.  The object is not kept alive.  The signal
+ * must be emitted on the loop's thread.
+ *
+ * Returns: (transfer full): a future resolving with the arguments;
+ *   %NULL on a bad argument (reported)
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_signal_next (gpointer instance,
+                                       const char *detailed_signal);
+
+/**
+ * afut_property_next:
+ * @object: (type GObject.Object): the object
+ * @property_name: one of its properties
+ *
+ * The next change of a property (its next "notify" emission), as a
+ * future that holds the value it had then: afut_property_get_value().
+ * As afut_signal_next() otherwise.
+ *
+ * Returns: (transfer full): a future resolving with the new value;
+ *   %NULL on a bad argument (reported)
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_property_next (gpointer object,
+                                         const char *property_name);
+
+/**
+ * afut_signal_get_n_args:
+ * @future: a done future of afut_signal_next() or
+ *   afut_signal_stream_next()
+ *
+ * How many arguments the emission had, the instance not counted.
+ *
+ * Returns: the number of arguments; 0 for the end of a stream
+ * Since: 0.3
+ */
+AFUT_API guint afut_signal_get_n_args (AfutFuture *future);
+
+/**
+ * afut_signal_get_arg:
+ * @future: a done future of afut_signal_next() or
+ *   afut_signal_stream_next()
+ * @index: which argument: 0 is the first after the instance
+ *
+ * One argument of the emission, as a GValue (g_value_get_int() ...).
+ *
+ * Returns: (transfer none) (nullable): the argument, owned by @future;
+ *   %NULL out of range or for a future of another kind (reported)
+ * Since: 0.3
+ */
+AFUT_API const GValue *afut_signal_get_arg (AfutFuture *future, guint index);
+
+/**
+ * afut_property_get_value:
+ * @future: a done future of afut_property_next()
+ *
+ * The value the property had right after it changed.
+ *
+ * Returns: (transfer none) (nullable): the value, owned by @future
+ * Since: 0.3
+ */
+AFUT_API const GValue *afut_property_get_value (AfutFuture *future);
+
+/* ---- signal emissions as an async stream ---- */
+
+/**
+ * afut_signal_stream_new:
+ * @instance: (type GObject.Object): the object: a #GFileMonitor, a
+ *   button ...
+ * @detailed_signal: the signal, "changed" say
+ *
+ * Every emission of a signal from now on, as a stream to await item by
+ * item (`async for event in stream:`): afut_signal_stream_next() gives
+ * a future per emission, in order; emissions that come while nobody
+ * waits are kept (without bound) until asked for.  The returned future
+ * stands for the stream: it stays pending while the stream is connected
+ * and ends when it is closed: resolved by afut_signal_stream_close(),
+ * cancelled by afut_future_cancel(), or failed with %G_IO_ERROR_CLOSED
+ * when the object is finalized.  Each closes the stream: the handler is
+ * disconnected, the emissions kept are still given out, then every next
+ * resolves with %NULL.  Dropping the last reference closes it too.
+ * Emissions must come on the loop's thread.
+ *
+ * Returns: (transfer full): the stream; %NULL on a bad argument
+ *   (reported)
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_signal_stream_new (gpointer instance,
+                                             const char *detailed_signal);
+
+/**
+ * afut_signal_stream_next:
+ * @stream: a stream of afut_signal_stream_new()
+ *
+ * The next emission, as the queue's get is: a coroutine that waits while
+ * none is kept; cancelling it loses no emission.  Read the arguments
+ * with afut_signal_get_arg().
+ *
+ * Returns: (transfer full): a future resolving with the emission's
+ *   arguments, or with %NULL once the stream is closed and every kept
+ *   emission given out
+ * Since: 0.3
+ */
+AFUT_API AfutFuture *afut_signal_stream_next (AfutFuture *stream);
+
+/**
+ * afut_signal_stream_close:
+ * @stream: a stream of afut_signal_stream_new()
+ *
+ * Disconnects the stream's handler and resolves @stream (with no
+ * value); emissions kept are still given out, then nexts resolve with
+ * %NULL.  Closing a closed stream does nothing.
+ *
+ * Since: 0.3
+ */
+AFUT_API void afut_signal_stream_close (AfutFuture *stream);
+
 G_END_DECLS
 
 #endif /* AFUT_GLIB_H */
@@ -1380,6 +2188,14 @@ typedef struct
   gboolean cancelled_early; /* at once: GIO did not hold the cancellable */
   gboolean cancel_requested;
   char *cancel_message;
+  /* A typed wrapper's: what the call alone needs, freed once GIO called
+   * back (a progress closure); and a second result an accessor reads,
+   * tagged with that accessor's kind (a process's standard error). */
+  gpointer call_data;
+  GDestroyNotify call_data_destroy;
+  gpointer extra;
+  GDestroyNotify extra_destroy;
+  const void *extra_tag;
 } AfutGioFuture;
 
 static void
@@ -1457,6 +2273,10 @@ afut_gio__finalize (AfutFuture *future)
   afut_gio__release (g);
   g_object_unref (g->cancellable);
   g_free (g->cancel_message);
+  if (g->call_data_destroy != NULL)
+    g->call_data_destroy (g->call_data);
+  if (g->extra_destroy != NULL && g->extra != NULL)
+    g->extra_destroy (g->extra);
 }
 
 static const AfutFutureFuncs afut_gio__funcs = {
@@ -2050,6 +2870,1538 @@ afut_gio_future_complete (AfutFuture *future, GAsyncResult *result)
           afut_gio__release (g);
         }
     }
+}
+
+/* ---- GIO futures: the typed wrappers ---- */
+
+/* The thread-default main context is where GIO calls back; a GIO future
+ * settles on its loop's thread, so the call is made with the loop's
+ * context pushed when they differ. */
+typedef struct
+{
+  AfutFuture *future;
+  GCancellable *cancellable;
+  GMainContext *pushed;
+} AfutGioCall;
+
+static gboolean
+afut_gio__begin (AfutGioCall *call)
+{
+  AfutGlibBackend *b;
+  GMainContext *current;
+  call->pushed = NULL;
+  call->future = afut_gio_future_new (NULL);
+  if (call->future == NULL)
+    return FALSE;
+  b = afut_glib__backend_of (afut_future_get_loop (call->future), G_STRFUNC);
+  if (b == NULL)
+    {
+      afut_future_unref (call->future);
+      call->future = NULL;
+      return FALSE;
+    }
+  call->cancellable = afut_glib_future_get_cancellable (call->future);
+  current = g_main_context_get_thread_default ();
+  if (current == NULL)
+    current = g_main_context_default ();
+  if (current != b->context)
+    {
+      call->pushed = b->context;
+      g_main_context_push_thread_default (call->pushed);
+    }
+  /* GIO's callback owns one reference: afut_gio__settle drops it. */
+  afut_future_ref (call->future);
+  return TRUE;
+}
+
+static AfutFuture *
+afut_gio__end (AfutGioCall *call)
+{
+  if (call->pushed != NULL)
+    g_main_context_pop_thread_default (call->pushed);
+  return call->future;
+}
+
+static void
+afut_gio__clear_extra (AfutGioFuture *g)
+{
+  gpointer data = g->extra;
+  GDestroyNotify destroy = g->extra_destroy;
+  g->extra = NULL;
+  g->extra_destroy = NULL;
+  if (data != NULL && destroy != NULL)
+    destroy (data);
+}
+
+/* GIO has called back with @error or a value: the future settles (unless
+ * it was asked to cancel, or is done already: then the value goes), and
+ * the reference GIO's callback held goes. */
+static void
+afut_gio__settle (AfutFuture *future, GError *error, AfutValueType type,
+                  gpointer pointer, GDestroyNotify destroy, gint64 v_int)
+{
+  AfutGioFuture *g = afut_gio__cast (future);
+  gboolean keep = error == NULL && !afut_future_is_done (future)
+                  && !g->cancel_requested;
+
+  if (!keep && pointer != NULL && destroy != NULL)
+    destroy (pointer);
+  if (afut_future_is_done (future))
+    g_clear_error (&error);
+  else if (g->cancel_requested)
+    {
+      g_clear_error (&error);
+      afut_future_fail (future,
+                        afut_error_new_literal (AFUT_ERROR,
+                                                AFUT_ERROR_CANCELLED,
+                                                g->cancel_message != NULL
+                                                  ? g->cancel_message
+                                                  : ""));
+    }
+  else if (error != NULL)
+    afut_future_fail (future, afut_glib_error_from_gerror (error));
+  else if (type == AFUT_VALUE_POINTER)
+    afut_future_resolve_pointer (future, pointer, destroy);
+  else if (type == AFUT_VALUE_INT)
+    afut_future_resolve_int (future, v_int);
+  else
+    afut_future_resolve (future);
+  /* What only the call needed (a progress closure) goes now: GIO is done
+   * with it. */
+  if (g->call_data_destroy != NULL)
+    g->call_data_destroy (g->call_data);
+  g->call_data = NULL;
+  g->call_data_destroy = NULL;
+  if (!keep)
+    afut_gio__clear_extra (g);
+  afut_gio__release (g);
+  afut_future_unref (future);
+}
+
+static void
+afut_gio__settle_object (AfutFuture *future, gpointer object, GError *error)
+{
+  afut_gio__settle (future, error, AFUT_VALUE_POINTER, object,
+                    object != NULL ? g_object_unref : NULL, 0);
+}
+
+static void
+afut_gio__settle_bool (AfutFuture *future, gboolean ok, GError *error)
+{
+  (void) ok;
+  afut_gio__settle (future, error, AFUT_VALUE_NONE, NULL, NULL, 0);
+}
+
+static void
+afut_gio__settle_int (AfutFuture *future, gint64 n, GError *error)
+{
+  afut_gio__settle (future, error, AFUT_VALUE_INT, NULL, NULL, n);
+}
+
+static GPtrArray *
+afut_gio__objects_from_list (GList *list)
+{
+  GPtrArray *array = g_ptr_array_new_with_free_func (g_object_unref);
+  GList *l;
+  for (l = list; l != NULL; l = l->next)
+    g_ptr_array_add (array, l->data);
+  g_list_free (list);
+  return array;
+}
+
+/* ---- files ---- */
+
+static void
+afut_file__load_contents_done (GObject *source, GAsyncResult *result,
+                               gpointer data)
+{
+  GError *error = NULL;
+  char *contents = NULL;
+  gsize length = 0;
+  GBytes *bytes = NULL;
+  if (g_file_load_contents_finish (G_FILE (source), result, &contents,
+                                   &length, NULL, &error))
+    bytes = g_bytes_new_take (contents, length);
+  afut_gio__settle ((AfutFuture *) data, error, AFUT_VALUE_POINTER, bytes,
+                    (GDestroyNotify) g_bytes_unref, 0);
+}
+
+AfutFuture *
+afut_file_load_contents (GFile *file)
+{
+  AfutGioCall call;
+  g_return_val_if_fail (G_IS_FILE (file), NULL);
+  if (!afut_gio__begin (&call))
+    return NULL;
+  g_file_load_contents_async (file, call.cancellable,
+                              afut_file__load_contents_done, call.future);
+  return afut_gio__end (&call);
+}
+
+static void
+afut_file__read_done (GObject *source, GAsyncResult *result, gpointer data)
+{
+  GError *error = NULL;
+  GFileInputStream *stream = g_file_read_finish (G_FILE (source), result,
+                                                 &error);
+  afut_gio__settle_object ((AfutFuture *) data, stream, error);
+}
+
+AfutFuture *
+afut_file_read (GFile *file, int io_priority)
+{
+  AfutGioCall call;
+  g_return_val_if_fail (G_IS_FILE (file), NULL);
+  if (!afut_gio__begin (&call))
+    return NULL;
+  g_file_read_async (file, io_priority, call.cancellable,
+                     afut_file__read_done, call.future);
+  return afut_gio__end (&call);
+}
+
+static void
+afut_file__create_done (GObject *source, GAsyncResult *result, gpointer data)
+{
+  GError *error = NULL;
+  GFileOutputStream *stream = g_file_create_finish (G_FILE (source), result,
+                                                    &error);
+  afut_gio__settle_object ((AfutFuture *) data, stream, error);
+}
+
+AfutFuture *
+afut_file_create (GFile *file, GFileCreateFlags flags, int io_priority)
+{
+  AfutGioCall call;
+  g_return_val_if_fail (G_IS_FILE (file), NULL);
+  if (!afut_gio__begin (&call))
+    return NULL;
+  g_file_create_async (file, flags, io_priority, call.cancellable,
+                       afut_file__create_done, call.future);
+  return afut_gio__end (&call);
+}
+
+static void
+afut_file__replace_done (GObject *source, GAsyncResult *result,
+                         gpointer data)
+{
+  AfutGioFuture *g = afut_gio__cast ((AfutFuture *) data);
+  GError *error = NULL;
+  GFileOutputStream *stream = g_file_replace_finish (G_FILE (source), result,
+                                                     &error);
+  /* Opened, but the future was cancelled meanwhile: closed with the
+   * cancelled cancellable, the stream leaves the file as it was (dropped,
+   * it would replace it with nothing). */
+  if (stream != NULL && g->cancel_requested)
+    g_output_stream_close (G_OUTPUT_STREAM (stream), g->cancellable, NULL);
+  afut_gio__settle_object ((AfutFuture *) data, stream, error);
+}
+
+AfutFuture *
+afut_file_replace (GFile *file, const char *etag, gboolean make_backup,
+                   GFileCreateFlags flags, int io_priority)
+{
+  AfutGioCall call;
+  g_return_val_if_fail (G_IS_FILE (file), NULL);
+  if (!afut_gio__begin (&call))
+    return NULL;
+  g_file_replace_async (file, etag, make_backup, flags, io_priority,
+                        call.cancellable, afut_file__replace_done,
+                        call.future);
+  return afut_gio__end (&call);
+}
+
+static void
+afut_file__query_info_done (GObject *source, GAsyncResult *result,
+                            gpointer data)
+{
+  GError *error = NULL;
+  GFileInfo *info = g_file_query_info_finish (G_FILE (source), result,
+                                              &error);
+  afut_gio__settle_object ((AfutFuture *) data, info, error);
+}
+
+AfutFuture *
+afut_file_query_info (GFile *file, const char *attributes,
+                      GFileQueryInfoFlags flags, int io_priority)
+{
+  AfutGioCall call;
+  g_return_val_if_fail (G_IS_FILE (file), NULL);
+  g_return_val_if_fail (attributes != NULL, NULL);
+  if (!afut_gio__begin (&call))
+    return NULL;
+  g_file_query_info_async (file, attributes, flags, io_priority,
+                           call.cancellable, afut_file__query_info_done,
+                           call.future);
+  return afut_gio__end (&call);
+}
+
+static void
+afut_file__enumerate_children_done (GObject *source, GAsyncResult *result,
+                                    gpointer data)
+{
+  GError *error = NULL;
+  GFileEnumerator *enumerator = g_file_enumerate_children_finish (
+    G_FILE (source), result, &error);
+  afut_gio__settle_object ((AfutFuture *) data, enumerator, error);
+}
+
+AfutFuture *
+afut_file_enumerate_children (GFile *file, const char *attributes,
+                              GFileQueryInfoFlags flags, int io_priority)
+{
+  AfutGioCall call;
+  g_return_val_if_fail (G_IS_FILE (file), NULL);
+  g_return_val_if_fail (attributes != NULL, NULL);
+  if (!afut_gio__begin (&call))
+    return NULL;
+  g_file_enumerate_children_async (file, attributes, flags, io_priority,
+                                   call.cancellable,
+                                   afut_file__enumerate_children_done,
+                                   call.future);
+  return afut_gio__end (&call);
+}
+
+static void
+afut_file__next_files_done (GObject *source, GAsyncResult *result,
+                            gpointer data)
+{
+  GError *error = NULL;
+  GList *infos = g_file_enumerator_next_files_finish (
+    G_FILE_ENUMERATOR (source), result, &error);
+  afut_gio__settle ((AfutFuture *) data, error, AFUT_VALUE_POINTER,
+                    error == NULL ? afut_gio__objects_from_list (infos)
+                                  : NULL,
+                    (GDestroyNotify) g_ptr_array_unref, 0);
+}
+
+AfutFuture *
+afut_file_enumerator_next_files (GFileEnumerator *enumerator, int num_files,
+                                 int io_priority)
+{
+  AfutGioCall call;
+  g_return_val_if_fail (G_IS_FILE_ENUMERATOR (enumerator), NULL);
+  g_return_val_if_fail (num_files > 0, NULL);
+  if (!afut_gio__begin (&call))
+    return NULL;
+  g_file_enumerator_next_files_async (enumerator, num_files, io_priority,
+                                      call.cancellable,
+                                      afut_file__next_files_done,
+                                      call.future);
+  return afut_gio__end (&call);
+}
+
+static void
+afut_file__delete_done (GObject *source, GAsyncResult *result, gpointer data)
+{
+  GError *error = NULL;
+  gboolean ok = g_file_delete_finish (G_FILE (source), result, &error);
+  afut_gio__settle_bool ((AfutFuture *) data, ok, error);
+}
+
+AfutFuture *
+afut_file_delete (GFile *file, int io_priority)
+{
+  AfutGioCall call;
+  g_return_val_if_fail (G_IS_FILE (file), NULL);
+  if (!afut_gio__begin (&call))
+    return NULL;
+  g_file_delete_async (file, io_priority, call.cancellable,
+                       afut_file__delete_done, call.future);
+  return afut_gio__end (&call);
+}
+
+static void
+afut_file__make_directory_done (GObject *source, GAsyncResult *result,
+                                gpointer data)
+{
+  GError *error = NULL;
+  gboolean ok = g_file_make_directory_finish (G_FILE (source), result,
+                                              &error);
+  afut_gio__settle_bool ((AfutFuture *) data, ok, error);
+}
+
+AfutFuture *
+afut_file_make_directory (GFile *file, int io_priority)
+{
+  AfutGioCall call;
+  g_return_val_if_fail (G_IS_FILE (file), NULL);
+  if (!afut_gio__begin (&call))
+    return NULL;
+  g_file_make_directory_async (file, io_priority, call.cancellable,
+                               afut_file__make_directory_done, call.future);
+  return afut_gio__end (&call);
+}
+
+/* A progress callback and its data, freed once GIO has called back. */
+typedef struct
+{
+  GFileProgressCallback func;
+  gpointer data;
+  GDestroyNotify destroy;
+} AfutFileProgress;
+
+static void
+afut_file__progress_free (gpointer data)
+{
+  AfutFileProgress *p = (AfutFileProgress *) data;
+  if (p->destroy != NULL)
+    p->destroy (p->data);
+  g_free (p);
+}
+
+static void
+afut_file__progress (goffset current, goffset total, gpointer data)
+{
+  AfutFileProgress *p = (AfutFileProgress *) data;
+  p->func (current, total, p->data);
+}
+
+static void
+afut_file__copy_done (GObject *source, GAsyncResult *result, gpointer data)
+{
+  GError *error = NULL;
+  gboolean ok = g_file_copy_finish (G_FILE (source), result, &error);
+  afut_gio__settle_bool ((AfutFuture *) data, ok, error);
+}
+
+static AfutFileProgress *
+afut_file__progress_new (AfutFuture *future, GFileProgressCallback func,
+                         gpointer data, GDestroyNotify destroy)
+{
+  AfutGioFuture *g = afut_gio__cast (future);
+  AfutFileProgress *p;
+  if (func == NULL)
+    {
+      if (destroy != NULL)
+        destroy (data);
+      return NULL;
+    }
+  p = g_new0 (AfutFileProgress, 1);
+  p->func = func;
+  p->data = data;
+  p->destroy = destroy;
+  g->call_data = p;
+  g->call_data_destroy = afut_file__progress_free;
+  return p;
+}
+
+AfutFuture *
+afut_file_copy (GFile *source, GFile *destination, GFileCopyFlags flags,
+                int io_priority, GFileProgressCallback progress,
+                gpointer progress_data, GDestroyNotify progress_destroy)
+{
+  AfutGioCall call;
+  AfutFileProgress *p;
+  g_return_val_if_fail (G_IS_FILE (source), NULL);
+  g_return_val_if_fail (G_IS_FILE (destination), NULL);
+  if (!afut_gio__begin (&call))
+    return NULL;
+  p = afut_file__progress_new (call.future, progress, progress_data,
+                               progress_destroy);
+  g_file_copy_async (source, destination, flags, io_priority,
+                     call.cancellable,
+                     p != NULL ? afut_file__progress : NULL, p,
+                     afut_file__copy_done, call.future);
+  return afut_gio__end (&call);
+}
+
+#if GLIB_CHECK_VERSION(2, 72, 0)
+static void
+afut_file__move_done (GObject *source, GAsyncResult *result, gpointer data)
+{
+  GError *error = NULL;
+  gboolean ok = g_file_move_finish (G_FILE (source), result, &error);
+  afut_gio__settle_bool ((AfutFuture *) data, ok, error);
+}
+
+AfutFuture *
+afut_file_move (GFile *source, GFile *destination, GFileCopyFlags flags,
+                int io_priority, GFileProgressCallback progress,
+                gpointer progress_data, GDestroyNotify progress_destroy)
+{
+  AfutGioCall call;
+  AfutFileProgress *p;
+  g_return_val_if_fail (G_IS_FILE (source), NULL);
+  g_return_val_if_fail (G_IS_FILE (destination), NULL);
+  if (!afut_gio__begin (&call))
+    return NULL;
+  p = afut_file__progress_new (call.future, progress, progress_data,
+                               progress_destroy);
+  g_file_move_async (source, destination, flags, io_priority,
+                     call.cancellable,
+                     p != NULL ? afut_file__progress : NULL, p,
+                     afut_file__move_done, call.future);
+  return afut_gio__end (&call);
+}
+#endif
+
+/* ---- streams ---- */
+
+static void
+afut_stream__read_done (GObject *source, GAsyncResult *result, gpointer data)
+{
+  GError *error = NULL;
+  gssize n = g_input_stream_read_finish (G_INPUT_STREAM (source), result,
+                                         &error);
+  afut_gio__settle_int ((AfutFuture *) data, n, error);
+}
+
+AfutFuture *
+afut_input_stream_read (GInputStream *stream, void *buffer, gsize count,
+                        int io_priority)
+{
+  AfutGioCall call;
+  g_return_val_if_fail (G_IS_INPUT_STREAM (stream), NULL);
+  g_return_val_if_fail (buffer != NULL || count == 0, NULL);
+  g_return_val_if_fail (count <= G_MAXSSIZE, NULL);
+  if (!afut_gio__begin (&call))
+    return NULL;
+  g_input_stream_read_async (stream, buffer, count, io_priority,
+                             call.cancellable, afut_stream__read_done,
+                             call.future);
+  return afut_gio__end (&call);
+}
+
+static void
+afut_stream__read_bytes_done (GObject *source, GAsyncResult *result,
+                              gpointer data)
+{
+  GError *error = NULL;
+  GBytes *bytes = g_input_stream_read_bytes_finish (G_INPUT_STREAM (source),
+                                                    result, &error);
+  afut_gio__settle ((AfutFuture *) data, error, AFUT_VALUE_POINTER, bytes,
+                    (GDestroyNotify) g_bytes_unref, 0);
+}
+
+AfutFuture *
+afut_input_stream_read_bytes (GInputStream *stream, gsize count,
+                              int io_priority)
+{
+  AfutGioCall call;
+  g_return_val_if_fail (G_IS_INPUT_STREAM (stream), NULL);
+  g_return_val_if_fail (count <= G_MAXSSIZE, NULL);
+  if (!afut_gio__begin (&call))
+    return NULL;
+  g_input_stream_read_bytes_async (stream, count, io_priority,
+                                   call.cancellable,
+                                   afut_stream__read_bytes_done, call.future);
+  return afut_gio__end (&call);
+}
+
+static void
+afut_stream__read_all_done (GObject *source, GAsyncResult *result,
+                            gpointer data)
+{
+  GError *error = NULL;
+  gsize n = 0;
+  g_input_stream_read_all_finish (G_INPUT_STREAM (source), result, &n,
+                                  &error);
+  afut_gio__settle_int ((AfutFuture *) data, (gint64) n, error);
+}
+
+AfutFuture *
+afut_input_stream_read_all (GInputStream *stream, void *buffer, gsize count,
+                            int io_priority)
+{
+  AfutGioCall call;
+  g_return_val_if_fail (G_IS_INPUT_STREAM (stream), NULL);
+  g_return_val_if_fail (buffer != NULL || count == 0, NULL);
+  g_return_val_if_fail (count <= G_MAXSSIZE, NULL);
+  if (!afut_gio__begin (&call))
+    return NULL;
+  g_input_stream_read_all_async (stream, buffer, count, io_priority,
+                                 call.cancellable, afut_stream__read_all_done,
+                                 call.future);
+  return afut_gio__end (&call);
+}
+
+static void
+afut_stream__input_close_done (GObject *source, GAsyncResult *result,
+                               gpointer data)
+{
+  GError *error = NULL;
+  gboolean ok = g_input_stream_close_finish (G_INPUT_STREAM (source), result,
+                                             &error);
+  afut_gio__settle_bool ((AfutFuture *) data, ok, error);
+}
+
+AfutFuture *
+afut_input_stream_close (GInputStream *stream, int io_priority)
+{
+  AfutGioCall call;
+  g_return_val_if_fail (G_IS_INPUT_STREAM (stream), NULL);
+  if (!afut_gio__begin (&call))
+    return NULL;
+  g_input_stream_close_async (stream, io_priority, call.cancellable,
+                              afut_stream__input_close_done, call.future);
+  return afut_gio__end (&call);
+}
+
+static void
+afut_stream__write_all_done (GObject *source, GAsyncResult *result,
+                             gpointer data)
+{
+  GError *error = NULL;
+  gsize n = 0;
+  g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, &n,
+                                    &error);
+  afut_gio__settle_int ((AfutFuture *) data, (gint64) n, error);
+}
+
+AfutFuture *
+afut_output_stream_write_all (GOutputStream *stream, const void *buffer,
+                              gsize count, int io_priority)
+{
+  AfutGioCall call;
+  g_return_val_if_fail (G_IS_OUTPUT_STREAM (stream), NULL);
+  g_return_val_if_fail (buffer != NULL || count == 0, NULL);
+  g_return_val_if_fail (count <= G_MAXSSIZE, NULL);
+  if (!afut_gio__begin (&call))
+    return NULL;
+  g_output_stream_write_all_async (stream, buffer, count, io_priority,
+                                   call.cancellable,
+                                   afut_stream__write_all_done, call.future);
+  return afut_gio__end (&call);
+}
+
+static void
+afut_stream__write_bytes_done (GObject *source, GAsyncResult *result,
+                               gpointer data)
+{
+  GError *error = NULL;
+  gssize n = g_output_stream_write_bytes_finish (G_OUTPUT_STREAM (source),
+                                                 result, &error);
+  afut_gio__settle_int ((AfutFuture *) data, n, error);
+}
+
+AfutFuture *
+afut_output_stream_write_bytes (GOutputStream *stream, GBytes *bytes,
+                                int io_priority)
+{
+  AfutGioCall call;
+  g_return_val_if_fail (G_IS_OUTPUT_STREAM (stream), NULL);
+  g_return_val_if_fail (bytes != NULL, NULL);
+  if (!afut_gio__begin (&call))
+    return NULL;
+  g_output_stream_write_bytes_async (stream, bytes, io_priority,
+                                     call.cancellable,
+                                     afut_stream__write_bytes_done,
+                                     call.future);
+  return afut_gio__end (&call);
+}
+
+static void
+afut_stream__splice_done (GObject *source, GAsyncResult *result,
+                          gpointer data)
+{
+  GError *error = NULL;
+  gssize n = g_output_stream_splice_finish (G_OUTPUT_STREAM (source), result,
+                                            &error);
+  afut_gio__settle_int ((AfutFuture *) data, n, error);
+}
+
+AfutFuture *
+afut_output_stream_splice (GOutputStream *stream, GInputStream *source,
+                           GOutputStreamSpliceFlags flags, int io_priority)
+{
+  AfutGioCall call;
+  g_return_val_if_fail (G_IS_OUTPUT_STREAM (stream), NULL);
+  g_return_val_if_fail (G_IS_INPUT_STREAM (source), NULL);
+  if (!afut_gio__begin (&call))
+    return NULL;
+  g_output_stream_splice_async (stream, source, flags, io_priority,
+                                call.cancellable, afut_stream__splice_done,
+                                call.future);
+  return afut_gio__end (&call);
+}
+
+static void
+afut_stream__output_close_done (GObject *source, GAsyncResult *result,
+                                gpointer data)
+{
+  GError *error = NULL;
+  gboolean ok = g_output_stream_close_finish (G_OUTPUT_STREAM (source),
+                                              result, &error);
+  afut_gio__settle_bool ((AfutFuture *) data, ok, error);
+}
+
+AfutFuture *
+afut_output_stream_close (GOutputStream *stream, int io_priority)
+{
+  AfutGioCall call;
+  g_return_val_if_fail (G_IS_OUTPUT_STREAM (stream), NULL);
+  if (!afut_gio__begin (&call))
+    return NULL;
+  g_output_stream_close_async (stream, io_priority, call.cancellable,
+                               afut_stream__output_close_done, call.future);
+  return afut_gio__end (&call);
+}
+
+/* ---- sockets and names ---- */
+
+static void
+afut_socket__connect_done (GObject *source, GAsyncResult *result,
+                           gpointer data)
+{
+  GError *error = NULL;
+  GSocketConnection *connection = g_socket_client_connect_finish (
+    G_SOCKET_CLIENT (source), result, &error);
+  afut_gio__settle_object ((AfutFuture *) data, connection, error);
+}
+
+AfutFuture *
+afut_socket_client_connect (GSocketClient *client,
+                            GSocketConnectable *connectable)
+{
+  AfutGioCall call;
+  g_return_val_if_fail (G_IS_SOCKET_CLIENT (client), NULL);
+  g_return_val_if_fail (G_IS_SOCKET_CONNECTABLE (connectable), NULL);
+  if (!afut_gio__begin (&call))
+    return NULL;
+  g_socket_client_connect_async (client, connectable, call.cancellable,
+                                 afut_socket__connect_done, call.future);
+  return afut_gio__end (&call);
+}
+
+static void
+afut_socket__connect_to_host_done (GObject *source, GAsyncResult *result,
+                                   gpointer data)
+{
+  GError *error = NULL;
+  GSocketConnection *connection = g_socket_client_connect_to_host_finish (
+    G_SOCKET_CLIENT (source), result, &error);
+  afut_gio__settle_object ((AfutFuture *) data, connection, error);
+}
+
+AfutFuture *
+afut_socket_client_connect_to_host (GSocketClient *client,
+                                    const char *host_and_port,
+                                    guint16 default_port)
+{
+  AfutGioCall call;
+  g_return_val_if_fail (G_IS_SOCKET_CLIENT (client), NULL);
+  g_return_val_if_fail (host_and_port != NULL, NULL);
+  if (!afut_gio__begin (&call))
+    return NULL;
+  g_socket_client_connect_to_host_async (client, host_and_port, default_port,
+                                         call.cancellable,
+                                         afut_socket__connect_to_host_done,
+                                         call.future);
+  return afut_gio__end (&call);
+}
+
+static void
+afut_socket__accept_done (GObject *source, GAsyncResult *result,
+                          gpointer data)
+{
+  GError *error = NULL;
+  GSocketConnection *connection = g_socket_listener_accept_finish (
+    G_SOCKET_LISTENER (source), result, NULL, &error);
+  afut_gio__settle_object ((AfutFuture *) data, connection, error);
+}
+
+AfutFuture *
+afut_socket_listener_accept (GSocketListener *listener)
+{
+  AfutGioCall call;
+  g_return_val_if_fail (G_IS_SOCKET_LISTENER (listener), NULL);
+  if (!afut_gio__begin (&call))
+    return NULL;
+  g_socket_listener_accept_async (listener, call.cancellable,
+                                  afut_socket__accept_done, call.future);
+  return afut_gio__end (&call);
+}
+
+static void
+afut_resolver__lookup_done (GObject *source, GAsyncResult *result,
+                            gpointer data)
+{
+  GError *error = NULL;
+  GList *addresses = g_resolver_lookup_by_name_finish (G_RESOLVER (source),
+                                                       result, &error);
+  afut_gio__settle ((AfutFuture *) data, error, AFUT_VALUE_POINTER,
+                    error == NULL ? afut_gio__objects_from_list (addresses)
+                                  : NULL,
+                    (GDestroyNotify) g_ptr_array_unref, 0);
+}
+
+AfutFuture *
+afut_resolver_lookup_by_name (GResolver *resolver, const char *hostname)
+{
+  AfutGioCall call;
+  g_return_val_if_fail (G_IS_RESOLVER (resolver), NULL);
+  g_return_val_if_fail (hostname != NULL, NULL);
+  if (!afut_gio__begin (&call))
+    return NULL;
+  g_resolver_lookup_by_name_async (resolver, hostname, call.cancellable,
+                                   afut_resolver__lookup_done, call.future);
+  return afut_gio__end (&call);
+}
+
+/* ---- subprocesses ---- */
+
+static void
+afut_subprocess__wait_done (GObject *source, GAsyncResult *result,
+                            gpointer data)
+{
+  GError *error = NULL;
+  gboolean ok = g_subprocess_wait_finish (G_SUBPROCESS (source), result,
+                                          &error);
+  afut_gio__settle_bool ((AfutFuture *) data, ok, error);
+}
+
+AfutFuture *
+afut_subprocess_wait (GSubprocess *subprocess)
+{
+  AfutGioCall call;
+  g_return_val_if_fail (G_IS_SUBPROCESS (subprocess), NULL);
+  if (!afut_gio__begin (&call))
+    return NULL;
+  g_subprocess_wait_async (subprocess, call.cancellable,
+                           afut_subprocess__wait_done, call.future);
+  return afut_gio__end (&call);
+}
+
+static void
+afut_subprocess__wait_check_done (GObject *source, GAsyncResult *result,
+                                  gpointer data)
+{
+  GError *error = NULL;
+  gboolean ok = g_subprocess_wait_check_finish (G_SUBPROCESS (source), result,
+                                                &error);
+  afut_gio__settle_bool ((AfutFuture *) data, ok, error);
+}
+
+AfutFuture *
+afut_subprocess_wait_check (GSubprocess *subprocess)
+{
+  AfutGioCall call;
+  g_return_val_if_fail (G_IS_SUBPROCESS (subprocess), NULL);
+  if (!afut_gio__begin (&call))
+    return NULL;
+  g_subprocess_wait_check_async (subprocess, call.cancellable,
+                                 afut_subprocess__wait_check_done,
+                                 call.future);
+  return afut_gio__end (&call);
+}
+
+/* Tags what a GIO future's extra holds, for the accessors to check. */
+static const char afut_subprocess__stderr_bytes_tag = 0;
+static const char afut_subprocess__stderr_utf8_tag = 0;
+
+static void
+afut_subprocess__communicate_done (GObject *source, GAsyncResult *result,
+                                   gpointer data)
+{
+  AfutFuture *future = (AfutFuture *) data;
+  AfutGioFuture *g = afut_gio__cast (future);
+  GError *error = NULL;
+  GBytes *out = NULL, *err = NULL;
+  g_subprocess_communicate_finish (G_SUBPROCESS (source), result, &out, &err,
+                                   &error);
+  g->extra = err;
+  g->extra_destroy = (GDestroyNotify) g_bytes_unref;
+  g->extra_tag = &afut_subprocess__stderr_bytes_tag;
+  afut_gio__settle (future, error, AFUT_VALUE_POINTER, out,
+                    (GDestroyNotify) g_bytes_unref, 0);
+}
+
+AfutFuture *
+afut_subprocess_communicate (GSubprocess *subprocess, GBytes *stdin_buf)
+{
+  AfutGioCall call;
+  g_return_val_if_fail (G_IS_SUBPROCESS (subprocess), NULL);
+  if (!afut_gio__begin (&call))
+    return NULL;
+  g_subprocess_communicate_async (subprocess, stdin_buf, call.cancellable,
+                                  afut_subprocess__communicate_done,
+                                  call.future);
+  return afut_gio__end (&call);
+}
+
+static void
+afut_subprocess__communicate_utf8_done (GObject *source,
+                                        GAsyncResult *result, gpointer data)
+{
+  AfutFuture *future = (AfutFuture *) data;
+  AfutGioFuture *g = afut_gio__cast (future);
+  GError *error = NULL;
+  char *out = NULL, *err = NULL;
+  g_subprocess_communicate_utf8_finish (G_SUBPROCESS (source), result, &out,
+                                        &err, &error);
+  g->extra = err;
+  g->extra_destroy = g_free;
+  g->extra_tag = &afut_subprocess__stderr_utf8_tag;
+  afut_gio__settle (future, error, AFUT_VALUE_POINTER, out, g_free, 0);
+}
+
+AfutFuture *
+afut_subprocess_communicate_utf8 (GSubprocess *subprocess,
+                                  const char *stdin_buf)
+{
+  AfutGioCall call;
+  g_return_val_if_fail (G_IS_SUBPROCESS (subprocess), NULL);
+  if (!afut_gio__begin (&call))
+    return NULL;
+  g_subprocess_communicate_utf8_async (subprocess, stdin_buf,
+                                       call.cancellable,
+                                       afut_subprocess__communicate_utf8_done,
+                                       call.future);
+  return afut_gio__end (&call);
+}
+
+static gpointer
+afut_gio__get_extra (AfutFuture *future, const char *tag, const char *func)
+{
+  AfutGioFuture *g;
+  if (future == NULL || (g = afut_gio__cast (future)) == NULL
+      || g->extra_tag != tag)
+    {
+      g_critical ("%s: not a future of the matching "
+                  "afut_subprocess_communicate call", func);
+      return NULL;
+    }
+  if (afut_future_get_state (future) != AFUT_FUTURE_DONE)
+    {
+      g_critical ("%s: the future is not done with a value", func);
+      return NULL;
+    }
+  return g->extra;
+}
+
+GBytes *
+afut_subprocess_communicate_get_stderr (AfutFuture *future)
+{
+  return (GBytes *) afut_gio__get_extra (
+    future, &afut_subprocess__stderr_bytes_tag, G_STRFUNC);
+}
+
+const char *
+afut_subprocess_communicate_get_stderr_utf8 (AfutFuture *future)
+{
+  return (const char *) afut_gio__get_extra (
+    future, &afut_subprocess__stderr_utf8_tag, G_STRFUNC);
+}
+
+/* ---- D-Bus ---- */
+
+static void
+afut_dbus__call_done (GObject *source, GAsyncResult *result, gpointer data)
+{
+  GError *error = NULL;
+  GVariant *reply = g_dbus_connection_call_finish (
+    G_DBUS_CONNECTION (source), result, &error);
+  afut_gio__settle ((AfutFuture *) data, error, AFUT_VALUE_POINTER, reply,
+                    (GDestroyNotify) g_variant_unref, 0);
+}
+
+AfutFuture *
+afut_dbus_connection_call (GDBusConnection *connection, const char *bus_name,
+                           const char *object_path,
+                           const char *interface_name,
+                           const char *method_name, GVariant *parameters,
+                           const GVariantType *reply_type,
+                           GDBusCallFlags flags, int timeout_msec)
+{
+  AfutGioCall call;
+  g_return_val_if_fail (G_IS_DBUS_CONNECTION (connection), NULL);
+  g_return_val_if_fail (object_path != NULL, NULL);
+  g_return_val_if_fail (interface_name != NULL, NULL);
+  g_return_val_if_fail (method_name != NULL, NULL);
+  if (!afut_gio__begin (&call))
+    {
+      if (parameters != NULL)
+        g_variant_unref (g_variant_ref_sink (parameters));
+      return NULL;
+    }
+  g_dbus_connection_call (connection, bus_name, object_path, interface_name,
+                          method_name, parameters, reply_type, flags,
+                          timeout_msec, call.cancellable,
+                          afut_dbus__call_done, call.future);
+  return afut_gio__end (&call);
+}
+
+static void
+afut_dbus__proxy_call_done (GObject *source, GAsyncResult *result,
+                            gpointer data)
+{
+  GError *error = NULL;
+  GVariant *reply = g_dbus_proxy_call_finish (G_DBUS_PROXY (source), result,
+                                              &error);
+  afut_gio__settle ((AfutFuture *) data, error, AFUT_VALUE_POINTER, reply,
+                    (GDestroyNotify) g_variant_unref, 0);
+}
+
+AfutFuture *
+afut_dbus_proxy_call (GDBusProxy *proxy, const char *method_name,
+                      GVariant *parameters, GDBusCallFlags flags,
+                      int timeout_msec)
+{
+  AfutGioCall call;
+  g_return_val_if_fail (G_IS_DBUS_PROXY (proxy), NULL);
+  g_return_val_if_fail (method_name != NULL, NULL);
+  if (!afut_gio__begin (&call))
+    {
+      if (parameters != NULL)
+        g_variant_unref (g_variant_ref_sink (parameters));
+      return NULL;
+    }
+  g_dbus_proxy_call (proxy, method_name, parameters, flags, timeout_msec,
+                     call.cancellable, afut_dbus__proxy_call_done,
+                     call.future);
+  return afut_gio__end (&call);
+}
+
+/* ---- AFUT_GIO: any _async call ---- */
+
+/* The futures AFUT_GIO() is starting on this thread, innermost first: an
+ * `_async` function may itself start one while its arguments are
+ * evaluated. */
+typedef struct AfutGioStarting AfutGioStarting;
+struct AfutGioStarting
+{
+  AfutFuture *future;
+  AfutGioStarting *below;
+};
+
+static GPrivate afut_gio__starting = G_PRIVATE_INIT (NULL);
+
+void
+afut__gio_push (void)
+{
+  AfutGioStarting *s = g_new0 (AfutGioStarting, 1);
+  s->future = afut_gio_future_new (NULL);
+  s->below = (AfutGioStarting *) g_private_get (&afut_gio__starting);
+  g_private_set (&afut_gio__starting, s);
+}
+
+gpointer
+afut__gio_cancellable (void)
+{
+  AfutGioStarting *s = (AfutGioStarting *) g_private_get (&afut_gio__starting);
+  g_return_val_if_fail (s != NULL, NULL);
+  return s->future != NULL ? afut_glib_future_get_cancellable (s->future)
+                           : NULL;
+}
+
+gpointer
+afut__gio_user_data (void)
+{
+  AfutGioStarting *s = (AfutGioStarting *) g_private_get (&afut_gio__starting);
+  g_return_val_if_fail (s != NULL, NULL);
+  return s->future != NULL ? afut_future_ref (s->future) : NULL;
+}
+
+AfutFuture *
+afut__gio_pop (void)
+{
+  AfutGioStarting *s = (AfutGioStarting *) g_private_get (&afut_gio__starting);
+  AfutFuture *future;
+  g_return_val_if_fail (s != NULL, NULL);
+  g_private_set (&afut_gio__starting, s->below);
+  future = s->future;
+  g_free (s);
+  return future;
+}
+
+GAsyncResult *
+afut_gio_future_get_result (AfutFuture *future)
+{
+  gpointer result;
+  g_return_val_if_fail (future != NULL, NULL);
+  if (afut_future_get_state (future) != AFUT_FUTURE_DONE
+      || afut_future_get_value_type (future) != AFUT_VALUE_POINTER)
+    {
+      g_critical ("%s: the future is not done with a GAsyncResult",
+                  G_STRFUNC);
+      return NULL;
+    }
+  result = afut_future_get_pointer (future);
+  /* A binding's afut_gio_future_complete() holds it in a GValue. */
+  if (result != NULL && afut_glib__value_known (result)
+      && G_VALUE_HOLDS ((const GValue *) result, G_TYPE_ASYNC_RESULT))
+    result = g_value_get_object ((const GValue *) result);
+  g_return_val_if_fail (G_IS_ASYNC_RESULT (result), NULL);
+  return G_ASYNC_RESULT (result);
+}
+
+/* ---- GObject signals and properties as futures ---- */
+
+/* The arguments of one emission, as a future's pointer value.  The magic
+ * lets the accessors refuse another kind of pointer. */
+#define AFUT_SIGNAL__ARGS_MAGIC 0x41667553u
+
+typedef struct
+{
+  guint32 magic;
+  guint n_args;
+  GValue *args;
+} AfutSignalArgs;
+
+static AfutSignalArgs *
+afut_signal__args_new (guint n_args)
+{
+  AfutSignalArgs *a = g_new0 (AfutSignalArgs, 1);
+  a->magic = AFUT_SIGNAL__ARGS_MAGIC;
+  a->n_args = n_args;
+  a->args = g_new0 (GValue, MAX (n_args, 1));
+  return a;
+}
+
+static void
+afut_signal__args_free (gpointer data)
+{
+  AfutSignalArgs *a = (AfutSignalArgs *) data;
+  guint i;
+  if (a == NULL)
+    return;
+  for (i = 0; i < a->n_args; i++)
+    if (G_IS_VALUE (&a->args[i]))
+      g_value_unset (&a->args[i]);
+  g_free (a->args);
+  a->magic = 0;
+  g_free (a);
+}
+
+/* What an emission gives: the arguments after the instance, or for a
+ * property, the value it has now. */
+static AfutSignalArgs *
+afut_signal__capture (GParamSpec *pspec, guint n_param_values,
+                      const GValue *param_values)
+{
+  AfutSignalArgs *a;
+  guint i;
+  if (pspec != NULL)
+    {
+      a = afut_signal__args_new (1);
+      g_value_init (&a->args[0], G_PARAM_SPEC_VALUE_TYPE (pspec));
+      g_object_get_property (G_OBJECT (g_value_get_object (&param_values[0])),
+                             pspec->name, &a->args[0]);
+      return a;
+    }
+  a = afut_signal__args_new (n_param_values > 0 ? n_param_values - 1 : 0);
+  for (i = 0; i < a->n_args; i++)
+    {
+      g_value_init (&a->args[i], G_VALUE_TYPE (&param_values[i + 1]));
+      g_value_copy (&param_values[i + 1], &a->args[i]);
+    }
+  return a;
+}
+
+/* A handler of one signal on one instance, for a future: the instance is
+ * not kept alive; when it goes, GObject destroys the handler, which
+ * invalidates the closure, which tells the owner. */
+typedef struct
+{
+  gpointer instance; /* NULL once the handler is gone */
+  gulong handler;
+  GClosure *closure;
+  GParamSpec *pspec; /* a property's change: its value is captured */
+  gboolean disconnecting;
+} AfutSignalHandler;
+
+static gboolean
+afut_signal__connect (AfutSignalHandler *h, gpointer instance,
+                      const char *detailed_signal, GParamSpec *pspec,
+                      AfutFuture *owner, GClosureMarshal marshal,
+                      GClosureNotify invalidated)
+{
+  /* The handler owns the closure: when it goes (disconnected, or
+   * destroyed with the instance) the closure is invalidated. */
+  h->instance = instance;
+  h->pspec = pspec != NULL ? g_param_spec_ref (pspec) : NULL;
+  h->closure = g_closure_new_simple (sizeof (GClosure), owner);
+  g_closure_set_marshal (h->closure, marshal);
+  g_closure_add_invalidate_notifier (h->closure, owner, invalidated);
+  h->handler = g_signal_connect_closure (instance, detailed_signal,
+                                         h->closure, FALSE);
+  if (h->handler == 0)
+    {
+      h->disconnecting = TRUE;
+      h->instance = NULL;
+      g_closure_sink (h->closure);
+      h->closure = NULL;
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+afut_signal__disconnect (AfutSignalHandler *h)
+{
+  if (h->instance != NULL && h->handler != 0)
+    {
+      gpointer instance = h->instance;
+      gulong handler = h->handler;
+      h->disconnecting = TRUE;
+      h->instance = NULL;
+      h->handler = 0;
+      g_signal_handler_disconnect (instance, handler);
+    }
+  h->closure = NULL;
+}
+
+static void
+afut_signal__handler_clear (AfutSignalHandler *h)
+{
+  afut_signal__disconnect (h);
+  if (h->pspec != NULL)
+    g_param_spec_unref (h->pspec);
+  h->pspec = NULL;
+}
+
+static gboolean
+afut_signal__check (gpointer instance, const char *detailed_signal,
+                    const char *func)
+{
+  guint signal_id;
+  GQuark detail;
+  if (!G_IS_OBJECT (instance))
+    {
+      g_critical ("%s: assertion 'G_IS_OBJECT (instance)' failed", func);
+      return FALSE;
+    }
+  if (detailed_signal == NULL
+      || !g_signal_parse_name (detailed_signal, G_OBJECT_TYPE (instance),
+                               &signal_id, &detail, TRUE))
+    {
+      g_critical ("%s: %s has no signal \"%s\"", func,
+                  G_OBJECT_TYPE_NAME (instance),
+                  detailed_signal != NULL ? detailed_signal : "(null)");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static AfutError *
+afut_signal__finalized_error (void)
+{
+  return (AfutError *) g_error_new_literal (
+    G_IO_ERROR, G_IO_ERROR_CLOSED,
+    "the object was finalized before the signal came");
+}
+
+/* ---- the next emission ---- */
+
+typedef struct
+{
+  AfutCustomFuture custom;
+  AfutSignalHandler h;
+} AfutSignalFuture;
+
+static bool
+afut_signal__cancel (AfutFuture *future, const char *message)
+{
+  AfutSignalFuture *s = (AfutSignalFuture *) future;
+  afut_signal__disconnect (&s->h);
+  afut_future_fail (future, afut_error_new_literal (
+                              AFUT_ERROR, AFUT_ERROR_CANCELLED,
+                              message != NULL ? message : ""));
+  return true;
+}
+
+static void
+afut_signal__finalize (AfutFuture *future)
+{
+  afut_signal__handler_clear (&((AfutSignalFuture *) future)->h);
+}
+
+static const AfutFutureFuncs afut_signal__funcs = {
+  afut_signal__cancel,
+  afut_signal__finalize,
+};
+
+static void
+afut_signal__marshal (GClosure *closure, GValue *return_value,
+                      guint n_param_values, const GValue *param_values,
+                      gpointer invocation_hint, gpointer marshal_data)
+{
+  AfutFuture *future = (AfutFuture *) closure->data;
+  AfutSignalFuture *s = (AfutSignalFuture *) future;
+  AfutSignalArgs *args;
+  (void) return_value;
+  (void) invocation_hint;
+  (void) marshal_data;
+  if (s->h.instance == NULL || afut_future_is_done (future))
+    return;
+  args = afut_signal__capture (s->h.pspec, n_param_values, param_values);
+  afut_signal__disconnect (&s->h);
+  afut_future_resolve_pointer (future, args, afut_signal__args_free);
+}
+
+static void
+afut_signal__invalidated (gpointer data, GClosure *closure)
+{
+  AfutFuture *future = (AfutFuture *) data;
+  AfutSignalFuture *s = (AfutSignalFuture *) future;
+  (void) closure;
+  if (s->h.disconnecting)
+    return;
+  s->h.instance = NULL;
+  s->h.handler = 0;
+  s->h.closure = NULL;
+  if (!afut_future_is_done (future))
+    afut_future_fail (future, afut_signal__finalized_error ());
+}
+
+static AfutFuture *
+afut_signal__next_new (gpointer instance, const char *detailed_signal,
+                       GParamSpec *pspec)
+{
+  AfutFuture *future = afut_future_new_custom (NULL, &afut_signal__funcs,
+                                               sizeof (AfutSignalFuture));
+  AfutSignalFuture *s;
+  if (future == NULL)
+    return NULL;
+  s = (AfutSignalFuture *) future;
+  if (!afut_signal__connect (&s->h, instance, detailed_signal, pspec, future,
+                             afut_signal__marshal, afut_signal__invalidated))
+    {
+      afut_future_unref (future);
+      return NULL;
+    }
+  return future;
+}
+
+AfutFuture *
+afut_signal_next (gpointer instance, const char *detailed_signal)
+{
+  if (!afut_signal__check (instance, detailed_signal, G_STRFUNC))
+    return NULL;
+  return afut_signal__next_new (instance, detailed_signal, NULL);
+}
+
+AfutFuture *
+afut_property_next (gpointer object, const char *property_name)
+{
+  GParamSpec *pspec;
+  AfutFuture *future;
+  char *detailed;
+  g_return_val_if_fail (G_IS_OBJECT (object), NULL);
+  g_return_val_if_fail (property_name != NULL, NULL);
+  pspec = g_object_class_find_property (G_OBJECT_GET_CLASS (object),
+                                        property_name);
+  if (pspec == NULL || !(pspec->flags & G_PARAM_READABLE))
+    {
+      g_critical ("%s: %s has no readable property \"%s\"", G_STRFUNC,
+                  G_OBJECT_TYPE_NAME (object), property_name);
+      return NULL;
+    }
+  detailed = g_strconcat ("notify::", pspec->name, NULL);
+  future = afut_signal__next_new (object, detailed, pspec);
+  g_free (detailed);
+  return future;
+}
+
+static AfutSignalArgs *
+afut_signal__args_of (AfutFuture *future, const char *func)
+{
+  AfutSignalArgs *a;
+  if (future == NULL || afut_future_get_state (future) != AFUT_FUTURE_DONE
+      || afut_future_get_value_type (future) != AFUT_VALUE_POINTER)
+    {
+      g_critical ("%s: the future is not done with a signal's arguments",
+                  func);
+      return NULL;
+    }
+  a = (AfutSignalArgs *) afut_future_get_pointer (future);
+  if (a != NULL && a->magic != AFUT_SIGNAL__ARGS_MAGIC)
+    {
+      g_critical ("%s: the future holds no signal's arguments", func);
+      return NULL;
+    }
+  return a;
+}
+
+guint
+afut_signal_get_n_args (AfutFuture *future)
+{
+  AfutSignalArgs *a = afut_signal__args_of (future, G_STRFUNC);
+  return a != NULL ? a->n_args : 0;
+}
+
+const GValue *
+afut_signal_get_arg (AfutFuture *future, guint index)
+{
+  AfutSignalArgs *a = afut_signal__args_of (future, G_STRFUNC);
+  if (a == NULL)
+    return NULL;
+  if (index >= a->n_args)
+    {
+      g_critical ("%s: argument %u of %u", G_STRFUNC, index, a->n_args);
+      return NULL;
+    }
+  return &a->args[index];
+}
+
+const GValue *
+afut_property_get_value (AfutFuture *future)
+{
+  AfutSignalArgs *a = afut_signal__args_of (future, G_STRFUNC);
+  if (a == NULL || a->n_args != 1)
+    {
+      if (a != NULL)
+        g_critical ("%s: not a future of afut_property_next()", G_STRFUNC);
+      return NULL;
+    }
+  return &a->args[0];
+}
+
+/* ---- signal streams ---- */
+
+/* Emissions go into an afut queue, whose get loses no item to a cancel.
+ * Closing puts a NULL at the end; a get that takes it puts it back, so
+ * every later get ends too. */
+typedef struct
+{
+  AfutCustomFuture custom;
+  AfutSignalHandler h;
+  AfutQueue *queue;
+  gboolean closed;
+} AfutSignalStream;
+
+static void
+afut_signal_stream__end (AfutSignalStream *s)
+{
+  if (s->closed)
+    return;
+  s->closed = TRUE;
+  afut_signal__disconnect (&s->h);
+  afut_queue_put_nowait (s->queue, NULL);
+}
+
+static bool
+afut_signal_stream__cancel (AfutFuture *future, const char *message)
+{
+  afut_signal_stream__end ((AfutSignalStream *) future);
+  afut_future_fail (future, afut_error_new_literal (
+                              AFUT_ERROR, AFUT_ERROR_CANCELLED,
+                              message != NULL ? message : ""));
+  return true;
+}
+
+static void
+afut_signal_stream__finalize (AfutFuture *future)
+{
+  AfutSignalStream *s = (AfutSignalStream *) future;
+  /* Gets still waiting end, unless the loop is closed (it cancelled
+   * them). */
+  if (!future->loop->closed)
+    afut_signal_stream__end (s);
+  afut_signal__handler_clear (&s->h);
+  afut_queue_unref (s->queue);
+}
+
+static const AfutFutureFuncs afut_signal_stream__funcs = {
+  afut_signal_stream__cancel,
+  afut_signal_stream__finalize,
+};
+
+static void
+afut_signal_stream__marshal (GClosure *closure, GValue *return_value,
+                             guint n_param_values, const GValue *param_values,
+                             gpointer invocation_hint, gpointer marshal_data)
+{
+  AfutSignalStream *s = (AfutSignalStream *) closure->data;
+  (void) return_value;
+  (void) invocation_hint;
+  (void) marshal_data;
+  if (s->closed)
+    return;
+  afut_queue_put_nowait (s->queue, afut_signal__capture (NULL, n_param_values,
+                                                         param_values));
+}
+
+static void
+afut_signal_stream__invalidated (gpointer data, GClosure *closure)
+{
+  AfutFuture *future = (AfutFuture *) data;
+  AfutSignalStream *s = (AfutSignalStream *) future;
+  (void) closure;
+  if (s->h.disconnecting)
+    return;
+  s->h.instance = NULL;
+  s->h.handler = 0;
+  s->h.closure = NULL;
+  afut_signal_stream__end (s);
+  if (!afut_future_is_done (future))
+    afut_future_fail (future, afut_signal__finalized_error ());
+}
+
+static AfutSignalStream *
+afut_signal_stream__cast (AfutFuture *future)
+{
+  return future != NULL && future->kind == AFUT__KIND_CUSTOM
+             && ((AfutCustomFuture *) future)->funcs
+                  == &afut_signal_stream__funcs
+           ? (AfutSignalStream *) future
+           : NULL;
+}
+
+AfutFuture *
+afut_signal_stream_new (gpointer instance, const char *detailed_signal)
+{
+  AfutFuture *future;
+  AfutSignalStream *s;
+  if (!afut_signal__check (instance, detailed_signal, G_STRFUNC))
+    return NULL;
+  future = afut_future_new_custom (NULL, &afut_signal_stream__funcs,
+                                   sizeof (AfutSignalStream));
+  if (future == NULL)
+    return NULL;
+  s = (AfutSignalStream *) future;
+  s->queue = afut_queue_new (future->loop, AFUT_QUEUE_FIFO, 0, NULL,
+                             afut_signal__args_free);
+  if (!afut_signal__connect (&s->h, instance, detailed_signal, NULL, future,
+                             afut_signal_stream__marshal,
+                             afut_signal_stream__invalidated))
+    {
+      s->closed = TRUE;
+      afut_future_unref (future);
+      return NULL;
+    }
+  return future;
+}
+
+static void
+afut_signal_stream__got (AfutFuture *get, void *data)
+{
+  /* The end taken out: it goes back for the gets after this one. */
+  if (afut_future_get_state (get) == AFUT_FUTURE_DONE
+      && afut_future_get_pointer (get) == NULL)
+    afut_queue_put_nowait ((AfutQueue *) data, NULL);
+}
+
+AfutFuture *
+afut_signal_stream_next (AfutFuture *stream)
+{
+  AfutSignalStream *s = afut_signal_stream__cast (stream);
+  AfutFuture *get;
+  if (s == NULL)
+    {
+      g_critical ("%s: not a stream of afut_signal_stream_new()", G_STRFUNC);
+      return NULL;
+    }
+  get = afut_queue_get (s->queue);
+  if (get != NULL)
+    afut_future_add_done_callback_full (get, afut_signal_stream__got,
+                                        afut_queue_ref (s->queue),
+                                        (AfutDestroyNotify) afut_queue_unref);
+  return get;
+}
+
+void
+afut_signal_stream_close (AfutFuture *stream)
+{
+  AfutSignalStream *s = afut_signal_stream__cast (stream);
+  if (s == NULL)
+    {
+      g_critical ("%s: not a stream of afut_signal_stream_new()", G_STRFUNC);
+      return;
+    }
+  afut_signal_stream__end (s);
+  if (!afut_future_is_done (stream))
+    afut_future_resolve (stream);
 }
 
 #endif /* AFUT_IMPLEMENTATION */

@@ -19,7 +19,8 @@ case "$what" in
   examples) ;;
   tests|ci)
     packages+=(g++ python3 gobject-introspection libgirepository1.0-dev
-      python3-gi gjs libgtk-4-dev xvfb xauth gi-docgen python3-aiohttp)
+      python3-gi gjs libgtk-4-dev xvfb xauth gi-docgen python3-aiohttp
+      dbus-daemon)
     [ "$what" = ci ] && packages+=(valgrind clang)
     ;;
   *) echo "usage: $0 [examples|tests|ci]" >&2; exit 2 ;;
