@@ -647,7 +647,9 @@ AFUT_API GAsyncResult *afut_gio_future_get_result (AfutFuture *future);
  *                            self->file, AFUT_GIO_RESULT, AFUT_GIO_ERROR));
  *
  * The future is afut_gio_future_new()'s: cancelling it waits for GIO's
- * callback.
+ * callback.  One AFUT_GIO() per full expression: two among the arguments
+ * of one call could interleave, since C leaves the order in which
+ * arguments are evaluated open (assign each to a variable first).
  *
  * Returns: (transfer full): the future, %NULL without a loop (reported)
  * Since: 0.3

@@ -1,8 +1,8 @@
 /* gtk-demo.c - afut in a GTK 4 application: tasks instead of callback
  * chains.  "Start" runs four jobs at once, each a task with its own row
  * (a progress bar, a status line, a cancel button):
- *  - reading a large file in chunks with GIO's async calls
- *    (afut_gio_future_new() + afut_gio_ready());
+ *  - reading a large file in chunks with GIO futures (afut_file_read(),
+ *    afut_input_stream_read(), afut_input_stream_close());
  *  - a countdown with afut_sleep();
  *  - number crunching on a worker thread (afut_to_thread()), reporting its
  *    progress with afut_loop_call_soon_threadsafe();
@@ -168,7 +168,6 @@ typedef struct
   goffset done;
   double pace;
   gboolean opened;
-  GError *error;
 } ReadFile;
 
 static void
@@ -180,33 +179,21 @@ read_file_finalize (AfutTask *task)
   g_object_unref (self->file);
   g_checksum_free (self->checksum);
   g_free (self->buffer);
-  g_clear_error (&self->error);
 }
 
 static void
 read_file (AfutTask *task)
 {
   ReadFile *self = (ReadFile *) task;
-  AfutFuture *op;
-  GAsyncResult *result;
-  GError *error = NULL;
   gssize n;
   char *done, *size;
 
   AFUT_BEGIN (task);
   row_set_status (self->row, "Opening the file");
-  op = afut_gio_future_new (NULL);
-  g_file_read_async (self->file, G_PRIORITY_DEFAULT,
-                     afut_glib_future_get_cancellable (op), afut_gio_ready,
-                     afut_future_ref (op));
-  AFUT_AWAIT_TRY (task, op);
+  AFUT_AWAIT_TRY (task, afut_file_read (self->file, G_PRIORITY_DEFAULT));
   if (afut_task_caught (task) == NULL)
     {
-      result = afut_future_get_pointer (afut_task_awaited (task));
-      self->stream = G_INPUT_STREAM (
-          g_file_read_finish (self->file, result, &error));
-      if (self->stream == NULL)
-        AFUT_THROW (task, afut_glib_error_from_gerror (error));
+      self->stream = afut_future_steal_pointer (afut_task_awaited (task));
       self->opened = TRUE;
     }
 
@@ -214,17 +201,13 @@ read_file (AfutTask *task)
     {
       /* A GIO future: cancelling it waits for GIO's answer, so GIO is
        * done with self->buffer before this task goes on. */
-      op = afut_gio_future_new (NULL);
-      g_input_stream_read_async (self->stream, self->buffer, READ_CHUNK,
-                                 G_PRIORITY_DEFAULT,
-                                 afut_glib_future_get_cancellable (op),
-                                 afut_gio_ready, afut_future_ref (op));
-      AFUT_AWAIT_TRY (task, op);
+      AFUT_AWAIT_TRY (task, afut_input_stream_read (self->stream, self->buffer,
+                                                    READ_CHUNK,
+                                                    G_PRIORITY_DEFAULT));
       if (afut_task_caught (task) != NULL)
         break;
-      result = afut_future_get_pointer (afut_task_awaited (task));
-      n = g_input_stream_read_finish (self->stream, result, &self->error);
-      if (n <= 0)
+      n = afut_future_get_int (afut_task_awaited (task));
+      if (n == 0)
         break;
       g_checksum_update (self->checksum, self->buffer, (gsize) n);
       self->done += n;
@@ -237,23 +220,20 @@ read_file (AfutTask *task)
       AFUT_AWAIT_TRY (task, afut_sleep (self->pace));
     }
 
-  /* Cancelled or not, the stream is closed before the task ends; the
-   * caught cancellation stays through this plain await. */
+  /* Cancelled, failed or not, the stream is closed before the task ends;
+   * what was caught stays through this plain await. */
   if (self->stream != NULL)
     {
       row_set_status (self->row, "Closing the file");
-      op = afut_gio_future_new (NULL);
-      g_input_stream_close_async (self->stream, G_PRIORITY_DEFAULT,
-                                  afut_glib_future_get_cancellable (op),
-                                  afut_gio_ready, afut_future_ref (op));
-      AFUT_AWAIT (task, op);
-      result = afut_future_get_pointer (afut_task_awaited (task));
-      g_input_stream_close_finish (self->stream, result, NULL);
+      AFUT_AWAIT (task, afut_input_stream_close (self->stream,
+                                                 G_PRIORITY_DEFAULT));
       g_clear_object (&self->stream);
     }
   if (afut_task_caught (task) != NULL)
     {
-      if (!self->opened)
+      if (!afut_error_is_cancelled (afut_task_caught (task)))
+        ; /* a read error: it shows in the row */
+      else if (!self->opened)
         row_set_note (self->row, "stopped while opening the file");
       else
         {
@@ -262,11 +242,6 @@ read_file (AfutTask *task)
           g_free (done);
         }
       AFUT_RERAISE (task);
-    }
-  if (self->error != NULL)
-    {
-      error = g_steal_pointer (&self->error);
-      AFUT_THROW (task, afut_glib_error_from_gerror (error));
     }
   if (self->done != self->size)
     AFUT_THROW (task, (AfutError *) g_error_new (
@@ -542,11 +517,6 @@ static void
 load_settings (AfutTask *task)
 {
   Settings *self = (Settings *) task;
-  AfutFuture *op;
-  GAsyncResult *result;
-  GError *error = NULL;
-  char *contents;
-  gsize length;
 
   AFUT_BEGIN (task);
   for (self->step = 1; self->step <= SETTINGS_STEPS; self->step++)
@@ -563,19 +533,11 @@ load_settings (AfutTask *task)
         }
     }
   row_set_status (self->row, "Loading settings.json");
-  op = afut_gio_future_new (NULL);
-  g_file_load_contents_async (self->file,
-                              afut_glib_future_get_cancellable (op),
-                              afut_gio_ready, afut_future_ref (op));
-  AFUT_AWAIT (task, op);
-  result = afut_future_get_pointer (afut_task_awaited (task));
-  if (!g_file_load_contents_finish (self->file, result, &contents, &length,
-                                    NULL, &error))
-    AFUT_THROW (task, afut_glib_error_from_gerror (error));
+  AFUT_AWAIT (task, afut_file_load_contents (self->file));
   row_set_fraction (self->row, 1.0);
   row_set_status (self->row, "Done: %" G_GSIZE_FORMAT " bytes of settings",
-                  length);
-  g_free (contents);
+                  g_bytes_get_size (
+                    afut_future_get_pointer (afut_task_awaited (task))));
   AFUT_RETURN (task);
   AFUT_END (task);
 }
