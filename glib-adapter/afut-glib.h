@@ -3297,7 +3297,12 @@ afut_file_copy (GFile *source, GFile *destination, GFileCopyFlags flags,
   g_return_val_if_fail (G_IS_FILE (source), NULL);
   g_return_val_if_fail (G_IS_FILE (destination), NULL);
   if (!afut_gio__begin (&call))
-    return NULL;
+    {
+      /* No loop (reported): the callback never runs. */
+      if (progress_destroy != NULL)
+        progress_destroy (progress_data);
+      return NULL;
+    }
   p = afut_file__progress_new (call.future, progress, progress_data,
                                progress_destroy);
   g_file_copy_async (source, destination, flags, io_priority,
@@ -3326,7 +3331,12 @@ afut_file_move (GFile *source, GFile *destination, GFileCopyFlags flags,
   g_return_val_if_fail (G_IS_FILE (source), NULL);
   g_return_val_if_fail (G_IS_FILE (destination), NULL);
   if (!afut_gio__begin (&call))
-    return NULL;
+    {
+      /* No loop (reported): the callback never runs. */
+      if (progress_destroy != NULL)
+        progress_destroy (progress_data);
+      return NULL;
+    }
   p = afut_file__progress_new (call.future, progress, progress_data,
                                progress_destroy);
   g_file_move_async (source, destination, flags, io_priority,

@@ -582,6 +582,7 @@ test_file_replace_done (void)
   AfutFuture *f, *w, *c;
   GOutputStream *out;
   char *contents, *path;
+  GBytes *bytes;
 
   env_init (&env);
   file = env_file_with (&env, "r.txt", "old contents");
@@ -589,9 +590,10 @@ test_file_replace_done (void)
                                        G_PRIORITY_DEFAULT));
   assert_state (f, AFUT_FUTURE_DONE);
   out = G_OUTPUT_STREAM (afut_future_get_pointer (f));
-  w = settle (&env, afut_output_stream_write_bytes (
-                      out, g_bytes_new_static ("new", 3),
-                      G_PRIORITY_DEFAULT));
+  bytes = g_bytes_new_static ("new", 3);
+  w = settle (&env, afut_output_stream_write_bytes (out, bytes,
+                                                    G_PRIORITY_DEFAULT));
+  g_bytes_unref (bytes);
   g_assert_cmpint (afut_future_get_int (w), ==, 3);
   c = settle (&env, afut_output_stream_close (out, G_PRIORITY_DEFAULT));
   assert_state (c, AFUT_FUTURE_DONE);
@@ -1964,8 +1966,7 @@ bus_method_call (GDBusConnection *connection, const gchar *sender,
   (void) object_path;
   (void) interface_name;
   if (g_strcmp0 (method_name, "Echo") == 0)
-    g_dbus_method_invocation_return_value (invocation,
-                                           g_variant_ref (parameters));
+    g_dbus_method_invocation_return_value (invocation, parameters);
   else if (g_strcmp0 (method_name, "Fail") == 0)
     g_dbus_method_invocation_return_dbus_error (
       invocation, "org.afut.Error.Failed", "it failed on purpose");
@@ -2771,10 +2772,17 @@ test_no_loop (void)
   if (g_test_subprocess ())
     {
       criticals_not_fatal ();
+      Progress p;
+      memset (&p, 0, sizeof p);
       file = g_file_new_for_path ("/");
       g_assert_null (afut_file_query_info (file, "standard::size",
                                            G_FILE_QUERY_INFO_NONE,
                                            G_PRIORITY_DEFAULT));
+      /* The progress data is still destroyed, once. */
+      g_assert_null (afut_file_copy (file, file, G_FILE_COPY_NONE,
+                                     G_PRIORITY_DEFAULT, progress_cb, &p,
+                                     progress_destroy));
+      g_assert_cmpuint (p.n_destroyed, ==, 1);
       g_object_unref (file);
       return;
     }
