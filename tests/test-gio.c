@@ -267,6 +267,13 @@ criticals_not_fatal (void)
   g_log_set_always_fatal (G_LOG_FATAL_MASK);
 }
 
+/* GIO let go of @path: no fd of this process is open on it.  GIO's
+ * worker thread may drop its last reference to a stream it made (and so
+ * close it) just after the callback, so this waits for that, within the
+ * hang deadline. */
+#define assert_fd_released(env, path)                                         \
+  ITERATE_UNTIL ((env)->ctx, !fd_open_on (path))
+
 /* A pipe as GIO streams, both ends closing their fd. */
 typedef struct
 {
@@ -422,7 +429,7 @@ test_file_load_contents_cancel (void)
   close (writer); /* the end of the FIFO: GIO's read returns */
   settle (&env, f);
   assert_cancelled (f, "stop loading");
-  g_assert_false (fd_open_on (path));
+  assert_fd_released (&env, path);
   afut_future_unref (f);
   g_object_unref (file);
   g_free (path);
@@ -493,7 +500,7 @@ test_file_read_cancel (void)
   settle (&env, f);
   assert_cancelled (f, "");
   close (writer);
-  g_assert_false (fd_open_on (path));
+  assert_fd_released (&env, path);
   afut_future_unref (f);
   g_object_unref (file);
   g_free (path);
@@ -567,7 +574,7 @@ test_file_create_cancel (void)
   settle (&env, f);
   assert_cancelled (f, "no file");
   path = g_file_get_path (file);
-  g_assert_false (fd_open_on (path));
+  assert_fd_released (&env, path);
   g_free (path);
   afut_future_unref (f);
   g_object_unref (file);
@@ -643,7 +650,7 @@ test_file_replace_cancel (void)
   settle (&env, f);
   assert_cancelled (f, "");
   path = g_file_get_path (file);
-  g_assert_false (fd_open_on (path));
+  assert_fd_released (&env, path);
   /* Where the future saw the stream GIO opened, it closed it cancelled:
    * the old contents stay.  GIO drops a stream it opened after the
    * cancel itself, and that close replaces the file with nothing (GLib
@@ -813,7 +820,7 @@ test_file_enumerate_cancel (void)
   cancel_midway (e, NULL);
   settle (&env, e);
   assert_cancelled (e, "");
-  g_assert_false (fd_open_on (env.dir));
+  assert_fd_released (&env, env.dir);
   afut_future_unref (e);
 
   enumerator = g_file_enumerate_children (dir, "standard::name",
@@ -1037,8 +1044,8 @@ test_file_copy_cancel (void)
   g_assert_cmpuint (p.n_destroyed, ==, 1);
   src_path = g_file_get_path (src);
   dst_path = g_file_get_path (dst);
-  g_assert_false (fd_open_on (src_path));
-  g_assert_false (fd_open_on (dst_path));
+  assert_fd_released (&env, src_path);
+  assert_fd_released (&env, dst_path);
   g_free (src_path);
   g_free (dst_path);
   afut_future_unref (f);
