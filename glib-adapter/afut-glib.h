@@ -2198,6 +2198,7 @@ typedef struct
   gpointer extra;
   GDestroyNotify extra_destroy;
   const void *extra_tag;
+  GType value_gtype; /* a typed wrapper's value, for bindings */
 } AfutGioFuture;
 
 static void
@@ -2293,6 +2294,16 @@ afut_gio__cast (AfutFuture *future)
              && ((AfutCustomFuture *) future)->funcs == &afut_gio__funcs
            ? (AfutGioFuture *) future
            : NULL;
+}
+
+/* The GType of a typed wrapper's pointer value (an object, a GBytes ...),
+ * G_TYPE_INVALID for any other future: afut_future_get_value() gives
+ * bindings the value as that type. */
+static GType
+afut_gio__value_gtype (AfutFuture *future)
+{
+  AfutGioFuture *g = afut_gio__cast (future);
+  return g != NULL ? g->value_gtype : G_TYPE_INVALID;
 }
 
 AfutFuture *
@@ -2785,6 +2796,21 @@ afut_future_get_value (AfutFuture *future, GError **error)
       p = afut_future_get_pointer (future);
       if (p != NULL && afut_glib__value_known (p))
         return (const GValue *) p;
+      if (p != NULL && afut_gio__value_gtype (future) != G_TYPE_INVALID)
+        {
+          /* A GIO future's object, GBytes, GVariant or string. */
+          GType type = afut_gio__value_gtype (future);
+          v = afut_glib__scratch_value (type);
+          if (G_TYPE_IS_OBJECT (type))
+            g_value_set_object (v, p);
+          else if (type == G_TYPE_VARIANT)
+            g_value_set_variant (v, (GVariant *) p);
+          else if (type == G_TYPE_STRING)
+            g_value_set_string (v, (const char *) p);
+          else
+            g_value_set_boxed (v, p);
+          return v;
+        }
       v = afut_glib__scratch_value (G_TYPE_POINTER);
       g_value_set_pointer (v, p);
       return v;
@@ -2963,7 +2989,23 @@ afut_gio__settle (AfutFuture *future, GError *error, AfutValueType type,
   else if (error != NULL)
     afut_future_fail (future, afut_glib_error_from_gerror (error));
   else if (type == AFUT_VALUE_POINTER)
-    afut_future_resolve_pointer (future, pointer, destroy);
+    {
+      /* The destroy notify says what the value is (g_free: a string, in
+       * the wrappers that use it). */
+      if (pointer == NULL)
+        g->value_gtype = G_TYPE_INVALID;
+      else if (destroy == g_object_unref)
+        g->value_gtype = G_OBJECT_TYPE (pointer);
+      else if (destroy == (GDestroyNotify) g_bytes_unref)
+        g->value_gtype = G_TYPE_BYTES;
+      else if (destroy == (GDestroyNotify) g_variant_unref)
+        g->value_gtype = G_TYPE_VARIANT;
+      else if (destroy == (GDestroyNotify) g_ptr_array_unref)
+        g->value_gtype = G_TYPE_PTR_ARRAY;
+      else if (destroy == g_free)
+        g->value_gtype = G_TYPE_STRING;
+      afut_future_resolve_pointer (future, pointer, destroy);
+    }
   else if (type == AFUT_VALUE_INT)
     afut_future_resolve_int (future, v_int);
   else
