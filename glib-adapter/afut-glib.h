@@ -457,9 +457,11 @@ AFUT_API gboolean afut_future_resolve_value_threadsafe (AfutFuture *future,
  * asyncio's result(): the value of a future done with one, as a GValue:
  * the GValue given to afut_future_resolve_value() (or lent by a shield,
  * wait_for, race or any), an int value as a #gint64, a double as a
- * #gdouble, another pointer as a #gpointer.  A failed or cancelled
- * future sets @error to a copy of its error, which counts as retrieving
- * it; a pending one sets %AFUT_ERROR_INVALID_STATE.
+ * #gdouble, a future of afut_signal_next() or afut_property_next() as
+ * the signal's first argument or the property's new value (%NULL for a
+ * signal without arguments), another pointer as a #gpointer.  A failed
+ * or cancelled future sets @error to a copy of its error, which counts as
+ * retrieving it; a pending one sets %AFUT_ERROR_INVALID_STATE.
  *
  * Returns: (transfer none) (nullable): the value, valid until the next
  *   call on this thread or until @future goes; %NULL for no value or on
@@ -2758,6 +2760,15 @@ afut_future_resolve_value_threadsafe (AfutFuture *future, const GValue *value)
     future, afut_glib__value_new (value), afut_glib__value_free);
 }
 
+/* The arguments a signal future holds (see "GIO futures: signals"). */
+typedef struct
+{
+  guint32 magic;
+  guint n_args;
+  GValue *args;
+} AfutSignalArgs;
+static void afut_signal__args_free (gpointer data);
+
 const GValue *
 afut_future_get_value (AfutFuture *future, GError **error)
 {
@@ -2810,6 +2821,13 @@ afut_future_get_value (AfutFuture *future, GError **error)
           else
             g_value_set_boxed (v, p);
           return v;
+        }
+      if (p != NULL && future->u.value.destroy == afut_signal__args_free)
+        {
+          /* A signal's or property's future: its first argument (the new
+           * value); afut_signal_get_arg() gives each. */
+          const AfutSignalArgs *a = (const AfutSignalArgs *) p;
+          return a->n_args > 0 ? &a->args[0] : NULL;
         }
       v = afut_glib__scratch_value (G_TYPE_POINTER);
       g_value_set_pointer (v, p);
@@ -3984,13 +4002,6 @@ afut_gio_future_get_result (AfutFuture *future)
 /* The arguments of one emission, as a future's pointer value.  The magic
  * lets the accessors refuse another kind of pointer. */
 #define AFUT_SIGNAL__ARGS_MAGIC 0x41667553u
-
-typedef struct
-{
-  guint32 magic;
-  guint n_args;
-  GValue *args;
-} AfutSignalArgs;
 
 static AfutSignalArgs *
 afut_signal__args_new (guint n_args)

@@ -158,10 +158,13 @@ class TestSignals(GioTestCase):
         async def main():
             fut = Afut.signal_next(action, 'activate')
             Afut.call_soon(action.activate, GLib.Variant('i', 7))
-            await fut
-            return Afut.signal_get_n_args(fut), Afut.signal_get_arg(fut, 0)
+            value = await fut
+            return (value, Afut.signal_get_n_args(fut),
+                    Afut.signal_get_arg(fut, 0))
 
-        n, arg = Afut.run_until_complete(main())
+        value, n, arg = Afut.run_until_complete(main())
+        # The value is the first argument; signal_get_arg() gives each.
+        self.assertEqual(value.unpack(), 7)
         self.assertEqual(n, 1)
         self.assertEqual(arg.unpack(), 7)
 
