@@ -2555,11 +2555,30 @@ AFUT_API AfutFuture *afut_fiber_new_full (AfutLoop *loop,
 #define AFUT_FIBER(func, user_data)                                           \
   afut__fiber_new_named (#func, (func), (user_data))
 
-/* Called by AFUT_FIBER(); not for direct use. */
+/**
+ * AFUT_FIBER_CORO:
+ * @func: the fiber's body, an #AfutFiberFunc
+ * @user_data: passed to @func
+ *
+ * A lazy fiber named after @func, as AFUT_CORO() makes a coroutine
+ * object: `cook ("Pasta")` in `await asyncio.gather (cook ("Pasta"), ...)`
+ * is `AFUT_FIBER_CORO (cook, "Pasta")`.  It starts when awaited (inline,
+ * as part of the awaiting task), gathered or given to afut_task_start().
+ *
+ * Returns: (transfer full): the fiber, as an #AfutFuture
+ * Since: 0.3
+ */
+#define AFUT_FIBER_CORO(func, user_data)                                      \
+  afut__fiber_coro_named (#func, (func), (user_data))
+
+/* Called by AFUT_FIBER() and AFUT_FIBER_CORO(); not for direct use. */
 #ifndef __GI_SCANNER__
 AFUT_API AfutFuture *afut__fiber_new_named (const char *name,
                                             AfutFiberFunc func,
                                             void *user_data);
+AFUT_API AfutFuture *afut__fiber_coro_named (const char *name,
+                                             AfutFiberFunc func,
+                                             void *user_data);
 #endif
 
 /**
@@ -4306,6 +4325,40 @@ AFUT_API AfutFuture *afut_run_future (AfutRunFunc func, void *data);
   afut_run_task ((func), sizeof (Type), AFUT__NO_INIT (Type), #func)
 #define AFUT__RUN_TASK_1(Type, func, ...)                                     \
   afut_run_task ((func), sizeof (Type), AFUT__INIT (Type, __VA_ARGS__), #func)
+
+/**
+ * afut_run_fiber: (skip)
+ * @func: the main fiber's body
+ * @user_data: (closure): passed to @func
+ * @name: (nullable): the main fiber's name
+ *
+ * afut_run() with a fiber as the main task: `asyncio.run(main())` where
+ * main() is plain C that awaits with afut_await().  The same fresh loop,
+ * the same cleanup (the loop is closed, what is left cancelled and run
+ * until it ends), the same report of main's error on stderr.
+ *
+ * Not for bindings (see afut_fiber_new()).
+ *
+ * Returns: 0 if the main fiber completed with a value (or none); 1 if it
+ *   failed or was cancelled, or on misuse
+ * Since: 0.3
+ */
+AFUT_API int afut_run_fiber (AfutFiberFunc func, void *user_data,
+                             const char *name);
+
+/**
+ * AFUT_RUN_FIBER:
+ * @func: the main fiber's body, an #AfutFiberFunc
+ * @user_data: passed to @func
+ *
+ * afut_run_fiber() with the fiber named after @func:
+ * `return AFUT_RUN_FIBER (amain, NULL);` from main().
+ *
+ * Returns: 0 on success, 1 if main failed
+ * Since: 0.3
+ */
+#define AFUT_RUN_FIBER(func, user_data)                                       \
+  afut_run_fiber ((func), (user_data), #func)
 
 #ifdef __cplusplus
 }
@@ -12249,6 +12302,13 @@ afut__fiber_new_named (const char *name, AfutFiberFunc func, void *user_data)
                              "AFUT_FIBER");
 }
 
+AfutFuture *
+afut__fiber_coro_named (const char *name, AfutFiberFunc func, void *user_data)
+{
+  return afut__fiber_create (NULL, name, 0, true, func, user_data, NULL,
+                             "AFUT_FIBER_CORO");
+}
+
 /* done futures */
 
 static AfutFuture *
@@ -14405,13 +14465,15 @@ afut_run_task (AfutTaskFunc func, size_t struct_size, const void *init,
   return afut__run_main (loop, main_future);
 }
 
+/* afut_run()'s end: main's error, printed after the cleanup (as
+ * asyncio.run() raises it once the loop is closed), and the exit status.
+ * Consumes @main_future. */
+static int afut__run_report (AfutFuture *main_future);
+
 int
 afut_run (AfutTaskFunc func, size_t struct_size, const void *init,
           const char *name)
 {
-  AfutFuture *main_future;
-  int status = 0;
-
   AFUT__RETURN_VAL_IF_FAIL (func != NULL, 1);
   AFUT__RETURN_VAL_IF_FAIL (struct_size >= sizeof (AfutTask), 1);
   if (afut__running_loop != NULL)
@@ -14420,7 +14482,35 @@ afut_run (AfutTaskFunc func, size_t struct_size, const void *init,
                  "afut_run: cannot be called from a running event loop");
       return 1;
     }
-  main_future = afut_run_task (func, struct_size, init, name);
+  return afut__run_report (afut_run_task (func, struct_size, init, name));
+}
+
+int
+afut_run_fiber (AfutFiberFunc func, void *user_data, const char *name)
+{
+  AfutLoop *loop;
+  AfutFiberOptions options;
+  AfutFuture *main_future;
+  AFUT__RETURN_VAL_IF_FAIL (func != NULL, 1);
+  loop = afut__run_loop_new (__func__);
+  if (loop == NULL)
+    return 1;
+  memset (&options, 0, sizeof options);
+  options.name = name;
+  main_future = afut_fiber_new_full (loop, &options, func, user_data, NULL);
+  if (main_future == NULL)
+    {
+      afut_loop_close (loop);
+      afut_loop_unref (loop);
+      return 1;
+    }
+  return afut__run_report (afut__run_main (loop, main_future));
+}
+
+static int
+afut__run_report (AfutFuture *main_future)
+{
+  int status = 0;
   if (main_future == NULL)
     return 1;
   /* After the cleanup, as asyncio.run() raises main's error once the

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's first command: installs what is missing, builds afut, then
 # runs each example in real time (the tutorial's programs, errors, cancel,
-# timeouts, task-group, and the GLib ones), printing its output and wall
+# timeouts, task-group, the same written with fibers (fiber-*: they print
+# what their stackless twins print), and the GLib ones), printing its output and wall
 # time, and checks the output against the tutorial's (tests/seed) or the
 # expected one (tests/expected).  It installs and builds only what the
 # examples need (a C compiler, meson, GLib), in its own build directory
@@ -14,7 +15,7 @@ bash scripts/install-deps.sh examples
 
 names=()
 for src in examples/seed-*.c examples/errors.c examples/cancel.c \
-           examples/timeouts.c examples/task-group.c \
+           examples/timeouts.c examples/task-group.c examples/fiber-*.c \
            examples/gio-read-files.c examples/echo-server.c examples/to-thread.c; do
   names+=("$(basename "$src" .c)")
 done
@@ -30,10 +31,11 @@ declare -A min_ms=([seed-01-cook]=1990 [seed-06-gather-results]=2990)
 
 status=0
 for name in "${names[@]}"; do
-  case "$name" in
-    seed-08-*) expected=tests/expected/$name.out ;;
-    seed-*) expected=tests/seed/${name#seed-}.out ;;
-    *) expected=tests/expected/$name.out ;;
+  base=${name#fiber-}
+  case "$base" in
+    seed-08-*) expected=tests/expected/$base.out ;;
+    seed-*) expected=tests/seed/${base#seed-}.out ;;
+    *) expected=tests/expected/$base.out ;;
   esac
   args=()
   [ "$name" = echo-server ] && args=(--self-test)
@@ -45,8 +47,8 @@ for name in "${names[@]}"; do
     echo "   ^ differs from $expected"
     status=1
   fi
-  if [ -n "${max_ms[$name]:-}" ] && { [ "$ms" -gt "${max_ms[$name]}" ] || [ "$ms" -lt "${min_ms[$name]}" ]; }; then
-    echo "   ^ took $ms ms, expected ${min_ms[$name]}..${max_ms[$name]} ms (the longest sleep, not the sum)"
+  if [ -n "${max_ms[$base]:-}" ] && { [ "$ms" -gt "${max_ms[$base]}" ] || [ "$ms" -lt "${min_ms[$base]}" ]; }; then
+    echo "   ^ took $ms ms, expected ${min_ms[$base]}..${max_ms[$base]} ms (the longest sleep, not the sum)"
     status=1
   fi
 done

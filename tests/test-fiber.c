@@ -1294,6 +1294,96 @@ test_overflow (void)
   g_test_trap_assert_failed ();
 }
 
+/* ---- afut_run_fiber: asyncio.run() with a fiber as main ---- */
+
+static AfutFuture *
+run_child (void *data)
+{
+  int64_t *n = data;
+  if (!afut_await_check (afut_sleep (1), NULL))
+    return NULL;
+  return afut_future_new_for_int (++*n);
+}
+
+static AfutFuture *
+run_main_ok (void *data)
+{
+  int64_t n = 0, got;
+  AfutError *error = NULL;
+  (void) data;
+  g_assert_nonnull (afut_fiber_get_current ());
+  g_assert_cmpstr (afut_task_get_name (afut_fiber_get_current ()), ==,
+                   "run_main_ok");
+  /* A lazy fiber runs inline in the await, named after its body. */
+  got = afut_await_int (AFUT_FIBER_CORO (run_child, &n), &error);
+  g_assert_null (error);
+  g_assert_cmpint (got, ==, 1);
+  g_assert_cmpfloat (afut_loop_time (afut_loop_get_running ()), ==, 1.0);
+  return afut_future_new_for_int (n);
+}
+
+static AfutFuture *
+run_main_fails (void *data)
+{
+  (void) data;
+  /* Left pending: the run's cleanup cancels it, with main done. */
+  afut_future_unref (AFUT_FIBER (run_child, data));
+  return afut_future_new_for_error (
+    afut_error_new_literal (TEST_ERROR, 3, "main broke"));
+}
+
+static void
+test_run_fiber (void)
+{
+  if (g_test_subprocess ())
+    {
+      int64_t n = 0;
+      g_setenv ("AFUT_CLOCK", "virtual", TRUE);
+      g_assert_cmpint (AFUT_RUN_FIBER (run_main_ok, NULL), ==, 0);
+      g_assert_cmpint (AFUT_RUN_FIBER (run_main_fails, &n), ==, 1);
+      /* The child never ran past its await: the loop was closed. */
+      g_assert_cmpint (n, ==, 0);
+      afut_set_log_func (NULL, NULL);
+      g_assert_cmpint (afut_run_fiber (NULL, NULL, "x"), ==, 1);
+      return;
+    }
+  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed ();
+  g_test_trap_assert_stderr ("afut: main task 'run_main_fails' failed: "
+                             "test-error-quark:3: main broke\n"
+                             "*CRITICAL*afut_run_fiber*func != NULL*");
+}
+
+/* afut_run_fiber() inside a running loop is refused, not a nested run. */
+static AfutFuture *
+runs_nested (void *data)
+{
+  (void) data;
+  return afut_future_new_for_int (afut_run_fiber (run_main_ok, NULL, NULL));
+}
+
+static void
+test_run_fiber_nested (void)
+{
+  if (g_test_subprocess ())
+    {
+      AfutLoop *loop = afut_loop_new (AFUT_LOOP_VIRTUAL_CLOCK);
+      AfutFuture *f;
+      afut_set_log_func (NULL, NULL);
+      afut_loop_push_thread_default (loop);
+      f = run (loop, afut_fiber_new (runs_nested, NULL, NULL));
+      g_assert_cmpint (afut_future_get_int (f), ==, 1);
+      afut_future_unref (f);
+      afut_loop_pop_thread_default (loop);
+      afut_loop_unref (loop);
+      return;
+    }
+  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed ();
+  g_test_trap_assert_stderr ("*CRITICAL*afut_run_fiber: cannot be called from "
+                             "a running event loop*");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1327,6 +1417,8 @@ main (int argc, char **argv)
   g_test_add_func ("/fiber/misuse/outside", test_misuse_outside);
   g_test_add_func ("/fiber/misuse/open-timeout", test_misuse_open_timeout);
   g_test_add_func ("/fiber/stack/overflow", test_overflow);
+  g_test_add_func ("/fiber/run/main", test_run_fiber);
+  g_test_add_func ("/fiber/run/nested-refused", test_run_fiber_nested);
 
   {
     int rc = g_test_run ();
