@@ -295,6 +295,38 @@ test('timeout-and-outer-cancel-in-one-iteration-ends-cancelled', () => {
     assertEq(log, ['cancelled']);
 });
 
+test('queues', () => {
+    const r = run(function* () {
+        const q = Afut.newQueue({maxsize: 2});
+        const log = [];
+        const producer = Afut.createTask(function* () {
+            for (let i = 0; i < 5; i++) {
+                yield q.put({n: i});
+                log.push(['put', i, loop.time()]);
+            }
+        });
+        const got = [];
+        for (let i = 0; i < 5; i++) {
+            yield Afut.sleep(1);
+            got.push((yield q.get()).n);
+            q.taskDone();
+        }
+        yield producer;
+        yield q.join();
+        assertThrows(() => q.taskDone(), e => /too many/.test(e.message), 'taskDone');
+        assertThrows(() => q.getNowait(), e => /QueueEmpty/.test(e.message), 'empty');
+        const lifo = Afut.newQueue({kind: 'lifo'});
+        const prio = Afut.newQueue({kind: 'priority'});
+        for (const x of [3, 1, 2]) {
+            lifo.putNowait(x);
+            prio.putNowait(x);
+        }
+        return [got, log[2][2], [1, 2, 3].map(() => lifo.getNowait()),
+            [1, 2, 3].map(() => prio.getNowait())];
+    });
+    assertEq(r, [[0, 1, 2, 3, 4], 1, [2, 1, 3], [1, 2, 3]]);
+});
+
 // ---- GIO ----
 
 test('cancelled-chunked-read-then-closes-its-stream', () => {

@@ -35,7 +35,8 @@
 //     are GLib.Error (Afut.isCancelled(e), Afut.isTimeout(e)), a group
 //     of errors an AggregateError of the originals;
 //   - gather, gatherReturnExceptions, waitFor, shield, race, any, wait,
-//     timeout (yield*), gio(), run(), runUntilComplete(); the rest is the C API as it is
+//     timeout (yield*), newQueue(), gio(), run(), runUntilComplete(); the
+//     rest is the C API as it is
 //     (Afut.TaskGroup.new(task), Afut.Event.new(loop) ...), whose
 //     coroutine methods return futures to yield or await.
 // A plain Promise cannot be cancelled: a gather (or any combinator) of
@@ -571,6 +572,68 @@ function _init() {
         } finally {
             handle.cancel(null);
         }
+    };
+
+    // asyncio.Queue, LifoQueue and PriorityQueue: afut's queue (an
+    // AfutQueue of null items) does the waiting, the first-come-first-
+    // served wakeups, maxsize, taskDone() and join(); the JS values stay
+    // in an array, moved in the same step as afut's put or get completes.
+    // put() and get() return tasks to yield or await.
+    Afut.newQueue = function ({maxsize = 0, kind = 'fifo', compare = null} = {}) {
+        if (!['fifo', 'lifo', 'priority'].includes(kind))
+            throw new TypeError(`Afut.newQueue: kind ${kind}`);
+        const loop = Afut.getEventLoop();
+        const queue = Afut.Queue.new(loop, Afut.QueueKind.FIFO, Math.max(0, maxsize),
+            null, null);
+        const items = [];
+        let unfinished = 0;
+        const order = compare || ((a, b) => a < b ? -1 : a > b ? 1 : 0);
+        const push = value => {
+            if (kind !== 'priority') {
+                items.push(value);
+                return;
+            }
+            let lo = 0, hi = items.length; // after its equals: put order
+            while (lo < hi) {
+                const mid = (lo + hi) >> 1;
+                if (order(items[mid], value) <= 0)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            items.splice(lo, 0, value);
+        };
+        const pop = () => kind === 'lifo' ? items.pop() : items.shift();
+        const rawPut = Afut.Queue.prototype.put, rawGet = Afut.Queue.prototype.get;
+        queue.put = value => generatorTask(loop, null, (function* () {
+            yield rawPut.call(queue, null);
+            push(value);
+            unfinished++;
+        })());
+        queue.get = () => generatorTask(loop, null, (function* () {
+            yield rawGet.call(queue);
+            return pop();
+        })());
+        queue.putNowait = value => {
+            if (!queue.put_nowait(null))
+                throw new Error('QueueFull');
+            push(value);
+            unfinished++;
+        };
+        queue.getNowait = () => {
+            const [ok] = queue.get_nowait();
+            if (!ok)
+                throw new Error('QueueEmpty');
+            return pop();
+        };
+        queue.taskDone = () => {
+            if (unfinished <= 0)
+                throw new Error('taskDone() called too many times');
+            unfinished--;
+            queue.task_done();
+        };
+        queue.qsize = () => items.length;
+        return queue;
     };
 
     // ---- running ----
