@@ -7243,6 +7243,7 @@ afut__future_init (AfutFuture *f, AfutLoop *loop, uint8_t kind)
 
 #define AFUT__FUTURE_SLAB_SLOTS 63
 
+#ifndef AFUT_NO_FUTURE_POOL
 static AFUT__NOINLINE void
 afut__future_pool_grow (AfutLoop *loop)
 {
@@ -7260,6 +7261,7 @@ afut__future_pool_grow (AfutLoop *loop)
       loop->future_free = slot;
     }
 }
+#endif
 
 static inline AfutFuture *
 afut__future_new_bare (AfutLoop *loop, uint8_t kind)
