@@ -9,7 +9,9 @@
 #                                      gjs, GTK 4, Xvfb, gi-docgen, aiohttp
 #                                      (an asyncio library the gi suite runs
 #                                      on afut's asyncio loop)
-#   scripts/install-deps.sh ci         also valgrind and clang (.ci/run)
+#   scripts/install-deps.sh ci         also valgrind, clang, and an AArch64
+#                                      cross compiler with qemu-user, which
+#                                      run the fiber switch test (.ci/run)
 # Runs apt-get only when a package is missing; needs root then.
 set -euo pipefail
 
@@ -21,7 +23,8 @@ case "$what" in
     packages+=(g++ python3 gobject-introspection libgirepository1.0-dev
       python3-gi gjs libgtk-4-dev xvfb xauth gi-docgen python3-aiohttp
       dbus-daemon)
-    [ "$what" = ci ] && packages+=(valgrind clang)
+    [ "$what" = ci ] && packages+=(valgrind clang gcc-aarch64-linux-gnu
+      libc6-dev-arm64-cross qemu-user)
     ;;
   *) echo "usage: $0 [examples|tests|ci]" >&2; exit 2 ;;
 esac
