@@ -6717,14 +6717,18 @@ afut__loop_claim (AfutLoop *loop, const char *func, bool run)
 static void
 afut__loop_unclaim (AfutLoop *loop)
 {
+  bool acquired;
   if (--loop->run_depth > 0)
     return;
-  if (loop->acquired)
-    {
-      loop->acquired = false;
-      loop->backend->release (loop->backend_data);
-    }
+  /* The run ends before the context goes: a thread that gets the context
+   * the moment it is released (its g_main_context_iteration() waited for
+   * it) may then call the source's prepare, which must find the loop
+   * free, not still in this run. */
+  acquired = loop->acquired;
+  loop->acquired = false;
   __atomic_store_n (&loop->owner, afut__thread_id (), __ATOMIC_RELEASE);
+  if (acquired)
+    loop->backend->release (loop->backend_data);
 }
 
 static bool
