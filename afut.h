@@ -2457,6 +2457,7 @@ AFUT_API void afut__task_bad_resume (AfutTask *task);
  * value or error; a pending future is awaited first (`return await f`).
  *
  * Returns: (transfer full) (nullable): the fiber's outcome
+ * Since: 0.3
  */
 typedef AfutFuture *(*AfutFiberFunc) (void *user_data);
 
@@ -2487,6 +2488,8 @@ typedef struct
  * which only the pages the fiber touches take memory (one or two for a
  * fiber that awaits in a few nested calls).  Define it before the
  * implementing #include to change it.
+ *
+ * Since: 0.3
  */
 #ifndef AFUT_FIBER_STACK_SIZE
 #define AFUT_FIBER_STACK_SIZE (256 * 1024)
@@ -2507,8 +2510,11 @@ typedef struct
  * taken at its first step from a pool and goes back there when the body
  * returns; a fiber cancelled before its first step never takes one.
  *
- * Not for bindings: a Python or JavaScript coroutine already is its
- * language's fiber.
+ * Not for bindings (every fiber call is skipped by GI): the
+ * body runs on a C stack of its own, switched in and out under the
+ * interpreter, which keeps its own state for the thread's stack (Python's
+ * recursion count and frames, SpiderMonkey's stack limit); and a Python
+ * or JavaScript coroutine already is its language's fiber.
  *
  * Returns: (transfer full): the fiber, as a future; %NULL if no loop is
  *   running or @func is %NULL (reported)
@@ -2717,6 +2723,8 @@ AFUT_API AfutFuture *afut_future_new_for_int (int64_t value);
  *
  * As afut_future_new_for_int(), with a double.
  *
+ * Not for bindings: their own values cross as values.
+ *
  * Returns: (transfer full) (nullable): the future; %NULL if no loop is
  *   running (reported)
  * Since: 0.3
@@ -2729,6 +2737,8 @@ AFUT_API AfutFuture *afut_future_new_for_double (double value);
  * @destroy: (nullable): frees it with the future
  *
  * As afut_future_new_for_int(), with a pointer.
+ *
+ * Not for bindings: their own values cross as values.
  *
  * Returns: (transfer full) (nullable): the future; %NULL if no loop is
  *   running (reported; @pointer is destroyed)
@@ -2743,6 +2753,8 @@ AFUT_API AfutFuture *afut_future_new_for_pointer (void *pointer,
  *
  * A future of the running loop already failed with @error (cancelled,
  * for a cancellation): what a fiber returns to end with it, as `raise`.
+ *
+ * Not for bindings: their exceptions cross as errors already.
  *
  * Returns: (transfer full) (nullable): the future; %NULL if no loop is
  *   running (reported; @error is freed)
