@@ -3,7 +3,8 @@
  * (a progress bar, a status line, a cancel button):
  *  - reading a large file in chunks with GIO futures (afut_file_read(),
  *    afut_input_stream_read(), afut_input_stream_close());
- *  - a countdown with afut_sleep();
+ *  - a countdown with afut_sleep(), written as a fiber: a plain C loop
+ *    with its counter in a local;
  *  - number crunching on a worker thread (afut_to_thread()), reporting its
  *    progress with afut_loop_call_soon_threadsafe();
  *  - loading a settings file that is not there: it fails, and the error
@@ -271,51 +272,45 @@ read_file_new (Row *row)
                         "read-file", read_file_finalize);
 }
 
-/* ---- job 2: a countdown ---- */
+/* ---- job 2: a countdown, written as a fiber ---- */
 
-typedef struct
+/* A fiber (issue 16): the loop, its counter and the row are plain C
+ * locals that stay put across the await; the cancellation comes back from
+ * afut_await_check(), the row notes where it stopped, and returning the
+ * error re-raises it.  To the gather, the buttons and the window it is a
+ * task like the other jobs. */
+static AfutFuture *
+countdown (void *data)
 {
-  AfutTask task;
-  Row *row;
-  int seconds;
+  Row *row = data;
+  const int seconds = row->demo->pace->countdown;
+  const double tick = row->demo->pace->tick;
+  AfutError *error = NULL;
   int left;
-  double tick;
-} Countdown;
 
-static void
-countdown (AfutTask *task)
-{
-  Countdown *self = (Countdown *) task;
-
-  AFUT_BEGIN (task);
-  for (self->left = self->seconds; self->left > 0; self->left--)
+  for (left = seconds; left > 0; left--)
     {
-      row_set_status (self->row, "%d s left", self->left);
-      row_set_fraction (self->row, (double) (self->seconds - self->left)
-                                       / self->seconds);
-      AFUT_AWAIT_TRY (task, afut_sleep (self->tick));
-      if (afut_task_caught (task) != NULL)
+      row_set_status (row, "%d s left", left);
+      row_set_fraction (row, (double) (seconds - left) / seconds);
+      if (!afut_await_check (afut_sleep (tick), &error))
         {
-          row_set_note (self->row, "stopped with %d s left", self->left);
-          AFUT_RERAISE (task);
+          row_set_note (row, "stopped with %d s left", left);
+          return afut_future_new_for_error (error); /* raise */
         }
     }
-  row_set_fraction (self->row, 1.0);
-  row_set_status (self->row, "Done: lift-off!");
-  AFUT_RETURN_INT (task, self->seconds);
-  AFUT_END (task);
+  row_set_fraction (row, 1.0);
+  row_set_status (row, "Done: lift-off!");
+  return afut_future_new_for_int (seconds);
 }
 
 static AfutFuture *
 countdown_new (Row *row)
 {
-  Countdown init = { 0 };
+  /* A coroutine object, started by the gather with the others. */
+  AfutFiberOptions options = { .name = "countdown", .lazy = true };
 
-  init.row = row;
-  init.seconds = row->demo->pace->countdown;
-  init.tick = row->demo->pace->tick;
-  return afut_coro_new (row->demo->loop, countdown, sizeof init, &init,
-                        "countdown", NULL);
+  return afut_fiber_new_full (row->demo->loop, &options, countdown, row,
+                              NULL);
 }
 
 /* ---- job 3: counting primes on a worker thread ---- */
