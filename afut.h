@@ -6823,8 +6823,10 @@ afut_loop_dispatch (AfutLoop *loop, int64_t budget_ns)
    * other work runs in it, the rest of the current batch first, then the
    * next batches; the tasks whose step is on the C stack wait until that
    * step returns (afut__task_run_step). */
-  nested = loop->running && afut__running_loop == loop
-           && afut__on_loop_thread (loop) && !loop->closed
+  /* (The thread first: another thread must not read the loop's state,
+   * which the loop's thread writes; it is refused below.) */
+  nested = afut__on_loop_thread (loop) && afut__running_loop == loop
+           && loop->running && !loop->closed
            && AFUT_NESTING_DEPTH () > loop->step_depth;
   if (nested)
     {
