@@ -6743,12 +6743,17 @@ afut__loop_unclaim (AfutLoop *loop)
     loop->backend->release (loop->backend_data);
 }
 
+/* @outer_depth (nullable): where the step depth was, read once the loop
+ * is this thread's (a dispatch inside a run's wait puts it back). */
 static bool
-afut__loop_enter (AfutLoop *loop, const char *func, bool dispatching)
+afut__loop_enter_full (AfutLoop *loop, const char *func, bool dispatching,
+                       int *outer_depth)
 {
   const char *problem = NULL;
   if (!afut__loop_claim (loop, func, !dispatching))
     return false;
+  if (outer_depth != NULL)
+    *outer_depth = loop->step_depth;
   if (loop->closed)
     problem = "the loop is closed";
   else if (loop->running || (loop->in_wait && !dispatching))
@@ -6765,6 +6770,12 @@ afut__loop_enter (AfutLoop *loop, const char *func, bool dispatching)
   afut__running_loop = loop;
   loop->step_depth = AFUT_NESTING_DEPTH ();
   return true;
+}
+
+static bool
+afut__loop_enter (AfutLoop *loop, const char *func, bool dispatching)
+{
+  return afut__loop_enter_full (loop, func, dispatching, NULL);
 }
 
 static void
@@ -6839,8 +6850,7 @@ afut_loop_dispatch (AfutLoop *loop, int64_t budget_ns)
   else
     {
       /* Inside a run's wait, the run's depth comes back after. */
-      outer_depth = loop->step_depth;
-      if (!afut__loop_enter (loop, __func__, true))
+      if (!afut__loop_enter_full (loop, __func__, true, &outer_depth))
         return;
     }
   afut_loop_ref (loop); /* a callback may drop the backend's */
