@@ -565,8 +565,10 @@ test_timers_cancel_removes_timer (void)
 }
 
 /* Many timers, some cancelled from the middle of the heap: the rest still
- * fire by (deadline, creation order). */
-#define N_HEAP_TIMERS 97
+ * fire by (deadline, creation order).  700, so that the 8-ary heap is
+ * four levels deep: with fewer, a removal that forgot to sift the moved
+ * entry up went unseen. */
+#define N_HEAP_TIMERS 700
 
 typedef struct
 {
