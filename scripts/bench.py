@@ -540,7 +540,7 @@ def write_doc(path, res, command, mach, duration, reps, quick, failed,
     L.append("")
     L.append("## Tables\n")
     for workload, title, desc, fields in TABLES:
-        if only and workload != only:
+        if only and workload not in only.split(","):
             continue
         L.append(f"### {title}\n")
         L.append(desc + "\n")
@@ -554,6 +554,25 @@ def write_doc(path, res, command, mach, duration, reps, quick, failed,
     print(f"wrote {path}")
 
 
+# Which C program runs which workload (bench_asyncio.py runs them all).
+PROGRAM_WORKLOADS = [
+    ("resolve_cb", "await_done", "resolve_task", "yield_chain",
+     "tasks_2yields", "gather", "cancel_gather", "memory"),
+    ("sleeps", "sleeps_wide", "glib_iteration", "pingpong"),
+    ("fd_scaling",),
+]
+
+
+def only_list(arg):
+    known = [w for w, *_ in TABLES]
+    ws = [w for w in arg.split(",") if w]
+    for w in ws:
+        if w not in known:
+            raise argparse.ArgumentTypeError(
+                f"unknown workload {w!r} (known: {', '.join(known)})")
+    return ",".join(ws)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawTextHelpFormatter)
@@ -564,9 +583,10 @@ def main():
     ap.add_argument("--output")
     ap.add_argument("--from-raw")
     ap.add_argument("--max-n", type=int)
-    ap.add_argument("--only", choices=["fd_scaling"],
-                    help="run only this workload's programs; the output "
-                    "then holds its table and targets alone")
+    ap.add_argument("--only", type=only_list,
+                    help="run only these workloads (comma-separated: "
+                    + ", ".join(w for w, *_ in TABLES) + "); the output "
+                    "then holds their tables and targets alone")
     a = ap.parse_args()
     reps = a.reps or (1 if a.quick else 3)
     if a.output is None:
@@ -600,7 +620,10 @@ def main():
                      [PYTHON, os.path.join(ROOT, "bench",
                                            "bench_asyncio.py")] + common]
             if a.only:
-                progs = progs[2:3] + [progs[3] + ["--only", a.only]]
+                # Each program, once per workload of its own asked for.
+                progs = [p + ["--only", w] for w in a.only.split(",")
+                         for i, p in enumerate(progs)
+                         if i == 3 or w in PROGRAM_WORKLOADS[i]]
             for cmd in progs:
                 got, r = run_and_log(cmd, log)
                 lines += got
