@@ -1357,10 +1357,13 @@ struct AfutFuture
       AfutError *error;
       AfutFuture *group;
     } failure;
+    /* A sleep's, while pending.  seq is second: cancelling a sleep writes
+     * u.error over the first word while the heap still holds the sleep
+     * (lazy removal), and seq must stay for the heap's order. */
     struct
     {
+      int64_t when;
       uint64_t seq;
-      uint32_t heap_index;
     } timer;
   } u;
   /* One callback inline; more move to an array that callback_data then
@@ -4596,7 +4599,8 @@ enum
   /* Freeing it may unref others: a combinator, a task, a custom future,
    * a value with a destroy notify (afut_future_unref's slow path). */
   AFUT__FUTURE_MAY_HOLD = 1 << 4,
-  AFUT__FUTURE_POOLED = 1 << 5 /* a slot of its loop's future pool */
+  AFUT__FUTURE_POOLED = 1 << 5, /* a slot of its loop's future pool */
+  AFUT__FUTURE_IN_HEAP = 1 << 6 /* a SLEEP the timer heap holds */
 };
 
 /* AfutTask.task_flags */
@@ -4616,8 +4620,6 @@ enum
   AFUT__TASK_STASHED_ERROR = 1 << 9 /* future.u.error holds that ending */
 };
 
-#define AFUT__NO_HEAP_INDEX UINT32_MAX
-
 /* How many `await coro()` steps nest on the C stack (afut__task_await);
  * deeper ones run from a loop. */
 #define AFUT__INLINE_DEPTH_MAX 16
@@ -4631,7 +4633,7 @@ typedef struct
 typedef struct
 {
   int64_t when;
-  AfutFuture *timer; /* a sleep future; its u.timer.seq breaks ties */
+  AfutFuture *timer; /* a sleep; its u.timer.seq breaks ties */
 } AfutHeapEntry;
 
 typedef struct
@@ -4724,10 +4726,13 @@ struct AfutLoop
   size_t ready_len;
   size_t ready_cap;
 
-  /* timer heap: min-heap on (when, seq) */
+  /* timer heap: min-heap on (when, seq); heap_cancelled of its entries
+   * are cancelled sleeps, left in place until they reach the top or a
+   * cleanup (afut__heap_tidy) */
   AfutHeapEntry *heap;
   uint32_t heap_len;
   uint32_t heap_cap;
+  uint32_t heap_cancelled;
   uint64_t timer_seq;
 
   /* inbox for call_soon_threadsafe */
@@ -4861,7 +4866,7 @@ static void afut__task_resume_unwind (AfutTask *task);
 static void afut__loop_close (AfutLoop *loop);
 static void afut__loop_free_memory (AfutLoop *loop);
 static void afut__loop_drop_exception_handler (AfutLoop *loop);
-static void afut__heap_remove (AfutLoop *loop, AfutFuture *timer);
+static void afut__heap_cancelled (AfutLoop *loop, AfutFuture *timer);
 static const char *afut__task_name (AfutTask *task);
 static void afut__fd_stop_watch (AfutFdFuture *fdf);
 static void afut__fiber_step (AfutTask *task);
@@ -6453,14 +6458,20 @@ afut__loop_drain_inbox (AfutLoop *loop)
 
 /* ---- loop: timer heap ---- */
 
-/* An 8-ary min-heap: a third of the depth of a binary one (7 levels
- * for 10^6 timers, not 20).  What a sift costs is mostly the levels: each
- * level moved writes the moved timer's heap_index, a cache miss in a
- * random future, where comparing a node's eight children reads 128
- * contiguous bytes of the heap (16-byte entries).  At 10^6 bare sleeps
- * this took 8-10 % off the CPU per timer against a 4-ary heap, and
- * 16-ary gained nothing more (docs/performance.md). */
+/* An 8-ary min-heap of {deadline, sleep}: a third of the depth of a
+ * binary one (7 levels for 10^6 timers, not 20); comparing a node's eight
+ * children reads 128 contiguous bytes.  A sift touches only the heap's
+ * array: a sleep does not know its index.  So a cancelled sleep is not
+ * taken out at once (asyncio's way too): it stays, flagged cancelled,
+ * until it reaches the top, or until cancelled entries are more than half
+ * of the heap, when one O(n) pass drops them all (afut__heap_tidy).  Ties
+ * on the deadline compare the sleeps' seq, which cancelling keeps.
+ * Writing each moved sleep's index into it, as before, cost a cache miss
+ * per level: 55 % of a bare sleep's instructions went to the sift-down
+ * (docs/performance.md). */
 #define AFUT__HEAP_ARITY 8
+/* Cleanups start at this many cancelled entries (asyncio: 100 handles). */
+#define AFUT__HEAP_TIDY_MIN 64
 
 static inline bool
 afut__heap_less (const AfutHeapEntry *a, const AfutHeapEntry *b)
@@ -6468,13 +6479,6 @@ afut__heap_less (const AfutHeapEntry *a, const AfutHeapEntry *b)
   if (a->when != b->when)
     return a->when < b->when;
   return a->timer->u.timer.seq < b->timer->u.timer.seq;
-}
-
-static inline void
-afut__heap_set (AfutLoop *loop, uint32_t i, AfutHeapEntry e)
-{
-  loop->heap[i] = e;
-  e.timer->u.timer.heap_index = i;
 }
 
 static void
@@ -6486,10 +6490,10 @@ afut__heap_sift_up (AfutLoop *loop, uint32_t i)
       uint32_t parent = (i - 1) / AFUT__HEAP_ARITY;
       if (!afut__heap_less (&e, &loop->heap[parent]))
         break;
-      afut__heap_set (loop, i, loop->heap[parent]);
+      loop->heap[i] = loop->heap[parent];
       i = parent;
     }
-  afut__heap_set (loop, i, e);
+  loop->heap[i] = e;
 }
 
 static void
@@ -6507,10 +6511,10 @@ afut__heap_sift_down (AfutLoop *loop, uint32_t i)
           child = k;
       if (!afut__heap_less (&loop->heap[child], &e))
         break;
-      afut__heap_set (loop, i, loop->heap[child]);
+      loop->heap[i] = loop->heap[child];
       i = child;
     }
-  afut__heap_set (loop, i, e);
+  loop->heap[i] = e;
 }
 
 static void
@@ -6523,39 +6527,73 @@ afut__heap_push (AfutLoop *loop, AfutFuture *timer, int64_t when)
       loop->heap = (AfutHeapEntry *) afut__realloc (
         loop->heap, loop->heap_cap * sizeof (AfutHeapEntry));
     }
+  timer->u.timer.when = when;
   timer->u.timer.seq = loop->timer_seq++;
+  timer->flags |= AFUT__FUTURE_IN_HEAP;
   e.when = when;
   e.timer = timer;
   loop->heap[loop->heap_len] = e;
   afut__heap_sift_up (loop, loop->heap_len++);
 }
 
+/* Takes the top out; the heap's reference goes to the caller.  A
+ * cancelled sleep is not pending any more. */
 static AfutFuture *
 afut__heap_pop (AfutLoop *loop)
 {
   AfutFuture *top = loop->heap[0].timer;
-  top->u.timer.heap_index = AFUT__NO_HEAP_INDEX;
+  top->flags &= (uint8_t) ~AFUT__FUTURE_IN_HEAP;
+  if (top->state != AFUT_FUTURE_PENDING)
+    loop->heap_cancelled--;
   if (--loop->heap_len > 0)
     {
-      afut__heap_set (loop, 0, loop->heap[loop->heap_len]);
+      loop->heap[0] = loop->heap[loop->heap_len];
       afut__heap_sift_down (loop, 0);
     }
   return top;
 }
 
+/* A sleep in the heap was cancelled: it stays there until tidied. */
 static void
-afut__heap_remove (AfutLoop *loop, AfutFuture *timer)
+afut__heap_cancelled (AfutLoop *loop, AfutFuture *timer)
 {
-  uint32_t i = timer->u.timer.heap_index;
-  AFUT_ASSERT (i < loop->heap_len && loop->heap[i].timer == timer);
-  timer->u.timer.heap_index = AFUT__NO_HEAP_INDEX;
-  if (i != --loop->heap_len)
+  (void) timer;
+  AFUT_ASSERT (timer->flags & AFUT__FUTURE_IN_HEAP);
+  loop->heap_cancelled++;
+}
+
+/* Drops cancelled sleeps from the top, and all of them when they are
+ * more than half of the heap, so that heap[0] (if any) is pending.
+ * Frees no pending future and runs no callback. */
+static void
+afut__heap_tidy (AfutLoop *loop)
+{
+  if (loop->heap_cancelled == 0)
+    return;
+  if (loop->heap_cancelled >= AFUT__HEAP_TIDY_MIN
+      && loop->heap_cancelled > loop->heap_len / 2)
     {
-      AfutFuture *moved = loop->heap[loop->heap_len].timer;
-      afut__heap_set (loop, i, loop->heap[loop->heap_len]);
-      afut__heap_sift_up (loop, i);
-      afut__heap_sift_down (loop, moved->u.timer.heap_index);
+      uint32_t i, n = 0;
+      for (i = 0; i < loop->heap_len; i++)
+        {
+          AfutFuture *timer = loop->heap[i].timer;
+          if (timer->state == AFUT_FUTURE_PENDING)
+            loop->heap[n++] = loop->heap[i];
+          else
+            {
+              timer->flags &= (uint8_t) ~AFUT__FUTURE_IN_HEAP;
+              afut_future_unref (timer);
+            }
+        }
+      loop->heap_len = n;
+      loop->heap_cancelled = 0;
+      for (i = n > 1 ? (n - 2) / AFUT__HEAP_ARITY + 1 : 0; i-- > 0;)
+        afut__heap_sift_down (loop, i);
+      return;
     }
+  while (loop->heap_len > 0
+         && loop->heap[0].timer->state != AFUT_FUTURE_PENDING)
+    afut_future_unref (afut__heap_pop (loop));
 }
 
 /* ---- loop: iteration ---- */
@@ -6566,13 +6604,20 @@ static void
 afut__loop_expire_timers (AfutLoop *loop)
 {
   int64_t now;
+  afut__heap_tidy (loop);
   if (loop->heap_len == 0)
     return;
   now = afut_loop_time_ns (loop);
   /* As asyncio: an expired timer becomes a ready-queue entry, run in this
    * iteration's batch; the heap's reference moves to the entry. */
   while (loop->heap_len > 0 && loop->heap[0].when <= now)
-    afut__ready_push (loop, afut__sleep_fire, afut__heap_pop (loop));
+    {
+      AfutFuture *timer = afut__heap_pop (loop);
+      if (timer->state == AFUT_FUTURE_PENDING)
+        afut__ready_push (loop, afut__sleep_fire, timer);
+      else
+        afut_future_unref (timer);
+    }
 }
 
 static void
@@ -6598,7 +6643,9 @@ afut__loop_timeout (AfutLoop *loop, bool may_block)
   afut__loop_drain_inbox (loop);
   if (loop->ready_len > 0 || !may_block)
     return 0;
-  /* A timer that never fires is not waited for (sleep (INFINITY)). */
+  /* A timer that never fires is not waited for (sleep (INFINITY)); nor
+   * is a cancelled one. */
+  afut__heap_tidy (loop);
   if (loop->heap_len == 0 || loop->heap[0].when == AFUT__NEVER)
     return -1;
   if (loop->flags & AFUT_LOOP_VIRTUAL_CLOCK)
@@ -6863,6 +6910,7 @@ afut_loop_dispatch (AfutLoop *loop, int64_t budget_ns)
     {
       afut__loop_process (loop);
       afut__loop_drain_inbox (loop);
+      afut__heap_tidy (loop);
       if (loop->ready_len == 0
           && (loop->heap_len == 0
               || loop->heap[0].when > afut_loop_time_ns (loop)))
@@ -7050,7 +7098,9 @@ afut__loop_cancel_leftovers (AfutLoop *loop)
   while (loop->heap_len > 0)
     {
       AfutFuture *timer = afut__heap_pop (loop);
-      afut__future_complete_error (timer, afut__cancelled_error ("loop closed"));
+      if (timer->state == AFUT_FUTURE_PENDING)
+        afut__future_complete_error (timer,
+                                     afut__cancelled_error ("loop closed"));
       afut_future_unref (timer);
     }
   while (loop->fd_watches != NULL)
@@ -7935,11 +7985,8 @@ afut__cancel_leaf (AfutFuture *future, const char *message)
   switch (future->kind)
     {
     case AFUT__KIND_SLEEP:
-      if (future->u.timer.heap_index != AFUT__NO_HEAP_INDEX)
-        {
-          afut__heap_remove (future->loop, future);
-          future->ref_count--; /* the heap's; the caller holds another */
-        }
+      if (future->flags & AFUT__FUTURE_IN_HEAP)
+        afut__heap_cancelled (future->loop, future);
       break;
     case AFUT__KIND_FD:
       afut__fd_stop_watch ((AfutFdFuture *) future);
@@ -10759,7 +10806,6 @@ afut__timeout_schedule (AfutTimeout *t)
       AfutHandle *h = (AfutHandle *) afut__alloc (sizeof (AfutHandle));
       afut__future_init (&h->future, loop, AFUT__KIND_SLEEP);
       h->future.flags |= AFUT__FUTURE_HANDLE;
-      h->future.u.timer.heap_index = AFUT__NO_HEAP_INDEX;
       h->func = afut__timeout_fire;
       h->data = t;
       h->future.ref_count++; /* the ready entry's */
@@ -12462,16 +12508,15 @@ afut_task_uncancel (AfutTask *task)
 static double
 afut__timer_left (AfutFuture *timer)
 {
-  AfutLoop *loop = timer->loop;
-  uint32_t i = timer->u.timer.heap_index;
-  if (timer->kind != AFUT__KIND_SLEEP || i == AFUT__NO_HEAP_INDEX
-      || i >= loop->heap_len)
+  if (timer->kind != AFUT__KIND_SLEEP || timer->state != AFUT_FUTURE_PENDING
+      || !(timer->flags & AFUT__FUTURE_IN_HEAP))
     return 0;
-  if (loop->heap[i].when == AFUT__NEVER)
+  if (timer->u.timer.when == AFUT__NEVER)
     return INFINITY;
   /* In doubles: a deadline far in the past minus a late clock would
    * overflow. */
-  return ((double) loop->heap[i].when - (double) afut_loop_time_ns (loop))
+  return ((double) timer->u.timer.when
+          - (double) afut_loop_time_ns (timer->loop))
          / 1e9;
 }
 
