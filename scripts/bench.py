@@ -57,7 +57,7 @@ def build(build_dir):
         sh(["meson", "configure", build_dir, "--buildtype=release"], cwd=ROOT,
            stdout=subprocess.DEVNULL)
     sh(["ninja", "-C", build_dir, "bench/bench-suite", "bench/bench-glib",
-        "bench/bench-fd-scaling"],
+        "bench/bench-fd-scaling", "bench/bench-fiber"],
        cwd=ROOT, stdout=subprocess.DEVNULL)
     return os.path.join(build_dir, "bench")
 
@@ -223,6 +223,26 @@ TABLES = [
      "it is done: time per child; bytes per child that the gather itself "
      "adds (RSS delta of creating it).",
      ["cpu_ns_per_op", "ns_per_op", "bytes_per_item"]),
+    ("hop", "7a. fibers: a baton hop between two coroutines",
+     "Two coroutines hand a baton through one-shot futures (each waits on "
+     "its own, makes a new one, resolves the other's); per hop. `fiber-*`: "
+     "AfutFiber with `afut_await()`; `task-*`: stackless tasks with "
+     "`AFUT_AWAIT`; `g_idle_add`: a callback per hop.",
+     ["cpu_ns_per_op", "ns_per_op"]),
+    ("yield", "7b. fibers: one coroutine yielding N times",
+     "`afut_fiber_yield()` against `AFUT_YIELD()`; per yield.",
+     ["cpu_ns_per_op", "ns_per_op"]),
+    ("spawn_end", "7c. fibers: N coroutines that return at once",
+     "Spawn, first step and end; per coroutine (a fiber's stack from the "
+     "pool).", ["cpu_ns_per_op", "ns_per_op"]),
+    ("spawn_resolve", "7d. fibers: N coroutines on their own futures",
+     "Spawned and run to their await, then every future resolved and the "
+     "loop run until all ended; per coroutine (the second round on the "
+     "loop, stacks pooled).", ["cpu_ns_per_op", "ns_per_op"]),
+    ("pending", "7e. fibers: N coroutines suspended at once",
+     "Bytes per coroutine (RSS delta / N) and the time to make them and "
+     "run them to their await, then to end them all.",
+     ["bytes_per_item", "cpu_ns_per_op"]),
     ("memory", "Memory: N pending items",
      "RSS delta / N with N items pending (creation time per item beside). "
      "afut-task: a task (header + an 8-byte struct) awaiting a shared "
@@ -481,6 +501,23 @@ def targets(res):
             if impl.startswith("afut"):
                 line += f" — target ≤ 1.2x: {verdict(r <= 1.2)}"
             T.append(line)
+    # 7. fibers against stackless tasks (issue 16)
+    for workload, need, what in (("hop", 1.5, "a baton hop"),
+                                 ("yield", 2, "a yield"),
+                                 ("spawn_end", 2, "spawn, step and end")):
+        for loop in ("embedded", "glib"):
+            for n in res.sizes(workload):
+                r = ratio(res.get(workload, "fiber-" + loop, n,
+                                  "cpu_ns_per_op"),
+                          res.get(workload, "task-" + loop, n,
+                                  "cpu_ns_per_op"))
+                if r is None:
+                    continue
+                T.append(f"- fibers, {what} ({pow10(n)}), `{loop}` ≤ "
+                         f"{need}x a stackless task's CPU: {r:.2f}x "
+                         f"({fmt_ns(res.get(workload, 'fiber-' + loop, n, 'cpu_ns_per_op'))}"
+                         f" vs {fmt_ns(res.get(workload, 'task-' + loop, n, 'cpu_ns_per_op'))})"
+                         f" — {verdict(r <= need)}")
     return T
 
 
@@ -560,6 +597,7 @@ PROGRAM_WORKLOADS = [
      "tasks_2yields", "gather", "cancel_gather", "memory"),
     ("sleeps", "sleeps_wide", "glib_iteration", "pingpong"),
     ("fd_scaling",),
+    ("hop", "yield", "spawn_end", "spawn_resolve", "pending"),
 ]
 
 
@@ -617,13 +655,19 @@ def main():
             progs = [[os.path.join(bin_dir, "bench-suite")] + common,
                      [os.path.join(bin_dir, "bench-glib")] + common,
                      [os.path.join(bin_dir, "bench-fd-scaling")] + common,
+                     # No --max-n: its sizes are its own.
+                     [os.path.join(bin_dir, "bench-fiber")]
+                     + (["--quick"] if a.quick else [])
+                     + ["--reps", str(reps)],
                      [PYTHON, os.path.join(ROOT, "bench",
                                            "bench_asyncio.py")] + common]
             if a.only:
-                # Each program, once per workload of its own asked for.
+                # Each program, once per workload of its own asked for
+                # (Python has none of the fiber ones).
                 progs = [p + ["--only", w] for w in a.only.split(",")
                          for i, p in enumerate(progs)
-                         if i == 3 or w in PROGRAM_WORKLOADS[i]]
+                         if (w not in PROGRAM_WORKLOADS[3] if i == 4
+                             else w in PROGRAM_WORKLOADS[i])]
             for cmd in progs:
                 got, r = run_and_log(cmd, log)
                 lines += got
