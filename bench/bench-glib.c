@@ -46,6 +46,9 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#ifdef __linux__
+#include <sys/epoll.h>
+#endif
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1195,6 +1198,75 @@ case_pp_poll (long n)
   close (fds[1]);
 }
 
+#ifdef __linux__
+/* The floor of an epoll loop (afut's on Linux): both ends registered once,
+ * level-triggered, one epoll_wait per wakeup.  Beside raw poll(), it
+ * shows what epoll itself costs on two fds: each write runs the epoll
+ * callback in the kernel under the set's lock, which poll() avoids when
+ * nobody is asleep in it. */
+static void
+case_pp_epoll (long n)
+{
+  struct epoll_event ev, got[2];
+  long pings = 0, pongs = 0;
+  int fds[2], bad = 0, ep, i;
+  unsigned char c = 0;
+  double t0, t1;
+
+  make_socketpair (fds);
+  if (fds[0] < 0)
+    return;
+  ep = epoll_create1 (EPOLL_CLOEXEC);
+  for (i = 0; i < 2; i++)
+    {
+      memset (&ev, 0, sizeof ev);
+      ev.events = EPOLLIN;
+      ev.data.fd = fds[i];
+      if (ep < 0 || epoll_ctl (ep, EPOLL_CTL_ADD, fds[i], &ev) != 0)
+        bad = 1;
+    }
+  t0 = pp_start ();
+  if (!bad && write (fds[0], &c, 1) != 1)
+    bad = 1;
+  while (pings < n && !bad)
+    {
+      int r = epoll_wait (ep, got, 2, -1), k;
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r <= 0)
+        {
+          bad = 1;
+          break;
+        }
+      for (k = 0; k < r && !bad; k++)
+        if (got[k].data.fd == fds[1])
+          {
+            if (read (fds[1], &c, 1) != 1 || write (fds[1], &c, 1) != 1)
+              bad = 1;
+            pongs++;
+          }
+        else
+          {
+            if (read (fds[0], &c, 1) != 1 || c != (unsigned char) pings)
+              bad = 1;
+            pings++;
+            c = (unsigned char) pings;
+            if (pings < n && write (fds[0], &c, 1) != 1)
+              bad = 1;
+          }
+    }
+  t1 = now_s ();
+  report_pp ("raw epoll loop", n, t1 - t0);
+  if (bad || pings != n || pongs != n)
+    fail ("%ld pings and %ld pongs, expected %ld%s", pings, pongs, n,
+          bad ? " (wrong byte or I/O error)" : "");
+  if (ep >= 0)
+    close (ep);
+  close (fds[0]);
+  close (fds[1]);
+}
+#endif
+
 /* ======================================================================== */
 /* main                                                                     */
 /* ======================================================================== */
@@ -1206,7 +1278,11 @@ cmp_double (const void *a, const void *b)
   return x < y ? -1 : x > y;
 }
 
+#ifdef __linux__
+#define N_PP 8
+#else
 #define N_PP 7
+#endif
 #define N_TIMER 5 /* the last one is g_timeout */
 #define N_SIZES 4
 #define MAX_REPS 5
@@ -1228,6 +1304,9 @@ main (int argc, char **argv)
     { "g_unix_fd sources (as g_unix_fd_add)", case_pp_gunix_default },
     { "g_unix_fd sources, can_recurse", case_pp_gunix_recurse },
     { "raw poll() loop", case_pp_poll },
+#ifdef __linux__
+    { "raw epoll loop", case_pp_epoll },
+#endif
   };
   long sleep_ns[N_SIZES] = { 1000, 10000, 100000, 1000000 };
   long gt_iter_ns[N_SIZES] = { 1000, 10000, 100000, 1000000 };
@@ -1235,6 +1314,9 @@ main (int argc, char **argv)
     "afut-glib-fd_wait", "afut-glib-fd_read", "afut-embedded-fd_wait",
     "afut-embedded-fd_read", "g_unix_fd_add", "g_unix_fd-can_recurse",
     "raw-poll",
+#ifdef __linux__
+    "raw-epoll",
+#endif
   };
   static const char *const timer_impls[N_TIMER] = {
     "afut-glib-tasks", "afut-glib-bare", "c-heap-gsource",

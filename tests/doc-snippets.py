@@ -148,9 +148,6 @@ docs = sorted(glob.glob(os.path.join(os.path.dirname(os.path.abspath(guide)),
                                      "*.md")))
 # Names a page may mention that no header has, each with the reason.
 NOT_IN_HEADERS = {
-    # performance.md: the option of a proposed patch not applied yet
-    # (bench/patches/03-future-pool.diff).
-    "AFUT_NO_FUTURE_POOL",
     # python-asyncio.md: the Python runner module (gi/python/).
     "afut_asyncio_run",
 }
