@@ -1305,6 +1305,86 @@ test_overflow (void)
   g_test_trap_assert_failed ();
 }
 
+/* ---- stacks without a guard page: the canary ---- */
+
+/* Beyond a quarter of vm.max_map_count guarded stacks, a new stack gets
+ * no guard page, only the zeroed canary checked at each switch out.  The
+ * count is process-wide: these tests set it at the budget (white box)
+ * rather than map 16382 stacks. */
+static size_t
+use_up_guards (void)
+{
+  size_t saved = __atomic_load_n (&afut__fiber_n_guarded, __ATOMIC_RELAXED);
+  __atomic_store_n (&afut__fiber_n_guarded, afut__fiber_guard_budget (),
+                    __ATOMIC_RELAXED);
+  return saved;
+}
+
+static AfutFuture *
+canary_body (void *data)
+{
+  int *guarded = data;
+  int i;
+  *guarded = afut__fiber_current->stack->guarded;
+  for (i = 0; i < 3; i++)
+    if (!afut_await_check (afut_sleep (0.5), NULL))
+      return NULL;
+  return afut_future_new_for_int (7);
+}
+
+static void
+test_canary_stack (void)
+{
+  AfutLoop *loop = loop_new ();
+  size_t saved;
+  int guarded = -1;
+  AfutFuture *f;
+  afut_loop_push_thread_default (loop);
+  saved = use_up_guards ();
+  /* Not the default size: a new stack, not one from the pool. */
+  f = run (loop, afut_fiber_new_full (loop,
+                                      &(AfutFiberOptions){ .stack_size = 96 << 10 },
+                                      canary_body, &guarded, NULL));
+  g_assert_cmpint (guarded, ==, 0);
+  g_assert_cmpint (afut_future_get_int (f), ==, 7);
+  /* An unguarded stack gave back no guard when it was freed. */
+  g_assert_cmpuint (__atomic_load_n (&afut__fiber_n_guarded, __ATOMIC_RELAXED),
+                    ==, afut__fiber_guard_budget ());
+  __atomic_store_n (&afut__fiber_n_guarded, saved, __ATOMIC_RELAXED);
+  afut_future_unref (f);
+  afut_loop_pop_thread_default (loop);
+  afut_loop_unref (loop);
+}
+
+static AfutFuture *
+tramples_canary (void *data)
+{
+  (void) data;
+  /* What a frame running off the stack's low end would do first. */
+  afut__fiber_current->stack->lo[5] = 1;
+  afut_await_check (afut_sleep (1), NULL);
+  return NULL;
+}
+
+static void
+test_canary_overflow (void)
+{
+  if (g_test_subprocess ())
+    {
+      AfutLoop *loop = afut_loop_new (AFUT_LOOP_VIRTUAL_CLOCK);
+      afut_set_log_func (NULL, NULL);
+      afut_loop_push_thread_default (loop);
+      use_up_guards ();
+      run (loop, afut_fiber_new_full (loop,
+                                      &(AfutFiberOptions){ .name = "deep", .stack_size = 96 << 10 },
+                                      tramples_canary, NULL, NULL));
+      return;
+    }
+  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_failed ();
+  g_test_trap_assert_stderr ("*fiber 'deep' overflowed its stack*");
+}
+
 /* ---- afut_run_fiber: asyncio.run() with a fiber as main ---- */
 
 static AfutFuture *
@@ -1430,6 +1510,8 @@ main (int argc, char **argv)
   g_test_add_func ("/fiber/misuse/outside", test_misuse_outside);
   g_test_add_func ("/fiber/misuse/open-timeout", test_misuse_open_timeout);
   g_test_add_func ("/fiber/stack/overflow", test_overflow);
+  g_test_add_func ("/fiber/stack/canary", test_canary_stack);
+  g_test_add_func ("/fiber/stack/canary-overflow", test_canary_overflow);
   g_test_add_func ("/fiber/run/main", test_run_fiber);
   g_test_add_func ("/fiber/run/nested-refused", test_run_fiber_nested);
 
