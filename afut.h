@@ -4866,7 +4866,6 @@ static void afut__task_resume_unwind (AfutTask *task);
 static void afut__loop_close (AfutLoop *loop);
 static void afut__loop_free_memory (AfutLoop *loop);
 static void afut__loop_drop_exception_handler (AfutLoop *loop);
-static void afut__heap_cancelled (AfutLoop *loop, AfutFuture *timer);
 static const char *afut__task_name (AfutTask *task);
 static void afut__fd_stop_watch (AfutFdFuture *fdf);
 static void afut__fiber_step (AfutTask *task);
@@ -6553,15 +6552,6 @@ afut__heap_pop (AfutLoop *loop)
   return top;
 }
 
-/* A sleep in the heap was cancelled: it stays there until tidied. */
-static void
-afut__heap_cancelled (AfutLoop *loop, AfutFuture *timer)
-{
-  (void) timer;
-  AFUT_ASSERT (timer->flags & AFUT__FUTURE_IN_HEAP);
-  loop->heap_cancelled++;
-}
-
 /* Drops cancelled sleeps from the top, and all of them when they are
  * more than half of the heap, so that heap[0] (if any) is pending.
  * Frees no pending future and runs no callback. */
@@ -6910,7 +6900,6 @@ afut_loop_dispatch (AfutLoop *loop, int64_t budget_ns)
     {
       afut__loop_process (loop);
       afut__loop_drain_inbox (loop);
-      afut__heap_tidy (loop);
       if (loop->ready_len == 0
           && (loop->heap_len == 0
               || loop->heap[0].when > afut_loop_time_ns (loop)))
@@ -7985,8 +7974,9 @@ afut__cancel_leaf (AfutFuture *future, const char *message)
   switch (future->kind)
     {
     case AFUT__KIND_SLEEP:
+      /* Left in the heap, counted, until afut__heap_tidy(). */
       if (future->flags & AFUT__FUTURE_IN_HEAP)
-        afut__heap_cancelled (future->loop, future);
+        future->loop->heap_cancelled++;
       break;
     case AFUT__KIND_FD:
       afut__fd_stop_watch ((AfutFdFuture *) future);

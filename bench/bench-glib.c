@@ -1145,57 +1145,79 @@ case_pp_gunix_recurse (long n)
   case_pp_gunix (n);
 }
 
+/* The raw loops' two ends: what each does when its fd is readable. */
+typedef struct
+{
+  int fds[2];
+  long n, pings, pongs;
+  int bad;
+  unsigned char c;
+} RawPP;
+
+/* fds[1] echoes the byte back. */
+static void
+raw_pong (RawPP *pp)
+{
+  if (read (pp->fds[1], &pp->c, 1) != 1 || write (pp->fds[1], &pp->c, 1) != 1)
+    pp->bad = 1;
+  pp->pongs++;
+}
+
+/* fds[0] checks the echo and sends the next byte, n in all. */
+static void
+raw_ping (RawPP *pp)
+{
+  if (read (pp->fds[0], &pp->c, 1) != 1 || pp->c != (unsigned char) pp->pings)
+    pp->bad = 1;
+  pp->pings++;
+  pp->c = (unsigned char) pp->pings;
+  if (pp->pings < pp->n && write (pp->fds[0], &pp->c, 1) != 1)
+    pp->bad = 1;
+}
+
+static void
+raw_finish (RawPP *pp, const char *name, double t0)
+{
+  report_pp (name, pp->n, now_s () - t0);
+  if (pp->bad || pp->pings != pp->n || pp->pongs != pp->n)
+    fail ("%ld pings and %ld pongs, expected %ld%s", pp->pings, pp->pongs,
+          pp->n, pp->bad ? " (wrong byte or I/O error)" : "");
+  close (pp->fds[0]);
+  close (pp->fds[1]);
+}
+
 static void
 case_pp_poll (long n)
 {
+  RawPP pp = { .n = n };
   struct pollfd p[2];
-  long pings = 0, pongs = 0;
-  int fds[2], bad = 0;
-  unsigned char c = 0;
-  double t0, t1;
+  double t0;
 
-  make_socketpair (fds);
-  if (fds[0] < 0)
+  make_socketpair (pp.fds);
+  if (pp.fds[0] < 0)
     return;
-  p[0].fd = fds[0];
-  p[1].fd = fds[1];
+  p[0].fd = pp.fds[0];
+  p[1].fd = pp.fds[1];
   p[0].events = p[1].events = POLLIN;
   t0 = pp_start ();
-  if (write (fds[0], &c, 1) != 1)
-    bad = 1;
-  while (pings < n && !bad)
+  if (write (pp.fds[0], &pp.c, 1) != 1)
+    pp.bad = 1;
+  while (pp.pings < n && !pp.bad)
     {
       int r = poll (p, 2, -1);
       if (r < 0 && errno == EINTR)
         continue;
       if (r <= 0)
         {
-          bad = 1;
+          pp.bad = 1;
           break;
         }
       if (p[1].revents)
-        {
-          if (read (fds[1], &c, 1) != 1 || write (fds[1], &c, 1) != 1)
-            bad = 1;
-          pongs++;
-        }
+        raw_pong (&pp);
       if (p[0].revents)
-        {
-          if (read (fds[0], &c, 1) != 1 || c != (unsigned char) pings)
-            bad = 1;
-          pings++;
-          c = (unsigned char) pings;
-          if (pings < n && write (fds[0], &c, 1) != 1)
-            bad = 1;
-        }
+        raw_ping (&pp);
     }
-  t1 = now_s ();
-  report_pp ("raw poll() loop", n, t1 - t0);
-  if (bad || pings != n || pongs != n)
-    fail ("%ld pings and %ld pongs, expected %ld%s", pings, pongs, n,
-          bad ? " (wrong byte or I/O error)" : "");
-  close (fds[0]);
-  close (fds[1]);
+  raw_finish (&pp, "raw poll() loop", t0);
 }
 
 #ifdef __linux__
@@ -1207,63 +1229,45 @@ case_pp_poll (long n)
 static void
 case_pp_epoll (long n)
 {
+  RawPP pp = { .n = n };
   struct epoll_event ev, got[2];
-  long pings = 0, pongs = 0;
-  int fds[2], bad = 0, ep, i;
-  unsigned char c = 0;
-  double t0, t1;
+  int ep, i;
+  double t0;
 
-  make_socketpair (fds);
-  if (fds[0] < 0)
+  make_socketpair (pp.fds);
+  if (pp.fds[0] < 0)
     return;
   ep = epoll_create1 (EPOLL_CLOEXEC);
   for (i = 0; i < 2; i++)
     {
       memset (&ev, 0, sizeof ev);
       ev.events = EPOLLIN;
-      ev.data.fd = fds[i];
-      if (ep < 0 || epoll_ctl (ep, EPOLL_CTL_ADD, fds[i], &ev) != 0)
-        bad = 1;
+      ev.data.fd = pp.fds[i];
+      if (ep < 0 || epoll_ctl (ep, EPOLL_CTL_ADD, pp.fds[i], &ev) != 0)
+        pp.bad = 1;
     }
   t0 = pp_start ();
-  if (!bad && write (fds[0], &c, 1) != 1)
-    bad = 1;
-  while (pings < n && !bad)
+  if (!pp.bad && write (pp.fds[0], &pp.c, 1) != 1)
+    pp.bad = 1;
+  while (pp.pings < n && !pp.bad)
     {
       int r = epoll_wait (ep, got, 2, -1), k;
       if (r < 0 && errno == EINTR)
         continue;
       if (r <= 0)
         {
-          bad = 1;
+          pp.bad = 1;
           break;
         }
-      for (k = 0; k < r && !bad; k++)
-        if (got[k].data.fd == fds[1])
-          {
-            if (read (fds[1], &c, 1) != 1 || write (fds[1], &c, 1) != 1)
-              bad = 1;
-            pongs++;
-          }
+      for (k = 0; k < r && !pp.bad; k++)
+        if (got[k].data.fd == pp.fds[1])
+          raw_pong (&pp);
         else
-          {
-            if (read (fds[0], &c, 1) != 1 || c != (unsigned char) pings)
-              bad = 1;
-            pings++;
-            c = (unsigned char) pings;
-            if (pings < n && write (fds[0], &c, 1) != 1)
-              bad = 1;
-          }
+          raw_ping (&pp);
     }
-  t1 = now_s ();
-  report_pp ("raw epoll loop", n, t1 - t0);
-  if (bad || pings != n || pongs != n)
-    fail ("%ld pings and %ld pongs, expected %ld%s", pings, pongs, n,
-          bad ? " (wrong byte or I/O error)" : "");
   if (ep >= 0)
     close (ep);
-  close (fds[0]);
-  close (fds[1]);
+  raw_finish (&pp, "raw epoll loop", t0);
 }
 #endif
 
